@@ -1,0 +1,421 @@
+"""The one HTTP client of the process: tokens, pacing, retries, error mapping.
+
+Nothing else in the package talks HTTP, and this module knows nothing of MCP.
+Idempotent calls (GET, archive, restore) are retried on transient faults with
+backoff; a create is re-sent only when it certainly never reached the API.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import anyio
+import httpx
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from . import __version__
+from .auth import TokenProvider, TokenStore, basic_auth
+from .errors import (
+    AmbiguousWriteError,
+    APIError,
+    CredentialsError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    UpstreamError,
+)
+from .models import Customer, ErrorBody, Invoice, Link, NewInvoice, Page
+from .ratelimit import LocalRateLimiter, RateLimiter
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+MAX_ATTEMPTS: Final = 4
+MAX_BACKOFF_S: Final = 4.0
+MAX_RETRY_AFTER_S: Final = 10.0
+PAGE_SIZE: Final = 100
+
+
+@dataclass
+class CallStats:
+    """Upstream requests made on behalf of one tool call (for the call log)."""
+
+    requests: int = 0
+    retries: int = 0
+    statuses: list[int] = field(default_factory=list)
+
+
+_stats: contextvars.ContextVar[CallStats | None] = contextvars.ContextVar("invoice_mcp_stats", default=None)
+
+
+@contextmanager
+def track() -> Iterator[CallStats]:
+    stats = CallStats()
+    reset = _stats.set(stats)
+    try:
+        yield stats
+    finally:
+        _stats.reset(reset)
+
+
+def _count(status: int | None, retry: bool) -> None:
+    stats = _stats.get()
+    if stats is not None:
+        stats.requests += 1
+        stats.retries += int(retry)
+        if status is not None:
+            stats.statuses.append(status)
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """An id is one path segment. Refuse what could change the path (dot segments)
+    or that no API id looks like; everything else is percent-escaped."""
+    if not value or value.strip(".") == "" or len(value) > 200 or any(ord(c) < 32 for c in value):
+        raise InvalidRequestError(f"invalid {what}: {value[:40]!r}", validation_errors={what: "not a valid id"})
+    return quote(value, safe="")
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    raw = resp.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def _error_body(resp: httpx.Response) -> ErrorBody:
+    try:
+        return ErrorBody.model_validate_json(resp.content)
+    except (PydanticValidationError, ValueError):
+        return ErrorBody(message=resp.text[:200] if resp.text else None)
+
+
+def _map_error(resp: httpx.Response, what: str) -> APIError:
+    body = _error_body(resp)
+    status = resp.status_code
+    msg = body.message or resp.reason_phrase or f"HTTP {status}"
+    kw: dict[str, Any] = {"status": status, "code": body.code, "validation_errors": body.validation_errors}
+    if status == 404:
+        return NotFoundError(f"{what}: not found", **kw)
+    if status in (400, 422):
+        return InvalidRequestError(msg, **kw)
+    if status in (401, 403):
+        return CredentialsError(msg, **kw)
+    if status == 429:
+        return RateLimitedError(msg, retry_after=_retry_after(resp) or 1.0, code=body.code)
+    return UpstreamError(f"{what}: upstream error {status}: {msg}", **kw)
+
+
+def absolute_https(url: str) -> str:
+    """The API returns payment links without a scheme (`pay.brand.com/x`)."""
+    url = url.strip()
+    if url.startswith("//"):
+        return "https:" + url
+    if "://" not in url:
+        return "https://" + url
+    return url
+
+
+class APIClient:
+    """Async client for the Alternative Payments API. One per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        token_store: TokenStore | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        max_attempts: int = MAX_ATTEMPTS,
+        retry_budget_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self._sleep = sleep
+        self._max_attempts = max_attempts
+        self._budget = retry_budget_s if retry_budget_s is not None else max(20.0, settings.timeout_s * 2)
+        self.limiter: RateLimiter = limiter or LocalRateLimiter(settings.rate_limit)
+        timeout = httpx.Timeout(settings.timeout_s, connect=min(5.0, settings.timeout_s))
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": f"invoice-mcp/{__version__}", "Accept": "application/json"},
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            follow_redirects=False,
+        )
+        self._basic = basic_auth(settings.client_id, settings.client_secret.get_secret_value())
+        self.tokens = TokenProvider(settings.cache_key, self._mint_token, token_store)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> APIClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- tokens -------------------------------------------------------------
+
+    async def _mint_token(self) -> tuple[str, float]:
+        async def send() -> httpx.Response:
+            return await self._http.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                headers={"Authorization": self._basic},
+            )
+
+        resp = await self._with_retries(send, "token request", idempotent=True, authed=False)
+        if resp.status_code == 403:
+            raise CredentialsError(
+                "the API refused the client credentials (403 Invalid credentials): "
+                "check AP_CLIENT_ID and AP_CLIENT_SECRET, and that AP_ENVIRONMENT "
+                f"matches the key (now {self.settings.environment})",
+                status=403,
+                code="forbidden",
+            )
+        if resp.status_code != 200:
+            raise _map_error(resp, "token request")
+        try:
+            body = json.loads(resp.content)
+            token = body["access_token"]
+            token_type = str(body.get("token_type", "bearer"))
+            expires_in = float(body.get("expires_in", 3600))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError("token endpoint returned an unreadable response") from exc
+        if not isinstance(token, str) or not token or token_type.lower() != "bearer":
+            raise UpstreamError("token endpoint returned no bearer token")
+        return token, expires_in
+
+    # -- core request loop --------------------------------------------------
+
+    async def _with_retries(
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        what: str,
+        *,
+        idempotent: bool,
+        authed: bool,
+        parse: Callable[[httpx.Response], object] | None = None,
+    ) -> httpx.Response:
+        """Send with pacing and retries. Returns the final response (any status);
+        raises UpstreamError / AmbiguousWriteError / RateLimitedError when retries run out."""
+        deadline = time.monotonic() + self._budget
+        attempt = 0
+        while True:
+            attempt += 1
+            await self.limiter.acquire()
+            retry_wait: float | None = None
+            try:
+                resp = await send()
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Never reached the API: safe to re-send, even a create.
+                _count(None, attempt > 1)
+                failure: APIError = UpstreamError(f"{what}: cannot reach the API ({type(exc).__name__})")
+            except httpx.TransportError as exc:
+                _count(None, attempt > 1)
+                if not idempotent:
+                    raise AmbiguousWriteError(
+                        f"{what}: the connection failed after the request was sent ({type(exc).__name__})"
+                    ) from exc
+                failure = UpstreamError(f"{what}: the connection failed ({type(exc).__name__})")
+            else:
+                _count(resp.status_code, attempt > 1)
+                status = resp.status_code
+                if status == 429:
+                    retry_wait = min(_retry_after(resp) or 1.0, MAX_RETRY_AFTER_S)
+                    await self.limiter.penalize(retry_wait)
+                    failure = RateLimitedError(
+                        f"{what}: rate limited by the API",
+                        retry_after=retry_wait,
+                        code=_error_body(resp).code,
+                    )
+                elif status in RETRY_STATUSES:
+                    if not idempotent:
+                        raise AmbiguousWriteError(f"{what}: the API answered {status} after receiving the request")
+                    failure = _map_error(resp, what)
+                elif 200 <= status < 300 and parse is not None:
+                    try:
+                        parse(resp)
+                        return resp
+                    except (ValueError, PydanticValidationError):
+                        if not idempotent:
+                            raise AmbiguousWriteError(f"{what}: the API's answer was unreadable") from None
+                        failure = UpstreamError(f"{what}: the API returned an unreadable response")
+                else:
+                    return resp
+            if attempt >= self._max_attempts:
+                raise failure
+            wait = retry_wait if retry_wait is not None else random.uniform(0, min(MAX_BACKOFF_S, 0.25 * 2**attempt))
+            if time.monotonic() + wait > deadline:
+                raise failure
+            log.debug("%s: retrying in %.2fs after %s", what, wait, type(failure).__name__)
+            await self._sleep(wait)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: dict[str, object] | None = None,
+        idempotent: bool = True,
+        model: type[M],
+    ) -> M:
+        parsed: list[M] = []
+
+        def parse(resp: httpx.Response) -> object:
+            parsed.clear()
+            parsed.append(model.model_validate_json(resp.content))
+            return None
+
+        for auth_attempt in range(2):
+            token = await self.tokens.get()
+
+            async def send(token: str = token) -> httpx.Response:
+                return await self._http.request(
+                    method, path, params=params, json=body, headers={"Authorization": f"Bearer {token}"}
+                )
+
+            started = time.monotonic()
+            resp = await self._with_retries(send, what, idempotent=idempotent, authed=True, parse=parse)
+            log.debug(
+                "%s %s -> %s in %.0fms",
+                method,
+                path.split("?")[0],
+                resp.status_code,
+                (time.monotonic() - started) * 1000,
+            )
+            if resp.status_code == 401:
+                # Expired or revoked: forget it, mint once, retry once. The request was
+                # rejected before processing, so even a create is safe to re-send.
+                await self.tokens.invalidate(token)
+                if auth_attempt == 0:
+                    continue
+                raise CredentialsError(
+                    "the API rejected a freshly minted access token (401); check that the API key "
+                    "in AP_CLIENT_ID/AP_CLIENT_SECRET is active and has access to invoices",
+                    status=401,
+                )
+            if 200 <= resp.status_code < 300:
+                return parsed[0]
+            raise _map_error(resp, what)
+        raise AssertionError("unreachable")
+
+    # -- invoices -----------------------------------------------------------
+
+    async def list_invoices(
+        self,
+        *,
+        limit: int = PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+        created_at_start: str | None = None,
+        created_at_end: str | None = None,
+        due_date_start: str | None = None,
+        due_date_end: str | None = None,
+        customer_id: str | None = None,
+        invoice_number: str | None = None,
+        status: str | None = None,
+    ) -> Page[Invoice]:
+        params = {
+            k: v
+            for k, v in {
+                "limit": str(limit),
+                "after": after,
+                "before": before,
+                "created_at_start": created_at_start,
+                "created_at_end": created_at_end,
+                "due_date_start": due_date_start,
+                "due_date_end": due_date_end,
+                "customer_id": customer_id,
+                "invoice_number": invoice_number,
+                "status": status,
+            }.items()
+            if v is not None
+        }
+        return await self._call("GET", "/invoices", "list invoices", params=params, model=Page[Invoice])
+
+    async def iter_invoices(self, **filters: str | None) -> AsyncIterator[Invoice]:
+        """Every matching invoice, page by page (100 at a time), in the API's order."""
+        after: str | None = None
+        while True:
+            page = await self.list_invoices(limit=PAGE_SIZE, after=after, **filters)
+            for inv in page.data:
+                yield inv
+            if not page.has_next_page or not page.end_cursor or not page.data:
+                return
+            after = page.end_cursor
+
+    async def create_invoice(self, new: NewInvoice) -> Invoice:
+        return await self._call(
+            "POST", "/invoices", "create invoice", body=new.to_json(), idempotent=False, model=Invoice
+        )
+
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        path = f"/invoices/{check_id(invoice_id, 'invoice_id')}"
+        return await self._call("GET", path, f"invoice {invoice_id}", model=Invoice)
+
+    async def archive_invoice(self, invoice_id: str) -> Invoice:
+        path = f"/invoices/{check_id(invoice_id, 'invoice_id')}"
+        return await self._call("DELETE", path, f"invoice {invoice_id}", model=Invoice)
+
+    async def restore_invoice(self, invoice_id: str) -> Invoice:
+        path = f"/invoices/{check_id(invoice_id, 'invoice_id')}/restore"
+        return await self._call("POST", path, f"invoice {invoice_id}", model=Invoice)
+
+    async def get_payment_link(self, invoice_id: str) -> Link:
+        path = f"/invoices/{check_id(invoice_id, 'invoice_id')}/payment-link"
+        link = await self._call("GET", path, f"invoice {invoice_id}", model=Link)
+        if link.url:
+            link.url = absolute_https(link.url)
+        return link
+
+    async def get_pdf_link(self, invoice_id: str) -> Link:
+        path = f"/invoices/{check_id(invoice_id, 'invoice_id')}/pdf-link"
+        link = await self._call("GET", path, f"invoice {invoice_id}", model=Link)
+        if link.url:
+            link.url = absolute_https(link.url)
+        return link
+
+    # -- customers ----------------------------------------------------------
+
+    async def list_customers(
+        self,
+        *,
+        company_name: str | None = None,
+        limit: int = PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Customer]:
+        params = {"limit": str(limit)}
+        for k, v in (("company_name", company_name), ("after", after), ("before", before)):
+            if v is not None:
+                params[k] = v
+        return await self._call("GET", "/customers", "list customers", params=params, model=Page[Customer])
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        path = f"/customers/{check_id(customer_id, 'customer_id')}"
+        return await self._call("GET", path, f"customer {customer_id}", model=Customer)
+
+
+def money(value: Decimal | None) -> Decimal:
+    return value if value is not None else Decimal("0")

@@ -1,0 +1,121 @@
+"""Wire models of the Alternative Payments API, tolerant of its evolution.
+
+Every field is optional and unknown fields are ignored (new fields ship without a
+version bump). `status` is an open string. Money is `Decimal`: the API speaks
+dollars as JSON numbers, and sums must not drift.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Final, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class InvoiceStatus:
+    """Status values seen in the docs and in peer integrations. Not exhaustive:
+    the API may add values at any time, and they are passed through untouched."""
+
+    DRAFT: Final = "draft"
+    OPEN: Final = "open"
+    PAID: Final = "paid"
+    PARTIALLY_PAID: Final = "partially_paid"
+    OVERDUE: Final = "overdue"
+    ARCHIVED: Final = "archived"
+
+    KNOWN: Final = ("draft", "open", "paid", "partially_paid", "overdue", "archived")
+    SETTLED: Final = frozenset({"paid", "archived", "draft"})
+    """Statuses whose total is not owed (draft is not yet issued)."""
+
+
+class LineItem(_Wire):
+    description: str | None = None
+    amount: Decimal | None = None
+    quantity: int | None = None
+
+
+class Invoice(_Wire):
+    id: str | None = None
+    invoice_number: str | None = None
+    customer_id: str | None = None
+    currency: str | None = None
+    status: str | None = None
+    due_date: str | None = None
+    created_at: str | None = None
+    last_notification_at: str | None = None
+    memo: str | None = None
+    sub_total: Decimal | None = None
+    total: Decimal | None = None
+    line_items: list[LineItem] | None = None
+
+
+class Customer(_Wire):
+    id: str | None = None
+    name: str | None = None
+    legal_name: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+    created_at: str | None = None
+    city: str | None = None
+    state: str | None = None
+    country: str | None = None
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Page(_Wire, Generic[T]):
+    """The documented envelope: fields at the top level, cursors opaque."""
+
+    data: list[T] = Field(default_factory=list)
+    start_cursor: str | None = None
+    end_cursor: str | None = None
+    has_next_page: bool = False
+    has_previous_page: bool = False
+
+
+class ErrorBody(_Wire):
+    code: str | None = None
+    message: str | None = None
+    validation_errors: dict[str, str] | None = None
+
+
+class Link(_Wire):
+    url: str | None = None
+    expires_at: str | None = None
+
+
+class NewLineItem(BaseModel):
+    description: str
+    amount: Decimal
+    quantity: int
+
+
+class NewInvoice(BaseModel):
+    """Body of POST /invoices."""
+
+    customer_id: str
+    currency: str = "USD"
+    due_date: str | None = None
+    exclude_from_autopay: bool | None = None
+    line_items: list[NewLineItem]
+
+    def to_json(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "customer_id": self.customer_id,
+            "currency": self.currency,
+            "line_items": [
+                {"description": li.description, "amount": float(li.amount), "quantity": li.quantity}
+                for li in self.line_items
+            ],
+        }
+        if self.due_date is not None:
+            body["due_date"] = self.due_date
+        if self.exclude_from_autopay is not None:
+            body["exclude_from_autopay"] = self.exclude_from_autopay
+        return body

@@ -1,0 +1,55 @@
+"""Sandbox configuration and the clock that makes seeded data reproducible."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+DEMO_CLIENT_ID = "sandbox-client-id"
+DEMO_CLIENT_SECRET = "sandbox-client-secret"
+
+
+@dataclass
+class SandboxConfig:
+    """Everything that shapes a sandbox; the same config (with ``today`` fixed) gives the same data."""
+
+    client_id: str = DEMO_CLIENT_ID
+    client_secret: str = DEMO_CLIENT_SECRET
+    seed: int = 7
+    invoices: int = 300
+    customers: int = 12
+    today: dt.date | None = None
+    """Fixed "today" for reproducible data; None means the real UTC date."""
+    rate_limit: float | None = 5.0
+    """Requests per second (token bucket with capacity = rate); None disables limiting."""
+    token_ttl_s: float = 3600.0
+    testing: bool = False
+    """Enables fault injection via ``Sandbox.faults``."""
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+class Clock:
+    """Wall clock of the simulated API.
+
+    With a fixed ``today`` the clock starts at that date with the real time of day and then advances
+    monotonically, so invoices created through the API are always newer than the seeded ones
+    (which all predate ``today``) whatever the real date is.
+    """
+
+    def __init__(self, today: dt.date | None) -> None:
+        self._fixed = today is not None
+        real = dt.datetime.now(dt.UTC)
+        day = today if today is not None else real.date()
+        self._base = dt.datetime.combine(day, real.time(), dt.UTC).timestamp()
+        self._mono0 = time.monotonic()
+
+    def now(self) -> float:
+        """Epoch seconds (UTC)."""
+        if not self._fixed:
+            return time.time()
+        return self._base + (time.monotonic() - self._mono0)
+
+    def today(self) -> dt.date:
+        return dt.datetime.fromtimestamp(self.now(), dt.UTC).date()

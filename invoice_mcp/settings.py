@@ -1,0 +1,136 @@
+"""Settings from the environment (and `.env`), validated once at start-up.
+
+A real environment variable wins over `.env`. Every problem is reported in one
+message that names the variable, so a user fixes their config in one go.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+BASE_URLS: dict[str, str] = {
+    "production": "https://public-api.alternativepayments.io",
+    "demo": "https://public-api.demo.alternativepayments.io",
+}
+
+ConfirmPolicy = Literal["auto", "always", "never"]
+
+
+class SettingsError(Exception):
+    """Configuration is missing or invalid; the message names each variable."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str
+    client_secret: SecretStr
+    environment: Literal["production", "demo"] = "production"
+    base_url: str = BASE_URLS["production"]
+    timeout_s: float = 30.0
+    rate_limit: float = 5.0
+    redis_url: SecretStr | None = None
+    read_only: bool = False
+    confirm: ConfirmPolicy = "auto"
+    http_token: SecretStr | None = None
+
+    @property
+    def cache_key(self) -> str:
+        """Identity of the API key: tokens and the rate limit belong to it."""
+        return f"{self.base_url}|{self.client_id}"
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _merged_env(env: Mapping[str, str] | None, dotenv_path: Path | None) -> dict[str, str]:
+    if env is not None:
+        return dict(env)
+    merged: dict[str, str] = {}
+    path = dotenv_path if dotenv_path is not None else Path.cwd() / ".env"
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(os.environ)
+    return merged
+
+
+def _positive_float(raw: str, name: str, problems: list[str]) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name} must be a number (got {raw!r})")
+        return None
+    if not value > 0 or value != value or value == float("inf"):
+        problems.append(f"{name} must be a positive number (got {raw!r})")
+        return None
+    return value
+
+
+def _flag(raw: str, name: str, problems: list[str]) -> bool:
+    low = raw.strip().lower()
+    if low in _TRUE:
+        return True
+    if low not in _FALSE:
+        problems.append(f"{name} must be 1/0, true/false (got {raw!r})")
+    return False
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    dotenv_path: Path | None = None,
+    require_credentials: bool = True,
+) -> Settings:
+    """Read settings; raise SettingsError listing every offending variable."""
+    e = _merged_env(env, dotenv_path)
+    problems: list[str] = []
+
+    client_id = e.get("AP_CLIENT_ID", "").strip()
+    secret = e.get("AP_CLIENT_SECRET", "")
+    if require_credentials:
+        if not client_id:
+            problems.append("AP_CLIENT_ID is not set (Partner Dashboard → API Keys)")
+        if not secret.strip():
+            problems.append("AP_CLIENT_SECRET is not set (Partner Dashboard → API Keys)")
+
+    environment = e.get("AP_ENVIRONMENT", "production").strip().lower() or "production"
+    if environment not in BASE_URLS:
+        problems.append(f"AP_ENVIRONMENT must be 'production' or 'demo' (got {environment!r})")
+        environment = "production"
+
+    base_url = e.get("AP_BASE_URL", "").strip() or BASE_URLS[environment]
+    if not base_url.startswith(("https://", "http://")):
+        problems.append(f"AP_BASE_URL must start with https:// or http:// (got {base_url!r})")
+
+    timeout = _positive_float(e.get("AP_TIMEOUT_S", "30"), "AP_TIMEOUT_S", problems) or 30.0
+    rate = _positive_float(e.get("AP_RATE_LIMIT", "5"), "AP_RATE_LIMIT", problems) or 5.0
+
+    confirm = e.get("INVOICE_MCP_CONFIRM", "auto").strip().lower() or "auto"
+    if confirm not in ("auto", "always", "never"):
+        problems.append(f"INVOICE_MCP_CONFIRM must be auto, always or never (got {confirm!r})")
+        confirm = "auto"
+    read_only = _flag(e.get("INVOICE_MCP_READ_ONLY", ""), "INVOICE_MCP_READ_ONLY", problems)
+    redis_url = e.get("INVOICE_MCP_REDIS_URL", "").strip() or None
+    http_token = e.get("INVOICE_MCP_HTTP_TOKEN", "").strip() or None
+
+    if problems:
+        raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(problems))
+    return Settings(
+        client_id=client_id,
+        client_secret=SecretStr(secret.strip()),
+        environment=environment,  # type: ignore[arg-type]
+        base_url=base_url.rstrip("/"),
+        timeout_s=timeout,
+        rate_limit=rate,
+        redis_url=SecretStr(redis_url) if redis_url else None,
+        read_only=read_only,
+        confirm=confirm,  # type: ignore[arg-type]
+        http_token=SecretStr(http_token) if http_token else None,
+    )

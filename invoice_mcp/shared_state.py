@@ -1,0 +1,282 @@
+"""Rate limit and token cache shared by every replica, kept in Redis.
+
+The API allows 5 requests/second per API key, not per process: replicas that
+each paced themselves would together overrun it, and each would mint its own
+token. With INVOICE_MCP_REDIS_URL set, all of them reserve slots from one
+schedule and read one token cache.
+
+Redis keys never contain the client id or a token: names carry a sha256 of the
+cache key, and the URL (which may hold a password) is shown redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import anyio
+
+from invoice_mcp.auth import TokenStore
+from invoice_mcp.ratelimit import RateLimiter
+from invoice_mcp.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "INVOICE_MCP_REDIS_URL"
+RATE_PREFIX = "invoice-mcp:rl:"
+TOKEN_PREFIX = "invoice-mcp:tok:"
+LOCK_PREFIX = "invoice-mcp:mint:"
+
+_T = TypeVar("_T")
+
+# Times are integer microseconds of the Redis clock, so every process agrees on
+# "now". Numbers are formatted with %.0f: Lua's default %.14g would round them.
+_RESERVE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local nxt = slot + tonumber(ARGV[1])
+local ttl_ms = math.ceil((nxt - now) / 1000) + 1000  -- idle keys vanish
+redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', string.format('%.0f', ttl_ms))
+return {slot - now, slot}
+"""
+
+_PENALIZE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local target = now + tonumber(ARGV[1])
+if target > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  local ttl_ms = math.ceil((target - now) / 1000) + 1000
+  redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', string.format('%.0f', ttl_ms))
+end
+return 0
+"""
+
+_COMPARE_AND_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class SharedStateError(RuntimeError):
+    """Redis (INVOICE_MCP_REDIS_URL) could not be used; the message shows no password."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password (userinfo or ?password=) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
+            netloc = f"{user}:***@{host}"
+        query = urlencode(
+            [(k, "***" if "pass" in k.lower() else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+            safe="*",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "<unparseable URL>"
+
+
+def _secrets_in(url: str) -> list[str]:
+    """Every password-like piece of `url`, to scrub from error messages."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+        if "@" in parts.netloc:
+            found.append(parts.netloc.rsplit("@", 1)[0])
+        found += [v for k, v in parse_qsl(parts.query) if "pass" in k.lower()]
+    except ValueError:
+        return [url]
+    return [s for x in found if x for s in {x, unquote(x), quote(x, safe="")}]
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _import_redis() -> Any:
+    try:
+        import redis.asyncio
+    except ImportError as exc:
+        raise SettingsError(
+            f"{ENV_VAR} is set but the redis package is not installed: pip install 'invoice-mcp[redis]'"
+        ) from exc
+    return redis
+
+
+class _RedisClient:
+    """One async Redis connection pool; turns connection failures into SharedStateError."""
+
+    def __init__(self, redis_url: str) -> None:
+        redis = _import_redis()
+        self._url = redact_url(redis_url)
+        self._secrets = _secrets_in(redis_url)
+        self._errors: tuple[type[BaseException], ...] = (
+            redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError,
+            OSError,
+        )
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialWithJitterBackoff
+
+        try:
+            # A few quick retries: callers are waiting on an API request, and a
+            # dead Redis should fail in well under a second, not after redis-py's
+            # default ten retries.
+            self._redis: Redis = redis.asyncio.Redis.from_url(
+                redis_url,
+                decode_responses=True,
+                socket_connect_timeout=5.0,
+                socket_timeout=5.0,
+                retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=3),
+            )
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_VAR} is not a valid Redis URL ({self._url}): {self._scrub(exc)}") from None
+
+    def _scrub(self, exc: BaseException) -> str:
+        text = str(exc) or type(exc).__name__
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        return text
+
+    async def _run(self, op: Awaitable[_T]) -> _T:
+        try:
+            return await op
+        except self._errors as exc:
+            raise SharedStateError(f"cannot use Redis at {ENV_VAR}={self._url}: {self._scrub(exc)}") from None
+
+    async def ping(self) -> None:
+        """Fail fast (SharedStateError) if Redis is unreachable or refuses us."""
+        await self._run(self._redis.ping())
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._url!r})"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A reserved slot: `slot` is on the Redis clock (s since the epoch); `wait` is how far off it was."""
+
+    slot: float
+    wait: float
+
+
+class RedisRateLimiter(_RedisClient):
+    """`LocalRateLimiter` semantics (evenly spaced slots, no bursts) for every process at once.
+
+    One Lua script reserves the next slot atomically (GCRA: slot = max(now,
+    stored); stored = slot + interval), reading the time from Redis so that
+    process clocks never matter. The key expires once its schedule is idle.
+    """
+
+    def __init__(self, redis_url: str, key: str, rate: float) -> None:
+        if not rate > 0:
+            raise ValueError("rate must be positive")
+        super().__init__(redis_url)
+        self.interval = 1.0 / rate
+        self._interval_us = max(1, round(1_000_000 / rate))
+        self.redis_key = RATE_PREFIX + _digest(key)
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._penalize = self._redis.register_script(_PENALIZE)
+
+    async def reserve(self) -> Grant:
+        """Reserve the next slot without waiting for it."""
+        wait_us, slot_us = await self._run(self._reserve(keys=[self.redis_key], args=[self._interval_us]))
+        return Grant(slot=int(slot_us) / 1e6, wait=int(wait_us) / 1e6)
+
+    async def acquire(self) -> None:
+        grant = await self.reserve()
+        if grant.wait > 0:
+            await anyio.sleep(grant.wait)
+
+    async def penalize(self, seconds: float) -> None:
+        if seconds > 0:
+            await self._run(self._penalize(keys=[self.redis_key], args=[round(seconds * 1_000_000)]))
+
+    def __repr__(self) -> str:
+        return f"RedisRateLimiter({self._url!r}, key={self.redis_key!r}, rate={1 / self.interval:g})"
+
+
+class RedisTokenStore(_RedisClient):
+    """`TokenStore` in Redis: each token lives under a hashed key for its own TTL.
+
+    `mint_lock` makes minting single flight across processes; pass it to
+    `TokenProvider(..., mint_lock=store.mint_lock)`.
+    """
+
+    def __init__(self, redis_url: str, *, lock_lease_s: float = 30.0, lock_poll_s: float = 0.05) -> None:
+        super().__init__(redis_url)
+        self._lease_ms = max(1, round(lock_lease_s * 1000))
+        self._poll_s = lock_poll_s
+        self._cad = self._redis.register_script(_COMPARE_AND_DELETE)
+
+    @staticmethod
+    def redis_key(key: str) -> str:
+        return TOKEN_PREFIX + _digest(key)
+
+    async def get(self, key: str) -> str | None:
+        value = await self._run(self._redis.get(self.redis_key(key)))
+        return None if value is None else str(value)
+
+    async def put(self, key: str, token: str, ttl_s: float) -> None:
+        ttl_ms = round(ttl_s * 1000)
+        if ttl_ms < 1:  # already expired, as LocalTokenStore would treat it
+            await self._run(self._redis.delete(self.redis_key(key)))
+        else:
+            await self._run(self._redis.set(self.redis_key(key), token, px=ttl_ms))
+
+    async def discard(self, key: str, token: str) -> None:
+        await self._run(self._cad(keys=[self.redis_key(key)], args=[token]))
+
+    @asynccontextmanager
+    async def mint_lock(self, key: str) -> AsyncIterator[None]:
+        """Hold a Redis lock (SET NX PX) while minting for `key`.
+
+        Waiters poll until the holder is done, then find its token in the
+        store. A holder that died frees the lock after the lease; a waiter
+        that waited a whole lease goes ahead without it rather than fail.
+        """
+        name = LOCK_PREFIX + _digest(key)
+        owner = secrets.token_hex(16)
+        held = False
+        deadline = anyio.current_time() + self._lease_ms / 1000
+        while not (held := bool(await self._run(self._redis.set(name, owner, nx=True, px=self._lease_ms)))):
+            if anyio.current_time() >= deadline:
+                log.warning("token mint lock still busy after %.0f s; minting without it", self._lease_ms / 1000)
+                break
+            await anyio.sleep(self._poll_s)
+        try:
+            yield
+        finally:
+            if held:
+                with anyio.CancelScope(shield=True):
+                    await self._run(self._cad(keys=[name], args=[owner]))
+
+
+def make_shared_state(settings: Settings) -> tuple[RateLimiter, TokenStore] | None:
+    """Redis-backed limiter and token store when INVOICE_MCP_REDIS_URL is set, else None.
+
+    Nothing connects here; the first use raises SharedStateError if Redis is
+    unreachable (call `ping()` on either to check at start-up).
+    """
+    if settings.redis_url is None:
+        return None
+    url = settings.redis_url.get_secret_value()
+    return RedisRateLimiter(url, settings.cache_key, settings.rate_limit), RedisTokenStore(url)

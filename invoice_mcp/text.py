@@ -1,0 +1,60 @@
+"""Formatting for the model: compact money, dates, and untrusted text made safe.
+
+Text that comes from the API (memos, line descriptions, customer names) is data
+written by third parties. It is stripped of control and invisible characters,
+bounded in length, and quoted, so it cannot pass itself off as instructions.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+_WS = re.compile(r"\s+")
+
+
+def clean(value: str | None, max_len: int = 200) -> str:
+    """Drop control/format/private-use characters (incl. zero-width and bidi
+    overrides), collapse whitespace, and cut to `max_len` characters."""
+    if not value:
+        return ""
+    kept = []
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if ch in "\t\n\r":
+            kept.append(" ")
+        elif cat[0] == "C" or cat in ("Zl", "Zp"):
+            continue
+        else:
+            kept.append(ch)
+    text = _WS.sub(" ", "".join(kept)).strip()
+    if len(text) > max_len:
+        text = text[: max_len - 1].rstrip() + "…"
+    return text
+
+
+def quoted(value: str | None, max_len: int = 200) -> str:
+    """Untrusted text as an inert quotation: «…» with the guillemets removed inside."""
+    text = clean(value, max_len).replace("«", '"').replace("»", '"')
+    return f"«{text}»"
+
+
+def q2(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def usd(value: Decimal | None) -> str:
+    if value is None:
+        return "$?"
+    v = q2(value)
+    sign = "-" if v < 0 else ""
+    return f"{sign}${abs(v):,.2f}"
+
+
+def day(value: str | None) -> str:
+    """`2026-10-01T00:00:00Z` → `2026-10-01`; unknown shapes pass through cleaned."""
+    if not value:
+        return "-"
+    return clean(value[:10] if len(value) >= 10 and value[4] == "-" else value, 32)

@@ -1,0 +1,29 @@
+"""The tool registry: one list, and filters derived from annotations."""
+
+from __future__ import annotations
+
+from .base import ToolSpec
+from .customers import SPEC_FIND
+from .detail import SPEC_GET, SPEC_PAYMENT_LINK, SPEC_PDF_LINK
+from .listing import SPEC_LIST, SPEC_SUMMARY
+from .writes import SPEC_ARCHIVE, SPEC_CREATE, SPEC_RESTORE
+
+TOOLS: tuple[ToolSpec, ...] = (
+    SPEC_LIST,
+    SPEC_GET,
+    SPEC_SUMMARY,
+    SPEC_FIND,
+    SPEC_CREATE,
+    SPEC_ARCHIVE,
+    SPEC_RESTORE,
+    SPEC_PAYMENT_LINK,
+    SPEC_PDF_LINK,
+)
+
+
+def select_tools(*, read_only: bool) -> tuple[ToolSpec, ...]:
+    """Read-only mode keeps exactly the tools annotated read-only."""
+    return tuple(t for t in TOOLS if t.read_only or not read_only)
+
+
+__all__ = ["TOOLS", "ToolSpec", "select_tools"]

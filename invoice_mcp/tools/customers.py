@@ -1,0 +1,53 @@
+"""find_customers: company name → customer ids (for filters and creates)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from ..text import clean
+from .base import READ_ONLY, ToolSpec, api_errors, result, state
+from .inputs import Strict
+
+
+class FindInput(Strict):
+    name: str = Field(min_length=1, max_length=200, description="Company name or part of it")
+
+
+class CustomerRow(BaseModel):
+    id: str
+    name: str | None
+    email: str | None
+
+
+class FindOutput(BaseModel):
+    customers: list[CustomerRow]
+    count: int
+
+
+async def find_customers(args: FindInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
+    with api_errors("customer"):
+        found = await state(ctx).service.find_customers(args.name)
+    rows = [
+        CustomerRow(id=c.id or "", name=clean(c.name, 120) or None, email=clean(c.email, 120) or None)
+        for c in found[:50]
+    ]
+    out = FindOutput(customers=rows, count=len(found))
+    if not rows:
+        return result(f"no customer matches {clean(args.name, 60)!r}; try a shorter part of the name", out)
+    lines = [f"{len(found)} customers match:"] + [f"{r.name} | customer_id {r.id}" for r in rows]
+    return result("\n".join(lines), out)
+
+
+SPEC_FIND = ToolSpec(
+    name="find_customers",
+    title="Find customers",
+    description="Find customers by company name (case-insensitive, partial). Returns ids for other tools.",
+    input=FindInput,
+    output=FindOutput,
+    annotations=READ_ONLY,
+    handler=find_customers,
+)

@@ -1,0 +1,87 @@
+"""get_invoice and the two link tools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from ..text import clean
+from .base import READ_ONLY, ToolSpec, api_errors, result, state
+from .common import InvoiceDetail, detail, detail_text
+from .inputs import InvoiceRef, Strict
+
+
+class InvoiceInput(Strict):
+    invoice: InvoiceRef
+
+
+async def get_invoice(args: InvoiceInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
+    svc = state(ctx).service
+    with api_errors(f"invoice {args.invoice}"):
+        inv = await svc.resolve_invoice(args.invoice)
+        name = await svc.customer_name(inv.customer_id)
+    d = detail(inv, name)
+    return result(detail_text(d), d)
+
+
+SPEC_GET = ToolSpec(
+    name="get_invoice",
+    title="Get invoice",
+    description="One invoice in full: line items (unit price × quantity, dollars), totals, dates, memo, status.",
+    input=InvoiceInput,
+    output=InvoiceDetail,
+    annotations=READ_ONLY,
+    handler=get_invoice,
+)
+
+
+class LinkOutput(BaseModel):
+    invoice_id: str
+    invoice_number: str | None
+    url: str = Field(description="Bearer link: anyone holding it can pay/view. Share only with the customer.")
+    expires_at: str | None
+
+
+def _link_tool(kind: str) -> Any:
+    async def handler(args: InvoiceInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
+        svc = state(ctx).service
+        with api_errors(f"invoice {args.invoice}"):
+            invoice_id, inv = await svc.invoice_id(args.invoice)
+            link = await (svc.payment_link(invoice_id) if kind == "payment" else svc.pdf_link(invoice_id))
+        if not link.url:
+            raise ToolError(f"the API returned no {kind} link for invoice {args.invoice}")
+        number = inv.invoice_number if inv else None
+        out = LinkOutput(invoice_id=invoice_id, invoice_number=number, url=link.url, expires_at=link.expires_at)
+        label = "payment link" if kind == "payment" else "PDF link"
+        text = f"{label} for {clean(number or invoice_id, 64)}: {link.url}"
+        if link.expires_at:
+            text += f" (expires {clean(link.expires_at, 40)})"
+        text += "\nBearer secret: give it only to this invoice's customer; do not post it anywhere else."
+        return result(text, out)
+
+    return handler
+
+
+SPEC_PAYMENT_LINK = ToolSpec(
+    name="get_invoice_payment_link",
+    title="Get payment link",
+    description="The customer's payment URL for an invoice. It is a bearer secret: share only with that customer.",
+    input=InvoiceInput,
+    output=LinkOutput,
+    annotations=READ_ONLY,
+    handler=_link_tool("payment"),
+)
+
+SPEC_PDF_LINK = ToolSpec(
+    name="get_invoice_pdf_link",
+    title="Get PDF link",
+    description="A signed URL of the invoice PDF. Bearer secret: share only with the invoice's customer.",
+    input=InvoiceInput,
+    output=LinkOutput,
+    annotations=READ_ONLY,
+    handler=_link_tool("pdf"),
+)

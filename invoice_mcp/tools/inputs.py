@@ -1,0 +1,93 @@
+"""Input pieces shared by several tools: invoice references and list filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Status = Literal["draft", "open", "paid", "partially_paid", "overdue", "archived"]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+
+InvoiceRef = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=ID_PATTERN,
+        description="Invoice id, or its number like INV-1042",
+    ),
+]
+CustomerId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN, description="Customer id")]
+DateOrTime = Annotated[
+    str,
+    Field(
+        min_length=10,
+        max_length=40,
+        description="YYYY-MM-DD or RFC3339 datetime",
+        pattern=r"^\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:?\d{2})?)?$",
+    ),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def to_rfc3339(value: str, *, end: bool) -> str:
+    """A date means the whole day: start at 00:00:00Z, end at 23:59:59Z."""
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            t = time(23, 59, 59) if end else time(0, 0, 0)
+            return datetime.combine(d, t, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        dt = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a real date; use YYYY-MM-DD or RFC3339") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Filters(Strict):
+    status: Status | None = Field(None, description="Only this status")
+    customer: str | None = Field(
+        None, min_length=1, max_length=200, description="Customer company name (instead of customer_id)"
+    )
+    customer_id: CustomerId | None = None
+    invoice_number: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")
+    created_at_start: DateOrTime | None = None
+    created_at_end: DateOrTime | None = None
+    due_date_start: DateOrTime | None = None
+    due_date_end: DateOrTime | None = None
+
+    @field_validator("created_at_start", "due_date_start")
+    @classmethod
+    def _start(cls, v: str | None) -> str | None:
+        return None if v is None else to_rfc3339(v, end=False)
+
+    @field_validator("created_at_end", "due_date_end")
+    @classmethod
+    def _end(cls, v: str | None) -> str | None:
+        return None if v is None else to_rfc3339(v, end=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Filters:
+        if self.customer and self.customer_id:
+            raise ValueError("give either customer (a name) or customer_id, not both")
+        for a, b in (("created_at_start", "created_at_end"), ("due_date_start", "due_date_end")):
+            lo, hi = getattr(self, a), getattr(self, b)
+            if lo and hi and lo > hi:
+                raise ValueError(f"{a} is after {b}")
+        return self
+
+    def api_filters(self) -> dict[str, str]:
+        """The API's own filters (customer names are resolved separately)."""
+        return {
+            k: str(getattr(self, k)) for k in Filters.model_fields if k != "customer" and getattr(self, k) is not None
+        }
+
+    def has_any_filter(self) -> bool:
+        return any(getattr(self, k) is not None for k in Filters.model_fields)

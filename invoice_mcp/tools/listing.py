@@ -1,0 +1,178 @@
+"""list_invoices and summarize_invoices: the two ways to look at many invoices."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from ..errors import InvalidRequestError
+from ..service import AGING_BUCKETS
+from ..text import clean, q2, usd
+from .base import READ_ONLY, ToolSpec, api_errors, result, state
+from .common import InvoiceRow, api_filters, line, row
+from .inputs import Filters
+
+
+class ListInput(Filters):
+    limit: int = Field(25, ge=1, le=100, description="Invoices per chunk")
+    cursor: str | None = Field(None, min_length=1, max_length=4000, description="next_cursor/prev_cursor from a call")
+
+
+class ListOutput(BaseModel):
+    invoices: list[InvoiceRow]
+    count: int
+    chunk_total: float = Field(description="Sum of totals in this chunk, dollars")
+    next_cursor: str | None
+    prev_cursor: str | None
+    has_more: bool
+
+
+async def list_invoices(args: ListInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
+    svc = state(ctx).service
+    with api_errors("customer"):
+        filters, _name = await api_filters(args, ctx) if not args.cursor or args.has_any_filter() else ({}, None)
+    with api_errors("invoice"):
+        try:
+            chunk = await svc.list_chunk(filters, args.limit, args.cursor)
+        except InvalidRequestError as exc:
+            if exc.validation_errors.get("cursor"):
+                raise ToolError(str(exc)) from None
+            raise
+        names = await svc.customer_names({i.customer_id for i in chunk.rows if i.customer_id})
+    rows = [row(i, names) for i in chunk.rows]
+    total = sum((i.total or Decimal("0") for i in chunk.rows), Decimal("0"))
+    out = ListOutput(
+        invoices=rows,
+        count=len(rows),
+        chunk_total=float(q2(total)),
+        next_cursor=chunk.next_cursor,
+        prev_cursor=chunk.prev_cursor,
+        has_more=chunk.has_more,
+    )
+    more = "more: call again with cursor=next_cursor" if chunk.has_more else "end of list"
+    header = f"{len(rows)} invoices, total {usd(total)}; {more}"
+    if not rows:
+        header = "no invoices match" if not args.cursor else "no more invoices"
+    return result("\n".join([header, *(line(r) for r in rows)]), out)
+
+
+SPEC_LIST = ToolSpec(
+    name="list_invoices",
+    title="List invoices",
+    description=(
+        "List invoices newest first in chunks (default 25). Filter by status, customer (name) or customer_id, "
+        "invoice_number, created/due date ranges. Totals are dollars. For totals over many invoices use "
+        "summarize_invoices instead of paging."
+    ),
+    input=ListInput,
+    output=ListOutput,
+    annotations=READ_ONLY,
+    handler=list_invoices,
+)
+
+
+class SummaryInput(Filters):
+    as_of: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Aging reference date (default today)")
+    max_invoices: int = Field(10_000, ge=1, le=1_000_000, description="Stop after this many")
+    top: int = Field(10, ge=1, le=50, description="Customers listed in by_customer")
+
+
+class Bucket(BaseModel):
+    count: int
+    total: float
+
+
+class CustomerDebt(BaseModel):
+    customer_id: str
+    customer: str | None
+    count: int
+    unpaid: float
+
+
+class SummaryOutput(BaseModel):
+    count: int
+    total: float
+    currency: str | None
+    by_status: dict[str, Bucket]
+    unpaid: Bucket
+    by_customer: list[CustomerDebt] = Field(description="Top customers by amount not yet paid")
+    aging: dict[str, Bucket] = Field(description="Unpaid by days past due: current, 1-30, 31-60, 61-90, 90+")
+    as_of: str
+    truncated: bool
+    customer: str | None = Field(None, description="Resolved customer name, when filtered by customer")
+
+
+async def summarize_invoices(args: SummaryInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
+    svc = state(ctx).service
+    try:
+        as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
+    except ValueError:
+        raise ToolError(f"as_of: {args.as_of!r} is not a real date (YYYY-MM-DD)") from None
+    with api_errors("customer"):
+        filters, name = await api_filters(args, ctx)
+
+    async def progress(done: int, msg: str) -> None:
+        await ctx.report_progress(done, None, msg)
+
+    with api_errors("invoice"):
+        s = await svc.summarize(filters, as_of=as_of, max_invoices=args.max_invoices, progress=progress)
+        top = sorted(s.unpaid_by_customer.items(), key=lambda kv: kv[1].total, reverse=True)[: args.top]
+        names = await svc.customer_names({cid for cid, _ in top if cid != "?"})
+    currency = ",".join(sorted(s.currency)) or None
+    out = SummaryOutput(
+        count=s.count,
+        total=float(q2(s.total)),
+        currency=currency,
+        by_status={k: Bucket(count=b.count, total=float(q2(b.total))) for k, b in sorted(s.by_status.items())},
+        unpaid=Bucket(count=s.unpaid.count, total=float(q2(s.unpaid.total))),
+        by_customer=[
+            CustomerDebt(
+                customer_id=cid,
+                customer=clean(names.get(cid), 80) or None,
+                count=b.count,
+                unpaid=float(q2(b.total)),
+            )
+            for cid, b in top
+        ],
+        aging={k: Bucket(count=s.aging[k].count, total=float(q2(s.aging[k].total))) for k in AGING_BUCKETS},
+        as_of=as_of.isoformat(),
+        truncated=s.truncated,
+        customer=clean(name, 80) if name else None,
+    )
+    scope = f" for {clean(name, 60)}" if name else ""
+    lines = [
+        f"{s.count} invoices{scope}, total {usd(s.total)} {currency or ''}".rstrip()
+        + (f" (TRUNCATED at max_invoices={args.max_invoices}: partial figures)" if s.truncated else ""),
+        "by status: " + ", ".join(f"{k} {b.count} {usd(b.total)}" for k, b in sorted(s.by_status.items())),
+        f"unpaid {s.unpaid.count} {usd(s.unpaid.total)}; aging as of {as_of}: "
+        + ", ".join(f"{k} {usd(s.aging[k].total)}" for k in AGING_BUCKETS),
+    ]
+    if top and not name:
+        lines.append(
+            "top unpaid: "
+            + "; ".join(f"{clean(names.get(cid), 40) or cid} {usd(b.total)} ({b.count})" for cid, b in top)
+        )
+    if s.undated_unpaid:
+        lines.append(f"{s.undated_unpaid} unpaid invoices have no due date (not aged)")
+    return result("\n".join(lines), out)
+
+
+SPEC_SUMMARY = ToolSpec(
+    name="summarize_invoices",
+    title="Summarize invoices",
+    description=(
+        "Totals over every matching invoice in one call (walks all pages server-side): count, total, by status, "
+        "top customers by unpaid amount, aging of unpaid invoices (days past due). Same filters as list_invoices. "
+        "Dollars, exact. Use for 'how much is overdue', 'what does X owe'."
+    ),
+    input=SummaryInput,
+    output=SummaryOutput,
+    annotations=READ_ONLY,
+    handler=summarize_invoices,
+)

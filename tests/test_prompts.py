@@ -1,0 +1,282 @@
+"""Prompt templates: file parsing, prompts/list metadata, rendering and validation over MCP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.server import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, TextContent
+
+from invoice_mcp.prompt_templates import (
+    PromptFileError,
+    load_prompts,
+    parse_prompt_file,
+    register_prompts,
+)
+
+# The server's tool surface (names are final). Prompts must only mention these.
+KNOWN_TOOLS = frozenset(
+    {
+        "list_invoices",
+        "get_invoice",
+        "summarize_invoices",
+        "find_customers",
+        "create_invoice",
+        "archive_invoice",
+        "restore_invoice",
+        "get_invoice_payment_link",
+        "get_invoice_pdf_link",
+    }
+)
+EXPECTED = {
+    "overdue_followup": [("customer", True), ("tone", False)],
+    "month_end_review": [("month", True)],
+    "draft_invoice": [("customer", True), ("description", True)],
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    server: MCPServer = MCPServer("t")
+    register_prompts(server)
+    async with Client(server) as c:
+        yield c
+
+
+async def render(client: Client, name: str, args: dict[str, str]) -> str:
+    result = await client.get_prompt(name, args)
+    assert len(result.messages) == 1
+    message = result.messages[0]
+    assert message.role == "user"
+    assert isinstance(message.content, TextContent)
+    return message.content.text
+
+
+def assert_in_order(text: str, *needles: str) -> None:
+    positions = [text.find(n) for n in needles]
+    assert all(p >= 0 for p in positions), dict(zip(needles, positions, strict=True))
+    assert positions == sorted(positions), dict(zip(needles, positions, strict=True))
+
+
+async def assert_invalid(client: Client, name: str, args: dict[str, str], *fragments: str) -> None:
+    with pytest.raises(MCPError) as info:
+        await client.get_prompt(name, args)
+    assert info.value.code == INVALID_PARAMS
+    for fragment in fragments:
+        assert fragment in info.value.message
+
+
+# --------------------------------------------------------------------------- prompts/list
+
+
+@pytest.mark.anyio
+async def test_list_prompts_metadata(client: Client) -> None:
+    prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+    assert set(prompts) == set(EXPECTED)
+    for name, expected_args in EXPECTED.items():
+        p = prompts[name]
+        assert p.title and p.description
+        assert [(a.name, a.required) for a in p.arguments or []] == expected_args
+        assert all(a.description for a in p.arguments or [])
+    tone = next(a for a in prompts["overdue_followup"].arguments or [] if a.name == "tone")
+    assert tone.description is not None and "polite" in tone.description
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@pytest.mark.anyio
+async def test_overdue_followup(client: Client) -> None:
+    text = await render(client, "overdue_followup", {"customer": "Acme Corp", "tone": "firm"})
+    assert "Acme Corp" in text
+    assert "firm tone" in text
+    assert_in_order(text, "find_customers", "summarize_invoices", "list_invoices", "get_invoice_payment_link")
+    assert "status=overdue" in text
+    assert "dollars" in text
+    assert_in_order(text, "never call", "create_invoice")
+    assert_in_order(text, "never call", "archive_invoice")
+
+
+@pytest.mark.anyio
+async def test_overdue_followup_tone_default_and_case(client: Client) -> None:
+    assert "polite tone" in await render(client, "overdue_followup", {"customer": "Acme"})
+    assert "polite tone" in await render(client, "overdue_followup", {"customer": "Acme", "tone": ""})
+    assert "final tone" in await render(client, "overdue_followup", {"customer": "Acme", "tone": "FINAL"})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("month", "start", "end"),
+    [
+        ("2024-02", "2024-02-01", "2024-02-29"),
+        ("2023-02", "2023-02-01", "2023-02-28"),
+        ("2025-12", "2025-12-01", "2025-12-31"),
+    ],
+)
+async def test_month_end_review(client: Client, month: str, start: str, end: str) -> None:
+    text = await render(client, "month_end_review", {"month": month})
+    assert month in text
+    assert f"created_at_start={start}" in text
+    assert f"created_at_end={end}" in text
+    assert f"as_of={end}" in text
+    assert "$" not in text  # every placeholder was substituted
+    assert_in_order(text, "summarize_invoices(created_at_start", "summarize_invoices(status=overdue", "list_invoices")
+
+
+@pytest.mark.anyio
+async def test_draft_invoice(client: Client) -> None:
+    work = "12 hours of consulting at 150/hour, plus one setup fee of 300"
+    text = await render(client, "draft_invoice", {"customer": "Globex", "description": work})
+    assert "Globex" in text
+    assert work in text
+    assert_in_order(text, "find_customers", "create_invoice(", "dry_run=true", "explicitly approve", "without dry_run")
+    assert "dollars" in text
+    assert "LIVE" in text
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("tone", ["rude", "polite!", "very polite"])
+async def test_invalid_tone(client: Client, tone: str) -> None:
+    await assert_invalid(client, "overdue_followup", {"customer": "Acme", "tone": tone}, "tone", "polite|firm|final")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "month", ["2024-13", "2024-00", "2024-1", "24-01", "2024/01", "March", "2024-01-01", "0000-01"]
+)
+async def test_invalid_month(client: Client, month: str) -> None:
+    await assert_invalid(client, "month_end_review", {"month": month}, "month", "YYYY-MM")
+
+
+@pytest.mark.anyio
+async def test_missing_required(client: Client) -> None:
+    await assert_invalid(client, "overdue_followup", {}, "missing required", "customer")
+    await assert_invalid(client, "overdue_followup", {"customer": " \x00\n "}, "missing required", "customer")
+    await assert_invalid(client, "draft_invoice", {"customer": "Acme"}, "missing required", "description")
+    await assert_invalid(client, "month_end_review", {}, "missing required", "month")
+
+
+@pytest.mark.anyio
+async def test_unknown_argument(client: Client) -> None:
+    await assert_invalid(client, "month_end_review", {"month": "2024-01", "year": "2024"}, "unknown argument", "year")
+
+
+@pytest.mark.anyio
+async def test_length_bound(client: Client) -> None:
+    await assert_invalid(client, "overdue_followup", {"customer": "A" * 501}, "too long")
+    assert "A" * 500 in await render(client, "overdue_followup", {"customer": "A" * 500})
+    long_work = "x" * 1500  # description allows up to 2000 characters
+    assert long_work in await render(client, "draft_invoice", {"customer": "Acme", "description": long_work})
+
+
+@pytest.mark.anyio
+async def test_braces_and_dollars_are_literal(client: Client) -> None:
+    tricky = "A{0}c {customer} {{x}} $tone ${description} $$ 100% %s"
+    text = await render(client, "draft_invoice", {"customer": tricky, "description": "${customer} and {0}"})
+    assert tricky in text
+    assert "${customer} and {0}" in text
+
+
+@pytest.mark.anyio
+async def test_control_characters_stripped(client: Client) -> None:
+    text = await render(client, "overdue_followup", {"customer": "Ac\x00me\x1b[31m\u202e Corp\r\nLtd\x7f"})
+    assert "Acme[31m Corp  Ltd" in text
+    for ch in ("\x00", "\x1b", "\u202e", "\r", "\x7f"):
+        assert ch not in text
+
+
+# --------------------------------------------------------------------------- drift and size
+
+_CALL_RE = re.compile(r"\b([a-z][a-z0-9_]*)\(")
+_TOOLISH_RE = re.compile(r"\b((?:list|get|find|create|archive|restore|summarize|update|delete|void|send)_[a-z0-9_]+)\b")
+
+
+def test_prompts_only_mention_known_tools() -> None:
+    for t in load_prompts():
+        mentioned = set(_CALL_RE.findall(t.body)) | set(_TOOLISH_RE.findall(t.body))
+        assert mentioned, t.name
+        assert mentioned <= KNOWN_TOOLS, (t.name, sorted(mentioned - KNOWN_TOOLS))
+
+
+def test_prompt_bodies_stay_concise() -> None:
+    for t in load_prompts():
+        words = len(t.body.split())
+        assert 100 <= words <= 230, (t.name, words)
+
+
+# --------------------------------------------------------------------------- file format
+
+_GOOD = """---
+name: demo
+title: Demo
+description: A demo prompt.
+arguments:
+  - name: who
+    description: Who to greet
+    required: true
+  - name: mood
+    description: happy or sad
+    default: happy
+    choices: happy|sad
+    max_length: 10
+---
+Hello $who, costs $$5, you seem $mood.
+"""
+
+
+def test_parse_prompt_file() -> None:
+    t = parse_prompt_file(_GOOD)
+    assert (t.name, t.title, t.description) == ("demo", "Demo", "A demo prompt.")
+    assert [(a.name, a.required, a.default, a.choices, a.max_length) for a in t.arguments] == [
+        ("who", True, None, (), 500),
+        ("mood", False, "happy", ("happy", "sad"), 10),
+    ]
+    assert t.body == "Hello $who, costs $$5, you seem $mood.\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (_GOOD.replace("$who", "$whom"), "undeclared placeholders: whom"),
+        (_GOOD.replace("$$5", "$5"), "invalid '$' placeholder"),
+        (_GOOD.replace("title: Demo", "titel: Demo"), "unknown key 'titel'"),
+        (_GOOD.replace("    max_length: 10", "    maxlen: 10"), "unknown argument key 'maxlen'"),
+        (_GOOD.replace("    required: true", "    required: yes"), "'required' must be true or false"),
+        (_GOOD.replace("default: happy", "default: angry"), "invalid default"),
+        (_GOOD.replace("name: demo", "name: Demo Prompt"), "invalid 'name'"),
+        (_GOOD.replace("description: A demo prompt.\n", ""), "missing 'description'"),
+        (_GOOD.replace("  - name: mood", "\t- name: mood"), "tabs are not allowed"),
+        (_GOOD[4:], "must start with a '---'"),
+        (_GOOD.replace("---\nHello", "Hello"), "not closed"),
+    ],
+)
+def test_parse_prompt_file_errors(text: str, fragment: str) -> None:
+    with pytest.raises(PromptFileError, match=re.escape(fragment)):
+        parse_prompt_file(text, origin="demo.md")
+
+
+def test_load_prompts_from_directory(tmp_path: Path) -> None:
+    (tmp_path / "b.md").write_text(_GOOD, encoding="utf-8")
+    (tmp_path / "a.md").write_text(_GOOD.replace("name: demo", "name: another"), encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("ignored", encoding="utf-8")
+    assert [t.name for t in load_prompts(tmp_path)] == ["another", "demo"]
+    (tmp_path / "c.md").write_text(_GOOD, encoding="utf-8")
+    with pytest.raises(PromptFileError, match="duplicate prompt name 'demo'"):
+        load_prompts(tmp_path)
+
+
+def test_default_location_has_the_shipped_prompts() -> None:
+    assert {t.name for t in load_prompts()} == set(EXPECTED)
