@@ -161,7 +161,9 @@ class APIClient:
             follow_redirects=False,
         )
         self._basic = basic_auth(settings.client_id, settings.client_secret.get_secret_value())
-        self.tokens = TokenProvider(settings.cache_key, self._mint_token, token_store)
+        self.tokens = TokenProvider(
+            settings.cache_key, self._mint_token, token_store, mint_lock=getattr(token_store, "mint_lock", None)
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.types import Receive, Scope, Send
@@ -194,7 +194,7 @@ def _envelope(page: Page[Any], kind: bytes) -> Reply:
     )
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: object) -> TypeGuard[int | float]:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -251,15 +251,16 @@ class SandboxApp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         authz = headers.get("authorization")
         seq = self.log.arrive(method, path)
-        status = 0
+        reply: Reply | None = None  # None: drop the connection
         body = b""
         try:
             received = await self._read_body(receive)
             if received is not None:
                 body = received
-                ctx = Ctx(method, query, headers, body, t)
-                status = await self._serve(scope, receive, send, ctx, raw_path)
+                reply = await self._respond(Ctx(method, query, headers, body, t), path, raw_path)
         finally:
+            # Logged *before* the client can see the outcome, so a test that has its response
+            # (or its transport error) in hand always finds the record.
             self.log.add(
                 seq,
                 RequestRecord(
@@ -269,12 +270,16 @@ class SandboxApp:
                     raw_path=raw_path,
                     query=query,
                     raw_query=raw_query,
-                    status=status,
+                    status=reply.status if reply is not None else 0,
                     auth=auth_kind(authz),
                     token=parse_bearer(authz),
                     body=body,
                 ),
             )
+        if reply is None:
+            await self._drop(scope, receive, send)
+        else:
+            await self._send(send, reply)
 
     @staticmethod
     async def _read_body(receive: Receive) -> bytes | None:
@@ -287,36 +292,31 @@ class SandboxApp:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, ctx: Ctx, raw_path: str) -> int:
-        rule: FaultRule | None = self.faults.take(ctx.method, str(scope["path"]))
+    async def _respond(self, ctx: Ctx, path: str, raw_path: str) -> Reply | None:
+        """The outcome of one request: injected fault first, then the simulated API."""
+        rule: FaultRule | None = self.faults.take(ctx.method, path)
         if rule is not None and rule.kind == "delay":
             await asyncio.sleep(rule.seconds)
             rule = None
         if rule is not None and rule.kind == "fail":
-            if rule.body is not None:
-                reply = json_reply(rule.status, rule.body)
-            else:
-                reply = error_reply(rule.status)
+            reply = json_reply(rule.status, rule.body) if rule.body is not None else error_reply(rule.status)
             if rule.retry_after is not None:
                 reply.headers.append((b"retry-after", rule.retry_after.encode("latin-1")))
-            return await self._send(send, reply)
+            return reply
         if rule is not None and rule.kind == "malformed":
-            return await self._send(send, Reply(200, _MALFORMED_BODY, [(b"content-type", b"application/json")]))
+            return Reply(200, _MALFORMED_BODY, [(b"content-type", b"application/json")])
         if rule is not None and rule.kind == "drop" and not rule.after_processing:
-            await self._drop(scope, receive, send)
-            return 0
+            return None
         reply = self._handle(ctx, raw_path)
         if rule is not None and rule.kind == "drop":
-            await self._drop(scope, receive, send)
-            return 0
-        return await self._send(send, reply)
+            return None  # processed (e.g. the invoice exists), but the client never hears back
+        return reply
 
     @staticmethod
-    async def _send(send: Send, reply: Reply) -> int:
+    async def _send(send: Send, reply: Reply) -> None:
         headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode())]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body, "more_body": False})
-        return reply.status
 
     @staticmethod
     async def _drop(scope: Scope, receive: Receive, send: Send) -> None:
@@ -353,13 +353,9 @@ class SandboxApp:
                 handler = methods.get(ctx.method)
                 if handler is None:
                     allow = ", ".join(sorted(methods))
-                    return error_reply(
-                        405, "method_not_allowed", "method not allowed", headers=[("Allow", allow)]
-                    )
+                    return error_reply(405, "method_not_allowed", "method not allowed", headers=[("Allow", allow)])
                 params = [s for p, s in zip(pattern, segments, strict=True) if p is None]
-                if needs_token and not self.tokens.valid(
-                    parse_bearer(ctx.headers.get("authorization")), ctx.t
-                ):
+                if needs_token and not self.tokens.valid(parse_bearer(ctx.headers.get("authorization")), ctx.t):
                     return error_reply(
                         401,
                         "unauthorized",
@@ -513,18 +509,17 @@ class SandboxApp:
                     errors[where] = "must be an object"
                     continue
                 desc, amount, qty = item.get("description"), item.get("amount"), item.get("quantity")
-                ok = True
-                if not isinstance(desc, str) or not desc.strip():
+                desc_v = desc if isinstance(desc, str) and desc.strip() else None
+                amount_v = amount if _is_number(amount) and amount > 0 else None
+                qty_v = qty if isinstance(qty, int) and not isinstance(qty, bool) and qty >= 1 else None
+                if desc_v is None:
                     errors[f"{where}.description"] = "is required"
-                    ok = False
-                if not _is_number(amount) or amount <= 0:
+                if amount_v is None:
                     errors[f"{where}.amount"] = "must be a number greater than 0"
-                    ok = False
-                if not isinstance(qty, int) or isinstance(qty, bool) or qty < 1:
+                if qty_v is None:
                     errors[f"{where}.quantity"] = "must be an integer >= 1"
-                    ok = False
-                if ok:
-                    lines.append(NewLine(str(desc), amount, int(qty)))  # type: ignore[arg-type]
+                if desc_v is not None and amount_v is not None and qty_v is not None:
+                    lines.append(NewLine(desc_v, amount_v, qty_v))
 
         if errors:
             return error_reply(422, "validation_error", "Validation Exception", errors)

@@ -34,7 +34,7 @@ def parse_bearer(header: str | None) -> str | None:
 
 
 def auth_kind(header: str | None) -> str | None:
-    """"basic" / "bearer" / None, for the request log."""
+    """ "basic" / "bearer" / None, for the request log."""
     if not header:
         return None
     scheme = header.strip().partition(" ")[0].lower()

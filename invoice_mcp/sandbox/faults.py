@@ -29,9 +29,7 @@ class FaultRule:
     after_processing: bool = False
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path is None or path.startswith(self.path)
-        )
+        return (self.method is None or self.method == method) and (self.path is None or path.startswith(self.path))
 
 
 class Faults:

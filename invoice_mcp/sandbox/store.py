@@ -103,7 +103,7 @@ class Store:
             self.customers_by_id[c.id] = c
             self._customers.append(c.key, c)
         self.invoices_by_id: dict[str, InvoiceRec] = {}
-        self._by_number: dict[str, InvoiceRec] = {}
+        self._by_number: dict[int, InvoiceRec] = {}
         self._all = _Index()
         self._by_customer: dict[str, _Index] = {c.id: _Index() for c in custs}
         for inv in invs:  # already ascending
@@ -112,16 +112,20 @@ class Store:
 
     def _add(self, inv: InvoiceRec, *, append: bool) -> None:
         self.invoices_by_id[inv.id] = inv
-        self._by_number[inv.invoice_number] = inv
+        self._by_number[inv.number] = inv
+        key = inv.key  # one tuple shared by both indexes
         for index in (self._all, self._by_customer.setdefault(inv.customer_id, _Index())):
-            (index.append if append else index.insert)(inv.key, inv)
+            (index.append if append else index.insert)(key, inv)
 
     # -- queries ---------------------------------------------------------------------------
 
     def list_invoices(self, q: InvoiceQuery) -> Page[InvoiceRec]:
         with self.lock:
             if q.invoice_number is not None:
-                one = self._by_number.get(q.invoice_number)
+                digits = q.invoice_number.removeprefix("INV-")
+                one = self._by_number.get(int(digits)) if digits.isdigit() else None
+                if one is not None and one.invoice_number != q.invoice_number:
+                    one = None
                 keys: list[Key] = [one.key] if one else []
                 items: list[Any] = [one] if one else []
             elif q.customer_id is not None:
@@ -182,11 +186,7 @@ class Store:
 
     def all_invoices_json(self, include_archived: bool) -> list[dict[str, Any]]:
         with self.lock:
-            return [
-                inv.to_json()
-                for inv in reversed(self._all.items)
-                if include_archived or inv.status != "archived"
-            ]
+            return [inv.to_json() for inv in reversed(self._all.items) if include_archived or inv.status != "archived"]
 
     def all_customers_json(self) -> list[dict[str, Any]]:
         with self.lock:

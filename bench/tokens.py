@@ -1,0 +1,169 @@
+"""Token economy: what the model receives from our tools, against the raw API JSON and the SDK default.
+
+Counts o200k_base tokens (bpe-openai, offline) through a real in-memory `mcp.Client` against a sandbox.
+Run: .venv/bin/python bench/tokens.py
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+import bpe_openai
+import pydantic_core
+from mcp import Client
+
+from _common import sandbox, settings_for, table, verdict
+from invoice_mcp.server import build_server
+
+ENC = bpe_openai.get_encoding("o200k_base")
+CHUNK = 25
+CHUNKS = 4  # 100 invoices in list chunks
+DETAILS = 25  # get_invoice calls
+LIST_TARGET = 1 / 5
+TOOLS_TARGET = 2500
+TOOL_KEYS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+
+
+def tok(s: str) -> int:
+    return len(ENC.encode(s))
+
+
+def compact(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def sdk_default(structured: Any) -> str:
+    """What MCPServer puts in the text block for a returned model: pydantic to_json(indent=2)."""
+    return pydantic_core.to_json(structured, indent=2).decode()
+
+
+def text_of(res: Any) -> str:
+    return "\n".join(getattr(c, "text", "") for c in res.content)
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.invoices = 0
+        self.calls = 0
+        self.text = 0
+        self.structured = 0
+        self.raw = 0
+        self.default = 0
+
+    def add(self, res: Any, raw_objs: list[dict[str, Any]], n: int) -> None:
+        assert not res.is_error, text_of(res)
+        self.calls += 1
+        self.invoices += n
+        self.text += tok(text_of(res))
+        self.structured += tok(compact(res.structured_content))
+        self.raw += sum(tok(compact(o)) for o in raw_objs)
+        self.default += tok(sdk_default(res.structured_content))
+
+    def row(self, name: str) -> list[object]:
+        n = self.invoices
+        return [
+            name,
+            self.calls,
+            n,
+            self.text / n,
+            self.structured / n,
+            self.raw / n,
+            self.default / n,
+            self.text / self.raw,
+            self.structured / self.raw,
+            self.text / self.default,
+        ]
+
+
+async def run() -> str:
+    with sandbox(invoices=300) as sb:
+        api = {inv["id"]: inv for inv in sb.invoices()}
+        async with Client(build_server(settings_for(sb))) as client:
+            tools = (await client.list_tools()).tools
+            wire = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
+            wire = [{k: t[k] for k in TOOL_KEYS if k in t} for t in wire]
+            tools_tokens = tok(compact({"tools": wire}))
+            per_tool = sorted(((tok(compact(t)), t["name"]) for t in wire), reverse=True)
+            instructions = tok(client.instructions or "")
+
+            lst, det, summ = Tally(), Tally(), Tally()
+            cursor: str | None = None
+            first_ids: list[str] = []
+            for _ in range(CHUNKS):
+                args: dict[str, Any] = {"limit": CHUNK} | ({"cursor": cursor} if cursor else {})
+                res = await client.call_tool("list_invoices", args)
+                ids = [r["id"] for r in res.structured_content["invoices"]]
+                first_ids = first_ids or ids
+                lst.add(res, [api[i] for i in ids], len(ids))
+                cursor = res.structured_content["next_cursor"]
+            for inv_id in first_ids[:DETAILS]:
+                res = await client.call_tool("get_invoice", {"invoice": inv_id})
+                det.add(res, [api[inv_id]], 1)
+            res = await client.call_tool("summarize_invoices", {})
+            live = [inv for inv in api.values() if inv["status"] != "archived"]
+            assert res.structured_content["count"] == len(live)
+            summ.add(res, live, len(live))
+
+    list_ratio = lst.text / lst.raw
+    out = [
+        "### Tokens per invoice (o200k_base)",
+        "",
+        "text = the tool's text block; structured = structuredContent as compact JSON; raw = the API's JSON "
+        "for the same invoices (compact); SDK default = indent=2 JSON of the structured content.",
+        "",
+        table(
+            [
+                "tool",
+                "calls",
+                "invoices",
+                "text/inv",
+                "structured/inv",
+                "raw/inv",
+                "SDK default/inv",
+                "text ÷ raw",
+                "structured ÷ raw",
+                "text ÷ SDK default",
+            ],
+            [
+                lst.row(f"list_invoices (chunks of {CHUNK})"),
+                det.row("get_invoice"),
+                summ.row("summarize_invoices (all)"),
+            ],
+        ),
+        "",
+        f"summarize_invoices answer: {summ.text:,} text tokens + {summ.structured:,} structured "
+        f"for {summ.invoices:,} invoices whose raw JSON is {summ.raw:,} tokens.",
+        "",
+        "### tools/list",
+        "",
+        table(
+            ["what", "tokens"],
+            [
+                ["tools/list (all tools: name, title, description, inputSchema, outputSchema, annotations)", tools_tokens],
+                ["server instructions (sent once at connect)", instructions],
+                *[[f"· {name}", n] for n, name in per_tool],
+            ],
+        ),
+        "",
+        "### Targets",
+        "",
+        table(
+            ["target", "measured", "result"],
+            [
+                ["list chunk text ≤ 1/5 of raw JSON", f"{list_ratio:.3f} × raw", verdict(list_ratio <= LIST_TARGET)],
+                ["tools/list ≤ 2,500 tokens", f"{tools_tokens:,}", verdict(tools_tokens <= TOOLS_TARGET)],
+            ],
+        ),
+    ]
+    return "\n".join(out)
+
+
+def main() -> None:
+    print("## Token economy (bench/tokens.py)\n")
+    print(anyio.run(run))
+
+
+if __name__ == "__main__":
+    main()
