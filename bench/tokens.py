@@ -39,6 +39,59 @@ def sdk_default(structured: Any) -> str:
     return pydantic_core.to_json(structured, indent=2).decode()
 
 
+VALIDATION_KEYS = frozenset({"pattern", "minLength", "maxLength"})
+
+
+def strip_keys(schema: Any, keys: frozenset[str]) -> Any:
+    if isinstance(schema, dict):
+        return {k: strip_keys(v, keys) for k, v in schema.items() if k not in keys}
+    if isinstance(schema, list):
+        return [strip_keys(v, keys) for v in schema]
+    return schema
+
+
+def nullable_as_type_list(schema: Any) -> Any:
+    """Equivalent JSON Schema: {"anyOf": [{"type": X}, {"type": "null"}]} -> {"type": [X, "null"]}."""
+    if isinstance(schema, list):
+        return [nullable_as_type_list(v) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: nullable_as_type_list(v) for k, v in schema.items()}
+    any_of = out.get("anyOf")
+    if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
+        inner = next(v for v in any_of if v != {"type": "null"})
+        if set(inner) == {"type"} and isinstance(inner["type"], str):
+            del out["anyOf"]
+            out["type"] = [inner["type"], "null"]
+    return out
+
+
+def tools_what_if(wire: list[dict[str, Any]]) -> list[list[object]]:
+    """Where the tools/list tokens go, and what dropping some parts would save (measured, not applied)."""
+    full = tok(compact({"tools": wire}))
+    rows: list[list[object]] = []
+    for key in TOOL_KEYS:
+        part = sum(tok(compact(t[key])) for t in wire if key in t)
+        rows.append([f"part: all {key} values", part, part / full])
+    variants = {
+        "variant: no outputSchema": [{k: v for k, v in t.items() if k != "outputSchema"} for t in wire],
+        "variant: inputSchema without pattern/minLength/maxLength": [
+            t | {"inputSchema": strip_keys(t["inputSchema"], VALIDATION_KEYS)} for t in wire
+        ],
+        "variant: outputSchema nullables as type: [X, null] (same schema)": [
+            t | {"outputSchema": nullable_as_type_list(t["outputSchema"])} if "outputSchema" in t else t for t in wire
+        ],
+        "variant: no annotations": [{k: v for k, v in t.items() if k != "annotations"} for t in wire],
+        "variant: model-facing only (name, description, inputSchema)": [
+            {k: t[k] for k in ("name", "description", "inputSchema") if k in t} for t in wire
+        ],
+    }
+    for name, tools in variants.items():
+        n = tok(compact({"tools": tools}))
+        rows.append([name, n, n / full])
+    return rows
+
+
 def text_of(res: Any) -> str:
     return "\n".join(getattr(c, "text", "") for c in res.content)
 
@@ -85,6 +138,7 @@ async def run() -> str:
             wire = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
             wire = [{k: t[k] for k in TOOL_KEYS if k in t} for t in wire]
             tools_tokens = tok(compact({"tools": wire}))
+            what_if = tools_what_if(wire)
             per_tool = sorted(((tok(compact(t)), t["name"]) for t in wire), reverse=True)
             instructions = tok(client.instructions or "")
 
@@ -146,6 +200,11 @@ async def run() -> str:
                 *[[f"· {name}", n] for n, name in per_tool],
             ],
         ),
+        "",
+        "Where the tools/list tokens go (parts are token counts of the values alone; variants are the whole "
+        "list re-counted without that part; ratio against the full list):",
+        "",
+        table(["part / variant", "tokens", "÷ full"], what_if),
         "",
         "### Targets",
         "",

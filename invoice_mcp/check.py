@@ -26,7 +26,8 @@ async def probe(settings: Settings) -> str:
     n = len(page.data)
     more = " (more pages follow)" if page.has_next_page else ""
     return (
-        f"OK: {settings.environment} API at {settings.base_url} accepted client id {settings.client_id!r}; "
+        f"OK: the API at {settings.base_url} ({settings.environment} environment) accepted client id "
+        f"{settings.client_id!r}; "
         f"{n} invoice{'' if n == 1 else 's'} visible on the first page{more}."
     )
 
@@ -55,7 +56,7 @@ def run_check(env: Mapping[str, str] | None = None, out: TextIO = sys.stdout) ->
         reason = _reason(exc, settings)
         for s in secrets:
             reason = reason.replace(s, "***")
-        print(f"FAILED: {settings.environment} API at {settings.base_url}: {reason}", file=out)
+        print(f"FAILED: API at {settings.base_url} ({settings.environment} environment): {reason}", file=out)
         return 1
     print(line, file=out)
     return 0

@@ -94,8 +94,8 @@ class Transcript:
         self.say(f"  → {tool} {_shown_args(args)}")
         notes: list[str] = []
 
-        async def on_progress(done: float, total: float | None, message: str | None) -> None:
-            notes.append(message or str(done))
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            notes.append(message or str(progress))
 
         self.calls += 1
         result = await self.client.call_tool(tool, args, progress_callback=on_progress if progress else None)
@@ -176,7 +176,7 @@ async def run_demo(out: TextIO = sys.stdout, *, sandbox_config: SandboxConfig | 
     try:
         printer: list[Transcript] = []
 
-        async def on_elicit(_ctx: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        async def on_elicit(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
             t = printer[0]
             message = getattr(params, "message", "")
             t.say("  ? the server asks the user to confirm:")
@@ -205,7 +205,7 @@ async def run_demo(out: TextIO = sys.stdout, *, sandbox_config: SandboxConfig | 
         requests = sandbox.requests()
         print(
             f"\n— {t.calls} tool calls in {time.monotonic() - started:.1f} s; the server made {len(requests)} "
-            f"upstream API requests ({sandbox.token_requests} token requests).",
+            f"upstream API requests, {sandbox.token_requests} of them for an access token.",
             file=out,
             flush=True,
         )

@@ -155,9 +155,10 @@ def build_http_server(
         server_kw["auth"] = AuthSettings(issuer_url=AnyHttpUrl(_url(opts.host, port)), resource_server_url=None)
     server = build_server(settings, read_only=read_only, **server_kw)
 
-    @server.custom_route(HEALTH_PATH, methods=["GET"])
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    server.custom_route(HEALTH_PATH, methods=["GET"])(health)
 
     return server
 
@@ -186,7 +187,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_http(settings: Settings, opts: HTTPOptions, *, read_only: bool | None = None, log_level: str = "INFO") -> None:
+def serve_http(
+    settings: Settings, opts: HTTPOptions, *, read_only: bool | None = None, log_level: str = "INFO"
+) -> None:
     """Check the options, bind, serve until SIGINT/SIGTERM. Raises HTTPConfigError before binding."""
     check_options(settings, opts)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from decimal import Decimal
 
@@ -35,10 +36,9 @@ async def test_token_reused_across_calls(sandbox: Sandbox) -> None:
 
 
 async def test_fifty_concurrent_cold_calls_mint_one_token(sandbox: Sandbox) -> None:
-    async with fast(sandbox) as c:
-        async with anyio.create_task_group() as tg:
-            for _ in range(50):
-                tg.start_soon(lambda: c.list_invoices(limit=1))
+    async with fast(sandbox) as c, anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(lambda: c.list_invoices(limit=1))
     assert sandbox.token_requests == 1
     assert len(sandbox.requests(path_prefix="/invoices")) == 50
 
@@ -141,7 +141,13 @@ async def test_odd_id_is_one_escaped_path_segment(sandbox: Sandbox) -> None:
         with pytest.raises(Exception, match="invalid"):
             await c.get_invoice("..")
     paths = [r.raw_path for r in sandbox.requests(method="GET", path_prefix="/invoices")]
-    assert paths == ["/invoices/a%2Fb", "/invoices/x%3Fy%3D1", "/invoices/p%23q", "/invoices/100%25", "/invoices/sp%20ace"]
+    assert paths == [
+        "/invoices/a%2Fb",
+        "/invoices/x%3Fy%3D1",
+        "/invoices/p%23q",
+        "/invoices/100%25",
+        "/invoices/sp%20ace",
+    ]
 
 
 @pytest.mark.parametrize("status", [429, 503, 502, 504, 500])
@@ -221,13 +227,12 @@ async def test_limiter_holds_rate_across_concurrent_callers() -> None:
     sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=5.0))
     sb.start()
     try:
-        async with APIClient(settings_for(sb, AP_RATE_LIMIT="5")) as c:
-            async with anyio.create_task_group() as tg:
-                for _ in range(11):
-                    tg.start_soon(lambda: c.list_invoices(limit=1))
+        async with APIClient(settings_for(sb, AP_RATE_LIMIT="5")) as c, anyio.create_task_group() as tg:
+            for _ in range(11):
+                tg.start_soon(lambda: c.list_invoices(limit=1))
         times = [r.t for r in sb.requests()]
         assert len(times) == 12 and all(r.status != 429 for r in sb.requests())
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert min(gaps) >= 0.2 - 0.03  # evenly spread, not bursts
         assert all(times[i + 5] - times[i] >= 1.0 - 0.05 for i in range(len(times) - 5))
     finally:

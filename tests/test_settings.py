@@ -24,11 +24,25 @@ def test_demo_environment_and_base_url_override() -> None:
 
 def test_every_bad_variable_named_in_one_message() -> None:
     with pytest.raises(SettingsError) as err:
-        load_settings({"AP_ENVIRONMENT": "staging", "AP_TIMEOUT_S": "soon", "AP_RATE_LIMIT": "-1",
-                       "INVOICE_MCP_CONFIRM": "maybe", "AP_BASE_URL": "ftp://x"})
+        load_settings(
+            {
+                "AP_ENVIRONMENT": "staging",
+                "AP_TIMEOUT_S": "soon",
+                "AP_RATE_LIMIT": "-1",
+                "INVOICE_MCP_CONFIRM": "maybe",
+                "AP_BASE_URL": "ftp://x",
+            }
+        )
     msg = str(err.value)
-    for var in ("AP_CLIENT_ID", "AP_CLIENT_SECRET", "AP_ENVIRONMENT", "AP_TIMEOUT_S", "AP_RATE_LIMIT",
-                "INVOICE_MCP_CONFIRM", "AP_BASE_URL"):
+    for var in (
+        "AP_CLIENT_ID",
+        "AP_CLIENT_SECRET",
+        "AP_ENVIRONMENT",
+        "AP_TIMEOUT_S",
+        "AP_RATE_LIMIT",
+        "INVOICE_MCP_CONFIRM",
+        "AP_BASE_URL",
+    ):
         assert var in msg
 
 

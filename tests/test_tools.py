@@ -18,11 +18,7 @@ pytestmark = pytest.mark.anyio
 
 
 def visible(sb: Sandbox, **where: str) -> list[dict[str, Any]]:
-    return [
-        i
-        for i in sb.invoices(include_archived=False)
-        if all(i.get(k) == v for k, v in where.items())
-    ]
+    return [i for i in sb.invoices(include_archived=False) if all(i.get(k) == v for k, v in where.items())]
 
 
 async def walk(c: Client, limit: int, **filters: Any) -> tuple[list[str], int]:
@@ -69,7 +65,7 @@ async def test_cursor_survives_a_new_server_instance(sandbox: Sandbox) -> None:
     async with Client(build_server(s)) as a:
         first = (await a.call_tool("list_invoices", {"limit": 30})).structured_content
     async with Client(build_server(s)) as b:
-        second = (await b.call_tool("list_invoices", {"cursor": first["next_cursor"], "limit": 30}))
+        second = await b.call_tool("list_invoices", {"cursor": first["next_cursor"], "limit": 30})
     rows = first["invoices"] + second.structured_content["invoices"]
     assert [r["id"] for r in rows] == [i["id"] for i in visible(sandbox)][:60]
 
@@ -154,16 +150,35 @@ async def test_unknown_invoice_is_actionable(mcp_client: Client) -> None:
         ("get_invoice", {"invoice": "../etc/passwd"}, "invoice"),
         ("get_invoice", {}, "invoice"),
         ("create_invoice", {"customer_id": "c", "line_items": []}, "line_items"),
-        ("create_invoice", {"customer_id": "c", "line_items": [{"description": "x", "amount": -1, "quantity": 1}]},
-         "amount"),
-        ("create_invoice", {"customer_id": "c", "line_items": [{"description": "x", "amount": 1.234, "quantity": 1}]},
-         "amount"),
-        ("create_invoice", {"customer_id": "c", "line_items": [{"description": "x", "amount": 1, "quantity": 1.5}]},
-         "quantity"),
-        ("create_invoice", {"customer_id": "c", "line_items": [{"description": "x", "amount": 1, "quantity": 1}],
-                            "currency": "EUR"}, "currency"),
-        ("create_invoice", {"customer_id": "c", "line_items": [{"description": "x", "amount": 1, "quantity": 1}],
-                            "due_date": "01/12/2026"}, "due_date"),
+        (
+            "create_invoice",
+            {"customer_id": "c", "line_items": [{"description": "x", "amount": -1, "quantity": 1}]},
+            "amount",
+        ),
+        (
+            "create_invoice",
+            {"customer_id": "c", "line_items": [{"description": "x", "amount": 1.234, "quantity": 1}]},
+            "amount",
+        ),
+        (
+            "create_invoice",
+            {"customer_id": "c", "line_items": [{"description": "x", "amount": 1, "quantity": 1.5}]},
+            "quantity",
+        ),
+        (
+            "create_invoice",
+            {"customer_id": "c", "line_items": [{"description": "x", "amount": 1, "quantity": 1}], "currency": "EUR"},
+            "currency",
+        ),
+        (
+            "create_invoice",
+            {
+                "customer_id": "c",
+                "line_items": [{"description": "x", "amount": 1, "quantity": 1}],
+                "due_date": "01/12/2026",
+            },
+            "due_date",
+        ),
         ("summarize_invoices", {"as_of": "2026-13-01"}, "as_of"),
         ("find_customers", {"name": ""}, "name"),
     ],
@@ -180,13 +195,17 @@ async def test_invalid_input_names_field_and_sends_nothing(
 
 async def test_api_validation_errors_are_all_reported() -> None:
     """422 from the API: every field error reaches the model (the sandbox rejects what our schema allows)."""
-    from invoice_mcp.tools.base import api_errors
-    from invoice_mcp.errors import InvalidRequestError
     from mcp.server.mcpserver.exceptions import ToolError
 
+    from invoice_mcp.errors import InvalidRequestError
+    from invoice_mcp.tools.base import api_errors
+
     with pytest.raises(ToolError) as err, api_errors("invoice"):
-        raise InvalidRequestError("Validation Exception", status=422,
-                                  validation_errors={"customer_id": "unknown customer", "due_date": "in the past"})
+        raise InvalidRequestError(
+            "Validation Exception",
+            status=422,
+            validation_errors={"customer_id": "unknown customer", "due_date": "in the past"},
+        )
     assert "customer_id: unknown customer" in str(err.value) and "due_date: in the past" in str(err.value)
 
 

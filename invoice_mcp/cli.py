@@ -1,0 +1,180 @@
+"""The ``invoice-mcp`` command.
+
+    invoice-mcp                      stdio server for the API configured in the environment / .env
+    invoice-mcp --sandbox            ... against an embedded sandbox API (no credentials needed)
+    invoice-mcp --transport http     streamable HTTP on 127.0.0.1:8000/mcp (see invoice_mcp.http)
+    invoice-mcp demo                 a scripted assistant session against the sandbox
+    invoice-mcp check                validate settings and credentials against the API
+    invoice-mcp sandbox --port N     serve the sandbox API standalone
+
+Exit codes: 0 ok, 1 check/demo failed, 2 configuration error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .logs import RedactingFilter, setup_logging
+from .settings import Settings, SettingsError, load_settings
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="invoice-mcp",
+        description="MCP server for Alternative Payments invoices.",
+        epilog="Configuration comes from the environment or ./.env (see .env.example).",
+    )
+    p.add_argument("--version", action="version", version=f"invoice-mcp {__version__}")
+    p.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="serve against an embedded sandbox API with demo data instead of the configured account",
+    )
+    p.add_argument("--read-only", action="store_true", help="expose only read tools (also INVOICE_MCP_READ_ONLY=1)")
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LEVELS,
+        default=None,
+        help="stderr log level (default WARNING for stdio, INFO for http)",
+    )
+    p.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default stdio")
+    p.add_argument("--host", default="127.0.0.1", help="http: interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="http: port (default 8000; 0 picks a free one)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="http: extra Host header to accept, e.g. mcp.example.com (repeatable)",
+    )
+    p.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="http: extra browser Origin to accept, e.g. https://app.example.com (repeatable)",
+    )
+    p.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="http: allow a non-loopback bind without INVOICE_MCP_HTTP_TOKEN (only behind an authenticating proxy)",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("demo", help="run a scripted assistant session against the embedded sandbox")
+    sub.add_parser("check", help="validate settings, mint a token and read one page of invoices")
+    sb = sub.add_parser("sandbox", help="serve the sandbox API standalone until Ctrl-C")
+    sb.add_argument("--host", dest="sandbox_host", default="127.0.0.1", help="default 127.0.0.1")
+    sb.add_argument("--port", dest="sandbox_port", type=int, default=8765, help="default 8765; 0 picks a free one")
+    return p
+
+
+def _err(message: str) -> None:
+    print(f"invoice-mcp: {message}", file=sys.stderr, flush=True)
+
+
+def _run_sandbox(host: str, port: int) -> int:
+    from .sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig
+
+    cid = os.environ.get("AP_CLIENT_ID", "").strip()
+    secret = os.environ.get("AP_CLIENT_SECRET", "").strip()
+    own = bool(cid and secret)
+    config = SandboxConfig(host=host, port=port)
+    if own:
+        config.client_id, config.client_secret = cid, secret
+
+    def ready(url: str) -> None:
+        print(f"Sandbox API listening on {url}", flush=True)
+        if own:
+            print(f"Credentials: AP_CLIENT_ID={cid} with AP_CLIENT_SECRET from your environment", flush=True)
+        else:
+            print(f"Credentials: AP_CLIENT_ID={DEMO_CLIENT_ID} AP_CLIENT_SECRET={DEMO_CLIENT_SECRET}", flush=True)
+        print(f"Point the server at it with AP_BASE_URL={url}; Ctrl-C stops it.", flush=True)
+
+    try:
+        Sandbox(config).serve_forever(on_ready=ready)
+    except OSError as exc:
+        _err(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return 2
+    return 0
+
+
+def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> int:
+    sandbox = None
+    env: dict[str, str] | None = None  # None: the real environment and ./.env
+    try:
+        if args.sandbox:
+            from .sandbox import Sandbox, SandboxConfig
+
+            sandbox = Sandbox(SandboxConfig())
+            url = sandbox.start()
+            env = {
+                **os.environ,
+                "AP_CLIENT_ID": sandbox.config.client_id,
+                "AP_CLIENT_SECRET": sandbox.config.client_secret,
+                "AP_ENVIRONMENT": "demo",
+                "AP_BASE_URL": url,
+            }
+            _err(f"using the embedded sandbox API at {url} (demo data; no real account is touched)")
+        try:
+            settings: Settings = load_settings(env)
+        except SettingsError as exc:
+            _err(str(exc))
+            return 2
+        redactor.add_secret(settings.client_secret.get_secret_value())
+        if settings.http_token is not None:
+            redactor.add_secret(settings.http_token.get_secret_value())
+        read_only = True if args.read_only else None
+
+        if args.transport == "http":
+            from .http import HTTPConfigError, HTTPOptions, serve_http
+
+            opts = HTTPOptions(
+                host=args.host,
+                port=args.port,
+                allowed_hosts=tuple(args.allowed_host),
+                allowed_origins=tuple(args.allowed_origin),
+                allow_unauthenticated=args.allow_unauthenticated,
+            )
+            try:
+                serve_http(settings, opts, read_only=read_only, log_level=level)
+            except HTTPConfigError as exc:
+                _err(str(exc))
+                return 2
+            return 0
+
+        from .server import build_server
+
+        build_server(settings, read_only=read_only, log_level=level).run()
+        return 0
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        if args.command == "demo":
+            setup_logging(args.log_level or "WARNING")
+            from .demo import main as demo
+
+            return demo()
+        if args.command == "check":
+            setup_logging(args.log_level or "WARNING")
+            from .check import run_check
+
+            return run_check()
+        if args.command == "sandbox":
+            setup_logging(args.log_level or "WARNING")
+            return _run_sandbox(args.sandbox_host, args.sandbox_port)
+        level = args.log_level or ("INFO" if args.transport == "http" else "WARNING")
+        return _serve(args, setup_logging(level), level)
+    except KeyboardInterrupt:
+        return 130
