@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,7 +41,41 @@ def sandbox(invoices: int = 300, rate_limit: float | None = None, customers: int
         sb.stop()
 
 
-def server_env(sb: Sandbox, rate_limit: float = 1000.0) -> dict[str, str]:
+@dataclass(frozen=True)
+class RemoteSandbox:
+    """A sandbox served by another process (see _sandbox_proc.py); same credentials as the default config."""
+
+    base_url: str
+    config: SandboxConfig
+
+
+@contextmanager
+def sandbox_process(invoices: int = 300, rate_limit: float | None = None) -> Iterator[RemoteSandbox]:
+    rate = "none" if rate_limit is None else f"{rate_limit:g}"
+    proc = subprocess.Popen(
+        [PY, str(BENCH / "_sandbox_proc.py"), str(invoices), rate],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"sandbox process failed to start: {url!r}")
+        yield RemoteSandbox(url, SandboxConfig(invoices=invoices, rate_limit=rate_limit, today=TODAY))
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def server_env(sb: Sandbox | RemoteSandbox, rate_limit: float = 1000.0) -> dict[str, str]:
     """The environment the server reads (same variables as tests/conftest.py)."""
     return {
         "AP_CLIENT_ID": sb.config.client_id,
@@ -51,7 +86,7 @@ def server_env(sb: Sandbox, rate_limit: float = 1000.0) -> dict[str, str]:
     }
 
 
-def settings_for(sb: Sandbox, rate_limit: float = 1000.0) -> Settings:
+def settings_for(sb: Sandbox | RemoteSandbox, rate_limit: float = 1000.0) -> Settings:
     return load_settings(server_env(sb, rate_limit))
 
 
@@ -82,7 +117,7 @@ def minimal_params() -> StdioServerParameters:
 
 def stderr_sink(name: str) -> TextIO:
     """Server stderr goes to a temp file (the server logs every call); kept for post-mortems."""
-    return open(Path(tempfile.gettempdir()) / f"invoice-mcp-bench-{name}.log", "w")  # noqa: SIM115
+    return open(Path(tempfile.gettempdir()) / f"invoice-mcp-bench-{name}.log", "w")
 
 
 def stdio(params: StdioServerParameters, errlog: TextIO) -> AbstractAsyncContextManager[Any]:

@@ -12,9 +12,9 @@ from typing import Any
 import anyio
 import bpe_openai
 import pydantic_core
+from _common import sandbox, settings_for, table, verdict
 from mcp import Client
 
-from _common import sandbox, settings_for, table, verdict
 from invoice_mcp.server import build_server
 
 ENC = bpe_openai.get_encoding("o200k_base")
@@ -195,7 +195,10 @@ async def run() -> str:
         table(
             ["what", "tokens"],
             [
-                ["tools/list (all tools: name, title, description, inputSchema, outputSchema, annotations)", tools_tokens],
+                [
+                    "tools/list (all tools: name, title, description, inputSchema, outputSchema, annotations)",
+                    tools_tokens,
+                ],
                 ["server instructions (sent once at connect)", instructions],
                 *[[f"· {name}", n] for n, name in per_tool],
             ],

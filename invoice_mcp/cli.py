@@ -70,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="run a scripted assistant session against the embedded sandbox")
     sub.add_parser("check", help="validate settings, mint a token and read one page of invoices")
     sb = sub.add_parser("sandbox", help="serve the sandbox API standalone until Ctrl-C")
-    sb.add_argument("--host", dest="sandbox_host", default="127.0.0.1", help="default 127.0.0.1")
-    sb.add_argument("--port", dest="sandbox_port", type=int, default=8765, help="default 8765; 0 picks a free one")
+    sb.add_argument("--host", dest="sandbox_host", metavar="HOST", default="127.0.0.1", help="default 127.0.0.1")
+    sb.add_argument(
+        "--port", dest="sandbox_port", metavar="PORT", type=int, default=8765, help="default 8765; 0 picks a free one"
+    )
     return p
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MASK = "***"
 
-_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]+)")
 _TOKEN_FIELD = re.compile(r"(?i)(access_token|client_secret|refresh_token)([\"']?\s*[:=]\s*[\"']?)[^\"'\s,&}]+")
 _URL = re.compile(r"(https?://[^/\s?#]+)[/?#]\S*")
 _URL_LOGGERS = ("invoice_mcp", "mcp")
@@ -32,6 +32,15 @@ _NOISY = ("httpx", "httpcore")
 
 def _ours(name: str) -> bool:
     return any(name == p or name.startswith(p + ".") for p in _URL_LOGGERS)
+
+
+def _looks_like_token(word: str) -> bool:
+    """A credential, not an English word ("bearer token required"): long, or with digits/symbols."""
+    return len(word) >= 20 or (len(word) >= 6 and not word.isalpha())
+
+
+def _mask_credential(m: re.Match[str]) -> str:
+    return f"{m.group(1)}{m.group(2)}{MASK}" if _looks_like_token(m.group(3)) else m.group(0)
 
 
 class RedactingFilter(logging.Filter):
@@ -53,7 +62,7 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str, *, urls: bool) -> str:
         for s in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(s, MASK)
-        text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        text = _BEARER.sub(_mask_credential, text)
         text = _TOKEN_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
         if urls:
             text = _URL.sub(lambda m: f"{m.group(1)}/{MASK}", text)

@@ -575,12 +575,16 @@ def test_concurrent_requests(sb: Sandbox) -> None:
             token = (await client.post("/oauth/token", auth=CREDS, data=GRANT)).json()["access_token"]
             client.headers["Authorization"] = f"Bearer {token}"
             sb.faults.delay_next(3, 0.3, path="/customers")
-            slow = [client.get("/customers") for _ in range(3)]
-            fast = [client.get("/invoices", params={"limit": 1}) for _ in range(12)]
-            start = time.monotonic()
-            responses = await asyncio.gather(*slow, *fast)
-            assert time.monotonic() - start < 0.3 * 3  # the delays overlapped
-            return [r.status_code for r in responses]
+
+            async def timed(path: str) -> tuple[int, float]:
+                resp = await client.get(path)
+                return resp.status_code, time.monotonic()
+
+            slow = [timed("/customers") for _ in range(3)]
+            fast = [timed("/invoices?limit=1") for _ in range(12)]
+            results = await asyncio.gather(*slow, *fast)
+            assert max(done for _, done in results[3:]) < min(done for _, done in results[:3])
+            return [status for status, _ in results]
 
     assert asyncio.run(run()) == [200] * 15
     records = sb.requests()
@@ -706,4 +710,4 @@ def test_100k_invoices() -> None:
         assert client.get("/invoices", params={"before": p2["start_cursor"]}).json()["data"] == p1["data"]
         deep = client.get("/invoices", params={"status": "draft", "limit": 100}).json()
         assert deep["data"] and all(inv["status"] == "draft" for inv in deep["data"])
-    assert generated < 5
+    assert generated < 10  # ~1 s normally; guards against accidental quadratic generation

@@ -1,0 +1,152 @@
+"""Helpers for tests that run `python -m invoice_mcp` as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from invoice_mcp.sandbox import Sandbox
+
+ALL_TOOLS = {
+    "list_invoices",
+    "get_invoice",
+    "summarize_invoices",
+    "find_customers",
+    "create_invoice",
+    "archive_invoice",
+    "restore_invoice",
+    "get_invoice_payment_link",
+    "get_invoice_pdf_link",
+}
+
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def api_env(sb: Sandbox, **extra: str) -> dict[str, str]:
+    """Every setting explicit (empty overrides a stray .env), pointed at the sandbox."""
+    return {
+        "AP_CLIENT_ID": sb.config.client_id,
+        "AP_CLIENT_SECRET": sb.config.client_secret,
+        "AP_BASE_URL": sb.base_url,
+        "AP_ENVIRONMENT": "demo",
+        "AP_RATE_LIMIT": "1000",
+        "AP_TIMEOUT_S": "5",
+        "INVOICE_MCP_READ_ONLY": "0",
+        "INVOICE_MCP_CONFIRM": "auto",
+        "INVOICE_MCP_REDIS_URL": "",
+        "INVOICE_MCP_HTTP_TOKEN": "",
+        **extra,
+    }
+
+
+def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A clean process environment: nothing of the developer's AP_*/INVOICE_MCP_* leaks in."""
+    return {**{k: os.environ[k] for k in _INHERITED if k in os.environ}, **(extra or {})}
+
+
+def run_cli(
+    args: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoice_mcp", *args],
+        env=base_env(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@dataclass
+class HTTPServer:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: IO[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.base + "/mcp"
+
+    def stderr(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+
+def spawn_http(env: Mapping[str, str], cwd: Path, *extra_args: str) -> HTTPServer:
+    port = free_port()
+    # A file, not a pipe: a chatty server can never block on it. Closed by http_servers().
+    log = tempfile.TemporaryFile()  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoice_mcp", "--transport", "http", "--port", str(port), *extra_args],
+        env=base_env(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    return HTTPServer(proc, port, log)
+
+
+def wait_ready(server: HTTPServer, timeout: float = 20) -> None:
+    """Poll /health until it answers 200; fail fast if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.stderr()}")
+        try:
+            if httpx.get(server.base + "/health", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    stop(server.proc)
+    raise RuntimeError(f"server not ready after {timeout} s:\n{server.stderr()}")
+
+
+@contextmanager
+def http_servers(*specs: tuple[Mapping[str, str], tuple[str, ...]], cwd: Path) -> Iterator[list[HTTPServer]]:
+    """Start several servers at once (they boot in parallel), wait for all, always stop all."""
+    servers: list[HTTPServer] = []
+    try:
+        for env, args in specs:
+            servers.append(spawn_http(env, cwd, *args))
+        for s in servers:
+            wait_ready(s)
+        yield servers
+    finally:
+        for s in servers:
+            stop(s.proc)
+            s.log.close()
