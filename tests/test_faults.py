@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 from mcp import Client
@@ -59,7 +60,7 @@ class VirtualTime:
     async def sleep(self, seconds: float) -> None:
         self.waits.append(seconds)
         self.offset += seconds
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
 
 
 class ExpireAfter(httpx.AsyncBaseTransport):

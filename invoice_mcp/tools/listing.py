@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -111,7 +111,7 @@ class SummaryOutput(BaseModel):
 async def summarize_invoices(args: SummaryInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
     svc = state(ctx).service
     try:
-        as_of = date.fromisoformat(args.as_of) if args.as_of else datetime.now(timezone.utc).date()
+        as_of = date.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC).date()
     except ValueError:
         raise ToolError(f"as_of: {args.as_of!r} is not a real date (YYYY-MM-DD)") from None
     with api_errors("customer"):
