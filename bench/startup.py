@@ -70,22 +70,24 @@ def import_times(params: StdioServerParameters) -> dict[str, tuple[float, float]
     return {m: (median([s for s, _ in v]), median([c for _, c in v])) for m, v in runs.items()}
 
 
-def phases(kind: str, env: dict[str, str]) -> dict[str, float]:
-    """Median seconds per start-up phase over PHASE_RUNS fresh interpreters (see _startup_phases.py)."""
-    runs: dict[str, list[float]] = defaultdict(list)
-    for _ in range(PHASE_RUNS):
+def phases(env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Median seconds per start-up phase, per server kind, over PHASE_RUNS fresh interpreters each
+    (alternating kinds; see _startup_phases.py)."""
+    runs: dict[str, dict[str, list[float]]] = {"ours": defaultdict(list), "minimal": defaultdict(list)}
+    for i in range(PHASE_RUNS * 2):
+        kind = ("ours", "minimal")[i % 2]
         proc = subprocess.run(
             [PY, str(BENCH / "_startup_phases.py"), kind],
             capture_output=True,
             text=True,
-            env={**os.environ, **env},
+            env={**os.environ, **(env if kind == "ours" else {})},
             cwd=str(ROOT),
             timeout=60,
             check=True,
         )
         for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-            runs[k].append(v)
-    return {k: median(v) for k, v in runs.items()}
+            runs[kind][k].append(v)
+    return {kind: {k: median(v) for k, v in r.items()} for kind, r in runs.items()}
 
 
 async def run() -> str:
@@ -131,7 +133,8 @@ async def run() -> str:
                 [["start-up within 1.1× minimal MCPServer", f"{ratio:.2f}×", verdict(ratio <= TARGET)]],
             ),
         ]
-        ph_ours, ph_min = phases("ours", env), phases("minimal", {})
+        ph = phases(env)
+        ph_ours, ph_min = ph["ours"], ph["minimal"]
         min_total = sum(ph_min.values())
         out += [
             "",

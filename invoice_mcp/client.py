@@ -151,22 +151,32 @@ class APIClient:
         self._max_attempts = max_attempts
         self._budget = retry_budget_s if retry_budget_s is not None else max(20.0, settings.timeout_s * 2)
         self.limiter: RateLimiter = limiter or LocalRateLimiter(settings.rate_limit)
-        timeout = httpx.Timeout(settings.timeout_s, connect=min(5.0, settings.timeout_s))
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            timeout=timeout,
-            transport=transport,
-            headers={"User-Agent": f"invoice-mcp/{__version__}", "Accept": "application/json"},
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._http_client: httpx.AsyncClient | None = None
         self._basic = basic_auth(settings.client_id, settings.client_secret.get_secret_value())
         self.tokens = TokenProvider(
             settings.cache_key, self._mint_token, token_store, mint_lock=getattr(token_store, "mint_lock", None)
         )
 
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """Created on first use: loading TLS certificates costs ~30 ms that
+        start-up (answering tools/list) should not pay."""
+        if self._http_client is None:
+            s = self.settings
+            self._http_client = httpx.AsyncClient(
+                base_url=s.base_url,
+                timeout=httpx.Timeout(s.timeout_s, connect=min(5.0, s.timeout_s)),
+                transport=self._transport,
+                headers={"User-Agent": f"invoice-mcp/{__version__}", "Accept": "application/json"},
+                limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+                follow_redirects=False,
+            )
+        return self._http_client
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
     async def __aenter__(self) -> APIClient:
         return self

@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Final
 
+import anyio
 from cachetools import TTLCache
 
 from .client import PAGE_SIZE, APIClient
@@ -137,6 +138,7 @@ class InvoiceService:
         self._names: TTLCache[str, str] = TTLCache(4096, CUSTOMER_CACHE_TTL_S)
         self._directory: TTLCache[str, list[Customer]] = TTLCache(1, CUSTOMER_CACHE_TTL_S)
         self._recent_creates: TTLCache[str, DuplicateCreate] = TTLCache(1024, DUPLICATE_WINDOW_S)
+        self._directory_lock = anyio.Lock()
 
     # -- upstream pages ------------------------------------------------------
 
@@ -252,6 +254,13 @@ class InvoiceService:
         hit = self._directory.get("all")
         if hit is not None:
             return hit
+        async with self._directory_lock:  # single flight: concurrent cold calls fetch it once
+            hit = self._directory.get("all")
+            if hit is not None:
+                return hit
+            return await self._load_directory()
+
+    async def _load_directory(self) -> list[Customer]:
         customers: list[Customer] = []
         after: str | None = None
         for _ in range(MAX_CUSTOMER_PAGES):

@@ -13,6 +13,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 _WS = re.compile(r"\s+")
+# Terminal escape sequences (CSI, OSC, C1 CSI, two-character ESC): dropped whole, not just their ESC.
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]{0,256}(?:\x07|\x1b\\)|\x9b[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]"
+)
 
 
 def clean(value: str | None, max_len: int = 200) -> str:
@@ -20,12 +24,14 @@ def clean(value: str | None, max_len: int = 200) -> str:
     overrides), collapse whitespace, and cut to `max_len` characters."""
     if not value:
         return ""
+    if value.isprintable():  # fast path: nothing to drop (isprintable is False for every C* char)
+        text = _WS.sub(" ", value).strip()
+        return text if len(text) <= max_len else text[: max_len - 1].rstrip() + "…"
     kept = []
-    for ch in value:
-        cat = unicodedata.category(ch)
-        if ch in "\t\n\r":
+    for ch in _ANSI.sub("", value):
+        if ch.isspace():  # \n, \r, \v, \f, NEL, U+2028/2029...: a separator, so words stay apart
             kept.append(" ")
-        elif cat[0] == "C" or cat in ("Zl", "Zp"):
+        elif unicodedata.category(ch)[0] == "C":
             continue
         else:
             kept.append(ch)

@@ -154,6 +154,14 @@ def build_tool_fn(spec: ToolSpec) -> Callable[..., Awaitable[CallToolResult]]:
     async def tool_fn(**kwargs: Any) -> CallToolResult:
         ctx = kwargs.pop("ctx")
         confirmation = kwargs.pop("confirmation", None)
+        unknown = sorted(set(_raw_arguments(ctx)) - set(spec.input.model_fields))
+        if unknown:
+            # The SDK drops unknown arguments; a misspelt filter must not silently widen a query.
+            names = ", ".join(repr(k[:40]) for k in unknown[:5])
+            raise ToolError(
+                f"invalid arguments for {spec.name}: unknown argument(s) {names}; "
+                f"allowed: {', '.join(spec.input.model_fields)}. Fix these fields and call again."
+            )
         try:
             args = spec.input.model_validate(kwargs)
         except ValidationError as exc:
@@ -167,6 +175,16 @@ def build_tool_fn(spec: ToolSpec) -> Callable[..., Awaitable[CallToolResult]]:
     return tool_fn
 
 
+def _raw_arguments(ctx: Context[Any, Any]) -> dict[str, Any]:
+    """The arguments exactly as the client sent them (before the SDK dropped unknown keys)."""
+    try:
+        params = ctx.request_context.params
+    except (AttributeError, ValueError):
+        return {}
+    raw = params.get("arguments") if params else None
+    return raw if isinstance(raw, dict) else {}
+
+
 def compact_schema(schema: Any, *, inputs: bool = True) -> Any:
     """Drop what costs tokens and tells a model nothing: auto titles and, in input
     schemas, the `anyOf [X, null]` wrapper of optional fields (null stays accepted
@@ -174,7 +192,17 @@ def compact_schema(schema: Any, *, inputs: bool = True) -> Any:
     if isinstance(schema, dict):
         out = {k: compact_schema(v, inputs=inputs) for k, v in schema.items() if k != "title"}
         any_of = out.get("anyOf")
-        if inputs and isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
+        if not inputs:
+            out.pop("description", None)
+            out.pop("default", None)
+            out.pop("additionalProperties", None)
+            if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
+                inner = next(s for s in any_of if s != {"type": "null"})
+                if isinstance(inner.get("type"), str):  # {"type": ["string", "null"]}: same meaning, fewer tokens
+                    del out["anyOf"]
+                    out = {**inner, **out, "type": [inner["type"], "null"]}
+            return out
+        if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
             inner = next(s for s in any_of if s != {"type": "null"})
             del out["anyOf"]
             out = {**inner, **out}

@@ -2,34 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Status = Literal["draft", "open", "paid", "partially_paid", "overdue", "archived"]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def _check_id(value: str) -> str:
+    """Ids are one URL path segment: letters, digits and `_ . : -`, no path tricks.
+    Checked here rather than as a schema `pattern` (it would cost tokens on every tool)."""
+    if not _ID_RE.fullmatch(value) or value.strip(".") == "":
+        raise ValueError(f"{value[:40]!r} is not an id or invoice number (letters, digits, _ . : - only)")
+    return value
+
+
 InvoiceRef = Annotated[
     str,
-    Field(
-        min_length=1,
-        max_length=128,
-        pattern=ID_PATTERN,
-        description="Invoice id, or its number like INV-1042",
-    ),
+    Field(min_length=1, max_length=128, description="Invoice id, or its number like INV-1042"),
+    AfterValidator(_check_id),
 ]
-CustomerId = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN, description="Customer id")]
-DateOrTime = Annotated[
-    str,
-    Field(
-        min_length=10,
-        max_length=40,
-        description="YYYY-MM-DD or RFC3339 datetime",
-        pattern=r"^\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:?\d{2})?)?$",
-    ),
-]
+CustomerId = Annotated[str, Field(min_length=1, max_length=128, description="Customer id"), AfterValidator(_check_id)]
+DateOrTime = Annotated[str, Field(description="YYYY-MM-DD or RFC3339")]
+"""Checked by `to_rfc3339` (a pattern in the schema would cost tokens on every date field)."""
+_DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:?\d{2})?)?$")
 
 
 class Strict(BaseModel):
@@ -38,6 +40,8 @@ class Strict(BaseModel):
 
 def to_rfc3339(value: str, *, end: bool) -> str:
     """A date means the whole day: start at 00:00:00Z, end at 23:59:59Z."""
+    if len(value) > 40 or not _DATE_SHAPE.fullmatch(value):
+        raise ValueError(f"{value[:40]!r} is not a date; use YYYY-MM-DD or RFC3339 like 2026-01-31T00:00:00Z")
     try:
         if len(value) == 10:
             d = date.fromisoformat(value)

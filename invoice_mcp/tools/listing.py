@@ -11,11 +11,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from ..cursors import CursorError
 from ..errors import InvalidRequestError
 from ..service import AGING_BUCKETS
 from ..text import clean, q2, usd
 from .base import READ_ONLY, ToolSpec, api_errors, result, state
-from .common import InvoiceRow, api_filters, line, row
+from .common import DATA_NOTE, InvoiceRow, api_filters, line, row
 from .inputs import Filters
 
 
@@ -35,6 +36,11 @@ class ListOutput(BaseModel):
 
 async def list_invoices(args: ListInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
     svc = state(ctx).service
+    if args.cursor:
+        try:  # a cursor that is not ours costs no request (not even the customer-name lookup)
+            svc.cursors.decode(args.cursor, {})
+        except CursorError as exc:
+            raise ToolError(str(exc)) from None
     with api_errors("customer"):
         filters, _name = await api_filters(args, ctx) if not args.cursor or args.has_any_filter() else ({}, None)
     with api_errors("invoice"):
@@ -59,7 +65,8 @@ async def list_invoices(args: ListInput, ctx: Context[Any, Any], _: object) -> C
     header = f"{len(rows)} invoices, total {usd(total)}; {more}"
     if not rows:
         header = "no invoices match" if not args.cursor else "no more invoices"
-    return result("\n".join([header, *(line(r) for r in rows)]), out)
+    note = [DATA_NOTE] if any(r.customer for r in rows) else []
+    return result("\n".join([header, *(line(r) for r in rows), *note]), out)
 
 
 SPEC_LIST = ToolSpec(
