@@ -139,6 +139,7 @@ class InvoiceService:
         self._directory: TTLCache[str, list[Customer]] = TTLCache(1, CUSTOMER_CACHE_TTL_S)
         self._recent_creates: TTLCache[str, DuplicateCreate] = TTLCache(1024, DUPLICATE_WINDOW_S)
         self._directory_lock = anyio.Lock()
+        self._page_locks: dict[tuple[str, str, str | None], anyio.Lock] = {}
 
     # -- upstream pages ------------------------------------------------------
 
@@ -147,12 +148,22 @@ class InvoiceService:
         hit = self._pages.get(key)
         if hit is not None:
             return hit
-        if mode == "F":
-            page = await self.client.list_invoices(limit=PAGE_SIZE, after=anchor, **filters)
-        else:
-            page = await self.client.list_invoices(limit=PAGE_SIZE, before=anchor, **filters)
-        self._pages[key] = page
-        return page
+        # Single flight per page: a burst of identical list calls costs one upstream request, not one each.
+        lock = self._page_locks.setdefault(key, anyio.Lock())
+        try:
+            async with lock:
+                hit = self._pages.get(key)
+                if hit is not None:
+                    return hit
+                if mode == "F":
+                    page = await self.client.list_invoices(limit=PAGE_SIZE, after=anchor, **filters)
+                else:
+                    page = await self.client.list_invoices(limit=PAGE_SIZE, before=anchor, **filters)
+                self._pages[key] = page
+                return page
+        finally:
+            if not lock.locked() and self._page_locks.get(key) is lock:
+                del self._page_locks[key]
 
     def forget_pages(self) -> None:
         """After a write, cached pages may be stale."""
