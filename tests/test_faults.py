@@ -425,6 +425,28 @@ async def test_token_expiry_between_chunks_of_a_cursor_walk(
     record_property("faults", {"token expiry mid cursor walk": chunks - 1})
 
 
+async def test_token_expiry_inside_a_chunk_of_a_cursor_walk(
+    sandbox: Sandbox, record_property: Callable[[str, object], None]
+) -> None:
+    """Chunks of 60 straddle the API's pages of 100: the token dies right after the first page, so the
+    second chunk serves 40 rows from the cached page and meets the 401 on the next one."""
+    expected = [i["id"] for i in sandbox.invoices(include_archived=False)]
+    ids: list[str] = []
+    async with session(sandbox, transport=ExpireAfter(sandbox, k=1)) as s:
+        cursor = None
+        while True:
+            res = await s.ok("list_invoices", {"limit": 60, **({"cursor": cursor} if cursor else {})})
+            ids += [row["id"] for row in res.structured_content["invoices"]]
+            cursor = res.structured_content["next_cursor"]
+            if not cursor:
+                break
+    assert ids == expected
+    assert sandbox.token_requests == 2
+    statuses = [r.status for r in sandbox.requests("GET", "/invoices")]
+    assert statuses[:3] == [200, 401, 200] and statuses.count(401) == 1
+    record_property("faults", {"token expiry mid chunk": 1})
+
+
 async def test_token_expiry_inside_a_summary(sandbox: Sandbox, record_property: Callable[[str, object], None]) -> None:
     visible = sandbox.invoices(include_archived=False)
     async with session(sandbox, transport=ExpireAfter(sandbox, k=1)) as s:
