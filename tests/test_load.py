@@ -28,7 +28,7 @@ pytestmark = pytest.mark.anyio
 
 CALLS = 200
 RATE = 5.0
-JITTER_S = 0.05
+JITTER_S = 0.1  # arrival-time jitter on a loaded 2-core machine
 
 
 @pytest.fixture

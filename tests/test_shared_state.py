@@ -37,7 +37,7 @@ from invoice_mcp.shared_state import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-TOL = 0.002  # clock/rounding slack, seconds
+TOL = 0.02  # clock/rounding slack and scheduling jitter on a loaded 2-core machine, seconds
 
 
 @pytest.fixture
