@@ -64,7 +64,7 @@ class VirtualTime:
 
 
 class ExpireAfter(httpx.AsyncBaseTransport):
-    """Real HTTP, plus: expire every sandbox token right after the k-th successful GET /invoices."""
+    """Real HTTP, plus: expire every sandbox token right after the k-th successful data GET."""
 
     def __init__(self, sb: Sandbox, k: int) -> None:
         self.inner = httpx.AsyncHTTPTransport()
@@ -74,7 +74,7 @@ class ExpireAfter(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         resp = await self.inner.handle_async_request(request)
-        if request.method == "GET" and request.url.path == "/invoices" and resp.status_code == 200:
+        if request.method == "GET" and resp.status_code == 200:
             self.seen += 1
             if self.seen == self.k:
                 self.sb.faults.expire_tokens()
@@ -428,11 +428,12 @@ async def test_token_expiry_between_chunks_of_a_cursor_walk(
 async def test_token_expiry_inside_a_chunk_of_a_cursor_walk(
     sandbox: Sandbox, record_property: Callable[[str, object], None]
 ) -> None:
-    """Chunks of 60 straddle the API's pages of 100: the token dies right after the first page, so the
-    second chunk serves 40 rows from the cached page and meets the 401 on the next one."""
+    """Chunks of 60 straddle the API's pages of 100: the token dies after the first page (and the
+    customer directory), so the second chunk serves 40 rows from the cached page and meets the 401
+    on the next one, in the middle of the chunk."""
     expected = [i["id"] for i in sandbox.invoices(include_archived=False)]
     ids: list[str] = []
-    async with session(sandbox, transport=ExpireAfter(sandbox, k=1)) as s:
+    async with session(sandbox, transport=ExpireAfter(sandbox, k=2)) as s:
         cursor = None
         while True:
             res = await s.ok("list_invoices", {"limit": 60, **({"cursor": cursor} if cursor else {})})
