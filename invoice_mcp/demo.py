@@ -151,7 +151,7 @@ async def _script(t: Transcript) -> None:
 
     t.user("looks right, create it")
     created = _data(await t.call("create_invoice", create))
-    invoice = (created.get("invoice") or {}).get("id")
+    invoice = created.get("invoice_id")
     if created.get("outcome") != "created" or not invoice:
         raise DemoError("create_invoice did not create the invoice")
 

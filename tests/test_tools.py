@@ -228,7 +228,7 @@ async def test_archive_restore_round_trip_and_links(mcp_client: Client, sandbox:
     again = await mcp_client.call_tool("archive_invoice", {"invoice": inv["id"]})
     assert not again.is_error  # idempotent
     r = await mcp_client.call_tool("restore_invoice", {"invoice": inv["invoice_number"]})
-    assert not r.is_error and r.structured_content["invoice"]["status"] == "open"
+    assert not r.is_error and r.structured_content["status"] == "open"
     pay = await mcp_client.call_tool("get_invoice_payment_link", {"invoice": inv["id"]})
     pdf = await mcp_client.call_tool("get_invoice_pdf_link", {"invoice": inv["invoice_number"]})
     assert pay.structured_content["url"].startswith("https://")

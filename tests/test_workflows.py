@@ -146,7 +146,7 @@ async def test_dry_run_previews_and_sends_nothing(mcp_client: Client, sandbox: S
 async def test_duplicate_guard(mcp_client: Client, sandbox: Sandbox) -> None:
     first = await mcp_client.call_tool("create_invoice", create_args(sandbox))
     assert first.structured_content["outcome"] == "created"
-    number = first.structured_content["invoice"]["invoice_number"]
+    number = first.structured_content["invoice_number"]
     second = await mcp_client.call_tool("create_invoice", create_args(sandbox))
     assert second.is_error and number in text_of(second) and "allow_duplicate" in text_of(second)
     assert len(sandbox.requests(method="POST", path_prefix="/invoices")) == 1

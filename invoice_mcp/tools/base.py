@@ -186,29 +186,43 @@ def _raw_arguments(ctx: Context[Any, Any]) -> dict[str, Any]:
 
 
 def compact_schema(schema: Any, *, inputs: bool = True) -> Any:
-    """Drop what costs tokens and tells a model nothing: auto titles and, in input
-    schemas, the `anyOf [X, null]` wrapper of optional fields (null stays accepted
-    by validation). Output schemas keep their nulls: clients validate against them."""
-    if isinstance(schema, dict):
-        out = {k: compact_schema(v, inputs=inputs) for k, v in schema.items() if k != "title"}
-        any_of = out.get("anyOf")
-        if not inputs:
-            out.pop("description", None)
-            out.pop("default", None)
-            out.pop("additionalProperties", None)
-            if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
-                inner = next(s for s in any_of if s != {"type": "null"})
-                if isinstance(inner.get("type"), str):  # {"type": ["string", "null"]}: same meaning, fewer tokens
-                    del out["anyOf"]
-                    out = {**inner, **out, "type": [inner["type"], "null"]}
-            return out
-        if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
+    """Drop what costs tokens and tells a model nothing: auto titles; in input
+    schemas the `anyOf [X, null]` wrapper of optional fields and string length
+    bounds (validation still enforces both). Output schemas keep their nulls (clients validate against them)
+    as `type: [X, "null"]`, and lose descriptions and `required` (every field is
+    always present)."""
+    if isinstance(schema, list):
+        return [compact_schema(s, inputs=inputs) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs"):  # maps of names to schemas: names are not keywords
+            out[key] = {name: compact_schema(sub, inputs=inputs) for name, sub in value.items()}
+        elif key != "title":
+            out[key] = compact_schema(value, inputs=inputs)
+    any_of = out.get("anyOf")
+    nullable = isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of
+    if inputs:
+        if nullable:
+            assert isinstance(any_of, list)
             inner = next(s for s in any_of if s != {"type": "null"})
             del out["anyOf"]
             out = {**inner, **out}
-        if inputs and out.get("default", 0) is None:
+        if out.get("default", 0) is None:
             del out["default"]
+        if out.get("type") == "string":  # length bounds are enforced by validation; in the schema they cost tokens
+            out.pop("minLength", None)
+            out.pop("maxLength", None)
         return out
-    if isinstance(schema, list):
-        return [compact_schema(s, inputs=inputs) for s in schema]
-    return schema
+    for key in ("description", "default", "required"):
+        out.pop(key, None)
+    if out.get("additionalProperties") is False:
+        del out["additionalProperties"]
+    if nullable:
+        assert isinstance(any_of, list)
+        inner = next(s for s in any_of if s != {"type": "null"})
+        if isinstance(inner.get("type"), str):
+            del out["anyOf"]
+            out = {**inner, **out, "type": [inner["type"], "null"]}
+    return out

@@ -28,9 +28,19 @@ InvoiceRef = Annotated[
     Field(min_length=1, max_length=128, description="Invoice id, or its number like INV-1042"),
     AfterValidator(_check_id),
 ]
-CustomerId = Annotated[str, Field(min_length=1, max_length=128, description="Customer id"), AfterValidator(_check_id)]
-DateOrTime = Annotated[str, Field(description="YYYY-MM-DD or RFC3339")]
-"""Checked by `to_rfc3339` (a pattern in the schema would cost tokens on every date field)."""
+CustomerId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_id)]
+DateOrTime = str
+"""YYYY-MM-DD or RFC3339, checked by `to_rfc3339`; the tool descriptions say so once
+(a description or pattern on every date field would cost tokens)."""
+_NUMBER_RE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
+
+
+def _check_number(value: str) -> str:
+    if not _NUMBER_RE.fullmatch(value):
+        raise ValueError(f"{value[:40]!r} is not an invoice number like INV-1042")
+    return value
+
+
 _DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:?\d{2})?)?$")
 
 
@@ -56,12 +66,12 @@ def to_rfc3339(value: str, *, end: bool) -> str:
 
 
 class Filters(Strict):
-    status: Status | None = Field(None, description="Only this status")
+    status: Status | None = None
     customer: str | None = Field(
         None, min_length=1, max_length=200, description="Customer company name (instead of customer_id)"
     )
     customer_id: CustomerId | None = None
-    invoice_number: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")
+    invoice_number: Annotated[str, AfterValidator(_check_number)] | None = None
     created_at_start: DateOrTime | None = None
     created_at_end: DateOrTime | None = None
     due_date_start: DateOrTime | None = None

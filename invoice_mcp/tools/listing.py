@@ -74,8 +74,8 @@ SPEC_LIST = ToolSpec(
     title="List invoices",
     description=(
         "List invoices newest first in chunks (default 25). Filter by status, customer (name) or customer_id, "
-        "invoice_number, created/due date ranges. Totals are dollars. For totals over many invoices use "
-        "summarize_invoices instead of paging."
+        "invoice_number, created/due date ranges (YYYY-MM-DD or RFC3339). Totals are dollars. For totals over "
+        "many invoices use summarize_invoices instead of paging."
     ),
     input=ListInput,
     output=ListOutput,

@@ -18,10 +18,10 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, field_validator
 
 from ..errors import AmbiguousWriteError
-from ..models import InvoiceStatus, NewInvoice, NewLineItem
+from ..models import Invoice, InvoiceStatus, NewInvoice, NewLineItem
 from ..text import clean, q2, quoted, usd
 from .base import ToolSpec, api_errors, result, state, write_annotations
-from .common import InvoiceDetail, InvoiceRow, detail, ref_of, row
+from .common import ref_of
 from .inputs import CustomerId, InvoiceRef, Strict
 
 
@@ -86,11 +86,15 @@ class CreateInput(Strict):
 
 
 class CreateOutput(BaseModel):
+    """Small on purpose (tools/list cost): get_invoice has the full invoice."""
+
     outcome: Literal["created", "preview", "not_created"]
     total: float = Field(description="Sum of unit price × quantity, dollars")
     customer: str | None
     due_date: str | None
-    invoice: InvoiceDetail | None = None
+    invoice_id: str | None = None
+    invoice_number: str | None = None
+    status: str | None = None
     message: str
 
 
@@ -167,11 +171,20 @@ async def create_invoice(args: CreateInput, ctx: Context[Any, Any], confirmation
             f"the create failed in a way where the invoice may have been created ({exc.message}). Do not retry "
             f"blindly: first check list_invoices(customer_id={args.customer_id!r}, created_at_start={started!r})."
         ) from None
-    d = detail(inv, name)
-    out = CreateOutput(outcome="created", invoice=d, message="created: live and payable", **base)  # type: ignore[arg-type]
+    out = CreateOutput(
+        outcome="created",
+        total=float(total),
+        customer=clean(name, 80),
+        due_date=inv.due_date or args.due_date,
+        invoice_id=inv.id,
+        invoice_number=inv.invoice_number,
+        status=clean(inv.status, 32) or None,
+        message="created: live and payable",
+    )
     text = (
-        f"Created {d.invoice_number or d.id} (id {d.id}) for {quoted(name, 80)}: total {usd(total)}, "
-        f"due {d.due_date}, status {d.status}. It is live and payable; archive_invoice hides it if it was a mistake."
+        f"Created {ref_of(inv)} (id {inv.id}) for {quoted(name, 80)}: total {usd(total)}, "
+        f"due {out.due_date}, status {out.status}. It is live and payable; archive_invoice hides it if it was a "
+        "mistake."
     )
     return result(text, out)
 
@@ -204,8 +217,20 @@ class ArchiveInput(Strict):
 
 class ChangeOutput(BaseModel):
     outcome: Literal["archived", "restored", "unchanged", "not_archived"]
-    invoice: InvoiceRow | None
+    invoice_id: str | None
+    invoice_number: str | None
+    status: str | None
     message: str
+
+
+def _changed(outcome: Any, inv: Invoice, message: str) -> ChangeOutput:
+    return ChangeOutput(
+        outcome=outcome,
+        invoice_id=inv.id,
+        invoice_number=inv.invoice_number,
+        status=clean(inv.status, 32) or None,
+        message=message,
+    )
 
 
 async def confirm_archive(invoice: str, ctx: Context[Any, Any]) -> Confirm | Elicit[Confirm]:
@@ -225,14 +250,18 @@ async def confirm_archive(invoice: str, ctx: Context[Any, Any]) -> Confirm | Eli
 async def archive_invoice(args: ArchiveInput, ctx: Context[Any, Any], confirmation: Any) -> CallToolResult:
     svc = state(ctx).service
     if not _accepted(confirmation):
-        out = ChangeOutput(outcome="not_archived", invoice=None, message="the user did not confirm; nothing was sent")
+        out = ChangeOutput(
+            outcome="not_archived",
+            invoice_id=None,
+            invoice_number=None,
+            status=None,
+            message="the user did not confirm; nothing was sent",
+        )
         return result(f"Not archived: the user did not confirm. {args.invoice} is unchanged.", out)
     with api_errors(f"invoice {args.invoice}"):
         invoice_id, _ = await svc.invoice_id(args.invoice)
         inv = await svc.archive(invoice_id)
-        names = await svc.customer_names({inv.customer_id} if inv.customer_id else set())
-    r = row(inv, names)
-    out = ChangeOutput(outcome="archived", invoice=r, message=f"undo with restore_invoice(invoice={invoice_id!r})")
+    out = _changed("archived", inv, f"undo with restore_invoice(invoice={invoice_id!r})")
     return result(f"Archived {ref_of(inv)} (status {inv.status}). Undo: restore_invoice(invoice={invoice_id!r}).", out)
 
 
@@ -257,11 +286,8 @@ async def restore_invoice(args: ArchiveInput, ctx: Context[Any, Any], _: object)
     with api_errors(f"invoice {args.invoice}"):
         invoice_id, _inv = await svc.invoice_id(args.invoice)
         inv = await svc.restore(invoice_id)
-        names = await svc.customer_names({inv.customer_id} if inv.customer_id else set())
-    r = row(inv, names)
     still = (inv.status or "") == InvoiceStatus.ARCHIVED
-    outcome: Literal["restored", "unchanged"] = "unchanged" if still else "restored"
-    out = ChangeOutput(outcome=outcome, invoice=r, message=f"status now {inv.status}")
+    out = _changed("unchanged" if still else "restored", inv, f"status now {inv.status}")
     return result(f"Restored {ref_of(inv)}: status {inv.status}.", out)
 
 
