@@ -14,8 +14,9 @@ from typing import TextIO
 
 import anyio
 
-from .client import PAGE_SIZE, APIClient
+from .client import APIClient
 from .errors import APIError, CredentialsError, UpstreamError
+from .models import PAGE_SIZE
 from .settings import Settings, SettingsError, load_settings
 
 

@@ -35,7 +35,7 @@ from .errors import (
     RateLimitedError,
     UpstreamError,
 )
-from .models import Customer, ErrorBody, Invoice, Link, NewInvoice, Page
+from .models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link, NewInvoice, Page
 from .ratelimit import LocalRateLimiter, RateLimiter
 from .settings import Settings
 
@@ -47,7 +47,6 @@ RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 MAX_ATTEMPTS: Final = 4
 MAX_BACKOFF_S: Final = 4.0
 MAX_RETRY_AFTER_S: Final = 10.0
-PAGE_SIZE: Final = 100
 
 
 @dataclass

@@ -12,6 +12,9 @@ from typing import Final, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+PAGE_SIZE: Final = 100
+"""Invoices per upstream request: the API's default page, and the most it is known to serve."""
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)

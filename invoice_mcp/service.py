@@ -13,16 +13,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 from cachetools import TTLCache
 
-from .client import PAGE_SIZE, APIClient
 from .cursors import CursorCodec, CursorError, Gap
 from .errors import InvalidRequestError, NotFoundError
-from .models import Customer, Invoice, InvoiceStatus, Link, NewInvoice, Page
+from .models import PAGE_SIZE, Customer, Invoice, InvoiceStatus, Link, NewInvoice, Page
 from .text import q2
+
+if TYPE_CHECKING:
+    from .client import APIClient
 
 PAGE_CACHE_TTL_S: Final = 60.0
 CUSTOMER_CACHE_TTL_S: Final = 300.0

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 BASE_URLS: dict[str, str] = {
@@ -56,6 +55,8 @@ def _merged_env(env: Mapping[str, str] | None, dotenv_path: Path | None) -> dict
     merged: dict[str, str] = {}
     path = dotenv_path if dotenv_path is not None else Path.cwd() / ".env"
     if path.is_file():
+        from dotenv import dotenv_values  # only when there is a .env to read
+
         merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
     merged.update(os.environ)
     return merged
