@@ -1,0 +1,97 @@
+"""Two server processes sharing one API key through Redis: one token, one rate limit."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import anyio
+import pytest
+import redis
+from mcp import Client, StdioServerParameters
+
+from invoice_mcp.sandbox import Sandbox, SandboxConfig
+
+from .conftest import TODAY
+from .procs import api_env, base_env, free_port
+
+pytestmark = pytest.mark.anyio
+JITTER_S = 0.1  # arrival-time jitter on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server not found: apt-get install -y redis-server (scripts/test does it)"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as workdir:
+        proc = subprocess.Popen(
+            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+            deadline = time.monotonic() + 10
+            while True:
+                assert proc.poll() is None, "redis-server exited"
+                try:
+                    if probe.ping():
+                        break
+                except redis.ConnectionError:
+                    assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
+                    time.sleep(0.02)
+            probe.close()
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture
+def limited_sandbox() -> Iterator[Sandbox]:
+    sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=5.0))
+    sb.start()
+    yield sb
+    sb.stop()
+
+
+async def test_two_replicas_share_token_and_rate_limit(redis_url: str, limited_sandbox: Sandbox) -> None:
+    sb = limited_sandbox
+    env = base_env(api_env(sb, AP_RATE_LIMIT="5", INVOICE_MCP_REDIS_URL=redis_url))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "invoice_mcp"], env=env)
+    ids = [i["id"] for i in sb.invoices(include_archived=False)][:16]
+    errors: list[str] = []
+
+    async def replica(mine: list[str]) -> None:
+        async with Client(params) as c:
+            async with anyio.create_task_group() as tg:
+                for invoice_id in mine:
+
+                    async def one(ref: str = invoice_id) -> None:
+                        r = await c.call_tool("get_invoice", {"invoice": ref})
+                        if r.is_error:
+                            errors.append(str(r.content))
+
+                    tg.start_soon(one)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(replica, ids[0::2])
+            tg.start_soon(replica, ids[1::2])
+
+    assert errors == []
+    log = sb.requests()
+    assert [r.status for r in log if r.status == 429] == []  # each process alone would burst past 5/s
+    assert sb.token_requests == 1  # the token minted by one replica served the other
+    times = sorted(r.t for r in log)
+    assert len(times) >= 17
+    spans = [times[i + 5] - times[i] for i in range(len(times) - 5)]
+    assert min(spans) >= 1.0 - JITTER_S, "more than 5 upstream requests within a second"
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert sum(gaps) >= (len(times) - 1) * 0.2 - JITTER_S
