@@ -69,16 +69,15 @@ async def test_two_replicas_share_token_and_rate_limit(redis_url: str, limited_s
     errors: list[str] = []
 
     async def replica(mine: list[str]) -> None:
-        async with Client(params) as c:
-            async with anyio.create_task_group() as tg:
-                for invoice_id in mine:
+        async with Client(params) as c, anyio.create_task_group() as tg:
+            for invoice_id in mine:
 
-                    async def one(ref: str = invoice_id) -> None:
-                        r = await c.call_tool("get_invoice", {"invoice": ref})
-                        if r.is_error:
-                            errors.append(str(r.content))
+                async def one(ref: str = invoice_id) -> None:
+                    r = await c.call_tool("get_invoice", {"invoice": ref})
+                    if r.is_error:
+                        errors.append(str(r.content))
 
-                    tg.start_soon(one)
+                tg.start_soon(one)
 
     with anyio.fail_after(60):
         async with anyio.create_task_group() as tg:
