@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from ..models import Invoice
 from ..text import clean, day, q2, quoted, usd
 from .base import state
 from .inputs import Filters
+
+if TYPE_CHECKING:
+    from ..models import Invoice
 
 
 def money(value: Decimal | None) -> float | None:

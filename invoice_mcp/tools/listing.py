@@ -11,9 +11,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ..cursors import CursorError
 from ..errors import InvalidRequestError
-from ..service import AGING_BUCKETS
 from ..text import clean, q2, usd
 from .base import READ_ONLY, ToolSpec, api_errors, result, state
 from .common import DATA_NOTE, InvoiceRow, api_filters, line, row
@@ -35,6 +33,8 @@ class ListOutput(BaseModel):
 
 
 async def list_invoices(args: ListInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
+    from ..cursors import CursorError
+
     svc = state(ctx).service
     if args.cursor:
         try:  # a cursor that is not ours costs no request (not even the customer-name lookup)
@@ -116,6 +116,8 @@ class SummaryOutput(BaseModel):
 
 
 async def summarize_invoices(args: SummaryInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
+    from ..service import AGING_BUCKETS
+
     svc = state(ctx).service
     try:
         as_of = date.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC).date()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit
 from mcp.server.mcpserver.exceptions import ToolError
@@ -18,11 +18,13 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, field_validator
 
 from ..errors import AmbiguousWriteError
-from ..models import Invoice, InvoiceStatus, NewInvoice, NewLineItem
 from ..text import clean, q2, quoted, usd
 from .base import ToolSpec, api_errors, result, state, write_annotations
 from .common import ref_of
 from .inputs import CustomerId, InvoiceRef, Strict
+
+if TYPE_CHECKING:  # the wire models load with the API client, not at start-up
+    from ..models import Invoice, NewInvoice
 
 
 class Confirm(BaseModel):
@@ -70,6 +72,8 @@ class CreateInput(Strict):
         return v
 
     def new_invoice(self) -> NewInvoice:
+        from ..models import NewInvoice, NewLineItem
+
         return NewInvoice(
             customer_id=self.customer_id,
             currency=self.currency,
@@ -286,6 +290,8 @@ async def restore_invoice(args: ArchiveInput, ctx: Context[Any, Any], _: object)
     with api_errors(f"invoice {args.invoice}"):
         invoice_id, _inv = await svc.invoice_id(args.invoice)
         inv = await svc.restore(invoice_id)
+    from ..models import InvoiceStatus
+
     still = (inv.status or "") == InvoiceStatus.ARCHIVED
     out = _changed("unchanged" if still else "restored", inv, f"status now {inv.status}")
     return result(f"Restored {ref_of(inv)}: status {inv.status}.", out)
