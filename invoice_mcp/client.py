@@ -394,14 +394,13 @@ class APIClient:
         return await self._call("POST", path, f"invoice {invoice_id}", model=Invoice)
 
     async def get_payment_link(self, invoice_id: str) -> Link:
-        path = f"/invoices/{check_id(invoice_id, 'invoice_id')}/payment-link"
-        link = await self._call("GET", path, f"invoice {invoice_id}", model=Link)
-        if link.url:
-            link.url = absolute_https(link.url)
-        return link
+        return await self._link(invoice_id, "payment-link")
 
     async def get_pdf_link(self, invoice_id: str) -> Link:
-        path = f"/invoices/{check_id(invoice_id, 'invoice_id')}/pdf-link"
+        return await self._link(invoice_id, "pdf-link")
+
+    async def _link(self, invoice_id: str, kind: str) -> Link:
+        path = f"/invoices/{check_id(invoice_id, 'invoice_id')}/{kind}"
         link = await self._call("GET", path, f"invoice {invoice_id}", model=Link)
         if link.url:
             link.url = absolute_https(link.url)
