@@ -7,14 +7,11 @@ backoff; a create is re-sent only when it certainly never reached the API.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
@@ -38,6 +35,7 @@ from .errors import (
 from .models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link, NewInvoice, Page
 from .ratelimit import LocalRateLimiter, RateLimiter
 from .settings import Settings
+from .stats import count as _count
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +45,6 @@ RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 MAX_ATTEMPTS: Final = 4
 MAX_BACKOFF_S: Final = 4.0
 MAX_RETRY_AFTER_S: Final = 10.0
-
-
-@dataclass
-class CallStats:
-    """Upstream requests made on behalf of one tool call (for the call log)."""
-
-    requests: int = 0
-    retries: int = 0
-    statuses: list[int] = field(default_factory=list)
-
-
-_stats: contextvars.ContextVar[CallStats | None] = contextvars.ContextVar("invoice_mcp_stats", default=None)
-
-
-@contextmanager
-def track() -> Iterator[CallStats]:
-    stats = CallStats()
-    reset = _stats.set(stats)
-    try:
-        yield stats
-    finally:
-        _stats.reset(reset)
-
-
-def _count(status: int | None, retry: bool) -> None:
-    stats = _stats.get()
-    if stats is not None:
-        stats.requests += 1
-        stats.retries += int(retry)
-        if status is not None:
-            stats.statuses.append(status)
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -193,7 +160,7 @@ class APIClient:
                 headers={"Authorization": self._basic},
             )
 
-        resp = await self._with_retries(send, "token request", idempotent=True, authed=False)
+        resp = await self._with_retries(send, "token request", idempotent=True)
         if resp.status_code == 403:
             raise CredentialsError(
                 "the API refused the client credentials (403 Invalid credentials): "
@@ -223,7 +190,6 @@ class APIClient:
         what: str,
         *,
         idempotent: bool,
-        authed: bool,
         parse: Callable[[httpx.Response], object] | None = None,
     ) -> httpx.Response:
         """Send with pacing and retries. Returns the final response (any status);
@@ -307,7 +273,7 @@ class APIClient:
                 )
 
             started = time.monotonic()
-            resp = await self._with_retries(send, what, idempotent=idempotent, authed=True, parse=parse)
+            resp = await self._with_retries(send, what, idempotent=idempotent, parse=parse)
             log.debug(
                 "%s %s -> %s in %.0fms",
                 method,

@@ -15,12 +15,14 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
 
 from . import __version__
 from .errors import APIError
 from .settings import Settings
+from .stats import track
 from .tools import select_tools
-from .tools.base import build_tool_fn, compact_schema
+from .tools.base import build_tool_fn, compact_schema, describe_validation
 from .tools.common import detail
 
 if TYPE_CHECKING:
@@ -106,8 +108,6 @@ class InvoiceMCPServer(MCPServer[AppState]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        from .client import track  # here, not at import: keeps httpx out of start-up
-
         started = time.perf_counter()
         outcome = "ok"
         with track() as stats:
@@ -120,14 +120,8 @@ class InvoiceMCPServer(MCPServer[AppState]):
                 return res
             except ToolError as exc:
                 outcome = "error"
-                cause = exc.__cause__
-                if cause is not None and type(cause).__name__ == "ValidationError":
-                    from pydantic import ValidationError
-
-                    from .tools.base import describe_validation
-
-                    if isinstance(cause, ValidationError):
-                        raise ToolError(describe_validation(name, cause)) from None
+                if isinstance(exc.__cause__, ValidationError):  # the SDK's own argument check
+                    raise ToolError(describe_validation(name, exc.__cause__)) from None
                 raise
             except BaseException:
                 outcome = "crash"
