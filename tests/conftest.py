@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -60,3 +61,50 @@ async def mcp_client(settings: Settings) -> AsyncIterator[Client]:
 
 def text_of(result: Any) -> str:
     return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+class _Everything(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:  # a record that cannot format is not a leak
+            self.lines.append(str(record.msg))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log() -> Iterator[None]:
+    """The whole suite runs with DEBUG logging captured; at the end, no access token any
+    sandbox issued and no client secret may appear in any log line."""
+    from invoice_mcp.sandbox import DEMO_CLIENT_SECRET
+    from invoice_mcp.sandbox.auth import TokenStore as SandboxTokens
+
+    issued: list[str] = []
+    original = SandboxTokens.issue
+
+    def recording_issue(self: SandboxTokens, now: float) -> str:
+        token = original(self, now)
+        issued.append(token)
+        return token
+
+    handler = _Everything()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    SandboxTokens.issue = recording_issue  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SandboxTokens.issue = original  # type: ignore[method-assign]
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    text = "\n".join(handler.lines)
+    assert issued, "the suite issued no token: the leak scan would prove nothing"
+    assert len(handler.lines) > 100
+    leaked = [t for t in issued if t in text]
+    assert not leaked, f"{len(leaked)} access token(s) appear in log lines"
+    assert DEMO_CLIENT_SECRET not in text
