@@ -12,7 +12,6 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from decimal import Decimal
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -204,17 +203,17 @@ class APIClient:
                 resp = await send()
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never reached the API: safe to re-send, even a create.
-                _count(None, attempt > 1)
+                _count(attempt > 1)
                 failure: APIError = UpstreamError(f"{what}: cannot reach the API ({type(exc).__name__})")
             except httpx.TransportError as exc:
-                _count(None, attempt > 1)
+                _count(attempt > 1)
                 if not idempotent:
                     raise AmbiguousWriteError(
                         f"{what}: the connection failed after the request was sent ({type(exc).__name__})"
                     ) from exc
                 failure = UpstreamError(f"{what}: the connection failed ({type(exc).__name__})")
             else:
-                _count(resp.status_code, attempt > 1)
+                _count(attempt > 1)
                 status = resp.status_code
                 if status == 429:
                     retry_wait = min(_retry_after(resp) or 1.0, MAX_RETRY_AFTER_S)
@@ -391,7 +390,3 @@ class APIClient:
     async def get_customer(self, customer_id: str) -> Customer:
         path = f"/customers/{check_id(customer_id, 'customer_id')}"
         return await self._call("GET", path, f"customer {customer_id}", model=Customer)
-
-
-def money(value: Decimal | None) -> Decimal:
-    return value if value is not None else Decimal("0")

@@ -8,14 +8,13 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
 class CallStats:
     requests: int = 0
     retries: int = 0
-    statuses: list[int] = field(default_factory=list)
 
 
 _stats: contextvars.ContextVar[CallStats | None] = contextvars.ContextVar("invoice_mcp_stats", default=None)
@@ -31,10 +30,8 @@ def track() -> Iterator[CallStats]:
         _stats.reset(reset)
 
 
-def count(status: int | None, retry: bool) -> None:
+def count(retry: bool) -> None:
     stats = _stats.get()
     if stats is not None:
         stats.requests += 1
         stats.retries += int(retry)
-        if status is not None:
-            stats.statuses.append(status)
