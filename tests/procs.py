@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -150,3 +151,34 @@ def http_servers(*specs: tuple[Mapping[str, str], tuple[str, ...]], cwd: Path) -
         for s in servers:
             stop(s.proc)
             s.log.close()
+
+
+@contextmanager
+def running_redis() -> Iterator[str]:
+    """A real redis-server on a free loopback port for the duration; yields its URL."""
+    import redis  # the dev extra has it; only the Redis tests need it
+
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server not found: apt-get install -y redis-server (scripts/test does it)"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as workdir:
+        proc = subprocess.Popen(
+            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+            deadline = time.monotonic() + 10
+            while True:  # bounded poll until it answers
+                assert proc.poll() is None, f"redis-server exited with {proc.returncode}"
+                try:
+                    if probe.ping():
+                        break
+                except redis.ConnectionError:
+                    assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
+                    time.sleep(0.02)
+            probe.close()
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            stop(proc)

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 
 import anyio
 import pytest
-import redis
 from mcp import Client, StdioServerParameters
 
 from invoice_mcp.sandbox import Sandbox, SandboxConfig
 
 from .conftest import TODAY
-from .procs import api_env, base_env, free_port
+from .procs import api_env, base_env, running_redis
 
 pytestmark = pytest.mark.anyio
 JITTER_S = 0.1  # arrival-time jitter on a loaded 2-core machine
@@ -26,31 +21,8 @@ JITTER_S = 0.1  # arrival-time jitter on a loaded 2-core machine
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    exe = shutil.which("redis-server")
-    assert exe, "redis-server not found: apt-get install -y redis-server (scripts/test does it)"
-    port = free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        proc = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-            deadline = time.monotonic() + 10
-            while True:
-                assert proc.poll() is None, "redis-server exited"
-                try:
-                    if probe.ping():
-                        break
-                except redis.ConnectionError:
-                    assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
-                    time.sleep(0.02)
-            probe.close()
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=5)
+    with running_redis() as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,11 +7,9 @@ tests fail rather than skip without it, so CI cannot pass by running nothing.
 from __future__ import annotations
 
 import itertools
-import shutil
 import socket
 import subprocess
 import sys
-import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +17,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
@@ -35,6 +32,8 @@ from invoice_mcp.shared_state import (
     make_shared_state,
     redact_url,
 )
+
+from .procs import running_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 0.02  # clock/rounding slack and scheduling jitter on a loaded 2-core machine, seconds
@@ -53,36 +52,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exe = shutil.which("redis-server")
-    assert exe, "redis-server not found: apt-get install -y redis-server"
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            assert proc.poll() is None, f"redis-server exited with {proc.returncode}"
-            try:
-                if probe.ping():
-                    break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
-                time.sleep(0.02)
-        probe.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def redis_url() -> Iterator[str]:
+    with running_redis() as url:
+        yield url
 
 
 @pytest.fixture
