@@ -19,20 +19,10 @@ from invoice_mcp.prompt_templates import (
     register_prompts,
 )
 
-# The server's tool surface (names are final). Prompts must only mention these.
-KNOWN_TOOLS = frozenset(
-    {
-        "list_invoices",
-        "get_invoice",
-        "summarize_invoices",
-        "find_customers",
-        "create_invoice",
-        "archive_invoice",
-        "restore_invoice",
-        "get_invoice_payment_link",
-        "get_invoice_pdf_link",
-    }
-)
+from .procs import ALL_TOOLS
+
+# The server's tool surface (names are final, pinned in tests/procs.py). Prompts must only mention these.
+KNOWN_TOOLS = frozenset(ALL_TOOLS)
 EXPECTED = {
     "overdue_followup": [("customer", True), ("tone", False)],
     "month_end_review": [("month", True)],
