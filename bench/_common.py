@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from invoice_mcp.api.settings import Settings, load_settings
 from invoice_mcp.sandbox import Sandbox, SandboxConfig
-from invoice_mcp.settings import Settings, load_settings
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

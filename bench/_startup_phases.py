@@ -30,9 +30,9 @@ def main() -> None:
     phases: dict[str, float] = {"import mcp SDK (+ anyio)": T_SDK - T0}
     t = time.perf_counter()
     if sys.argv[1] == "ours":
-        import invoice_mcp.cli
+        import invoice_mcp.faces.cli
         import invoice_mcp.server
-        from invoice_mcp.settings import load_settings
+        from invoice_mcp.api.settings import load_settings
 
         phases["import our package"] = time.perf_counter() - t
         t = time.perf_counter()

@@ -5,8 +5,8 @@ Used when `invoice_mcp/__main__.py` (the real CLI) is not there, or when BENCH_S
 
 from __future__ import annotations
 
+from invoice_mcp.api.settings import load_settings
 from invoice_mcp.server import build_server
-from invoice_mcp.settings import load_settings
 
 
 def main() -> None:

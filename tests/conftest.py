@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from invoice_mcp.api.settings import Settings, load_settings
 from invoice_mcp.sandbox import Sandbox, SandboxConfig
 from invoice_mcp.server import build_server
-from invoice_mcp.settings import Settings, load_settings
 
 TODAY = datetime.date(2026, 11, 25)
 

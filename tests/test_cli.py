@@ -176,7 +176,7 @@ def _record(name: str, msg: str, *args: object) -> logging.LogRecord:
 def test_log_redaction() -> None:
     f = RedactingFilter(["client-secret-value"])
     rec = _record(
-        "invoice_mcp.client", "GET %s with Authorization: Bearer %s", "https://pay.x.com/p/tok123", "abc.def-1"
+        "invoice_mcp.api.client", "GET %s with Authorization: Bearer %s", "https://pay.x.com/p/tok123", "abc.def-1"
     )
     f.filter(rec)
     out = rec.getMessage()
@@ -189,7 +189,7 @@ def test_log_redaction() -> None:
     f.filter(rec)
     assert "http://127.0.0.1:8000/mcp" in rec.getMessage() and "zz-99-token" not in rec.getMessage()
     # Words after "bearer" are not mistaken for tokens.
-    rec = _record("invoice_mcp.http", "bearer token required")
+    rec = _record("invoice_mcp.faces.http", "bearer token required")
     f.filter(rec)
     assert rec.getMessage() == "bearer token required"
     # Tracebacks are redacted too.

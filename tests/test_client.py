@@ -10,12 +10,12 @@ import anyio
 import httpx
 import pytest
 
-from invoice_mcp.client import APIClient, absolute_https
-from invoice_mcp.errors import AmbiguousWriteError, CredentialsError, NotFoundError, UpstreamError
-from invoice_mcp.models import NewInvoice, NewLineItem
-from invoice_mcp.ratelimit import LocalRateLimiter
+from invoice_mcp.api.client import APIClient, absolute_https
+from invoice_mcp.api.errors import AmbiguousWriteError, CredentialsError, NotFoundError, UpstreamError
+from invoice_mcp.api.models import NewInvoice, NewLineItem
+from invoice_mcp.api.ratelimit import LocalRateLimiter
+from invoice_mcp.api.settings import Settings
 from invoice_mcp.sandbox import Sandbox, SandboxConfig
-from invoice_mcp.settings import Settings
 
 from .conftest import TODAY, settings_for
 

@@ -26,12 +26,12 @@ import httpx
 import pytest
 from mcp import Client
 
-from invoice_mcp.client import MAX_ATTEMPTS, APIClient
-from invoice_mcp.ratelimit import LocalRateLimiter
+from invoice_mcp.api.client import MAX_ATTEMPTS, APIClient
+from invoice_mcp.api.ratelimit import LocalRateLimiter
+from invoice_mcp.api.settings import Settings
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.sandbox.log import RequestRecord
 from invoice_mcp.server import build_server
-from invoice_mcp.settings import Settings
 
 from .conftest import settings_for, text_of
 

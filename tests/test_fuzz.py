@@ -35,12 +35,12 @@ from hypothesis import strategies as st
 from mcp import Client
 from pydantic import ValidationError
 
-from invoice_mcp.cursors import CursorCodec, CursorError
+from invoice_mcp.api.settings import Settings
 from invoice_mcp.sandbox import Sandbox
-from invoice_mcp.server import build_server, cursor_key
-from invoice_mcp.settings import Settings
-from invoice_mcp.tools import TOOLS
-from invoice_mcp.tools.inputs import ID_PATTERN
+from invoice_mcp.server.app import build_server, cursor_key
+from invoice_mcp.server.tools import TOOLS
+from invoice_mcp.server.tools.inputs import ID_PATTERN
+from invoice_mcp.service.cursors import CursorCodec, CursorError
 
 from .conftest import settings_for, text_of
 

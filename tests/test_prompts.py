@@ -12,7 +12,7 @@ from mcp.server import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, TextContent
 
-from invoice_mcp.prompt_templates import (
+from invoice_mcp.server.prompts import (
     PromptFileError,
     load_prompts,
     parse_prompt_file,

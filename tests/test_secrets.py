@@ -21,12 +21,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from invoice_mcp.auth import basic_auth
-from invoice_mcp.client import APIClient
-from invoice_mcp.ratelimit import LocalRateLimiter
+from invoice_mcp.api.auth import basic_auth
+from invoice_mcp.api.client import APIClient
+from invoice_mcp.api.ratelimit import LocalRateLimiter
+from invoice_mcp.api.settings import Settings, SettingsError, load_settings
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
-from invoice_mcp.settings import Settings, SettingsError, load_settings
 
 from .conftest import settings_for, text_of
 from .test_faults import VirtualTime

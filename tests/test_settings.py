@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from invoice_mcp.settings import BASE_URLS, SettingsError, load_settings
+from invoice_mcp.api.settings import BASE_URLS, SettingsError, load_settings
 
 GOOD = {"AP_CLIENT_ID": "cid", "AP_CLIENT_SECRET": "s3cret-value"}
 

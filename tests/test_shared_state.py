@@ -20,9 +20,9 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from invoice_mcp.auth import TokenProvider
-from invoice_mcp.settings import Settings, SettingsError
-from invoice_mcp.shared_state import (
+from invoice_mcp.api.auth import TokenProvider
+from invoice_mcp.api.settings import Settings, SettingsError
+from invoice_mcp.api.shared_state import (
     RATE_PREFIX,
     TOKEN_PREFIX,
     Grant,
@@ -303,7 +303,7 @@ _WORKER = """
 import sys
 import anyio
 import redis.asyncio as aioredis
-from invoice_mcp.shared_state import RedisRateLimiter
+from invoice_mcp.api.shared_state import RedisRateLimiter
 
 async def main(url: str, key: str, n: int) -> None:
     limiter = RedisRateLimiter(url, key, 10.0)

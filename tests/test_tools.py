@@ -198,8 +198,8 @@ async def test_api_validation_errors_are_all_reported() -> None:
     """422 from the API: every field error reaches the model (the sandbox rejects what our schema allows)."""
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from invoice_mcp.errors import InvalidRequestError
-    from invoice_mcp.tools.base import api_errors
+    from invoice_mcp.api.errors import InvalidRequestError
+    from invoice_mcp.server.tools.base import api_errors
 
     with pytest.raises(ToolError) as err, api_errors("invoice"):
         raise InvalidRequestError(

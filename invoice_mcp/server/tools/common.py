@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from ..text import clean, day, q2, quoted, usd
-from .base import state
-from .inputs import Filters
+from invoice_mcp.server.tools.base import state
+from invoice_mcp.server.tools.inputs import Filters
+from invoice_mcp.text import clean, day, q2, quoted, usd
 
 if TYPE_CHECKING:
-    from ..models import Invoice
+    from invoice_mcp.api.models import Invoice
 
 
 def money(value: Decimal | None) -> float | None:

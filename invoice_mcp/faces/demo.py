@@ -22,7 +22,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client import ClientRequestContext
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
-from .sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox, SandboxConfig
 
 MAX_LINES = 8
 LINK_CHARS = 30

@@ -14,10 +14,10 @@ from typing import TextIO
 
 import anyio
 
-from .client import APIClient
-from .errors import APIError, CredentialsError, UpstreamError
-from .models import PAGE_SIZE
-from .settings import Settings, SettingsError, load_settings
+from invoice_mcp.api.client import APIClient
+from invoice_mcp.api.errors import APIError, CredentialsError, UpstreamError
+from invoice_mcp.api.models import PAGE_SIZE
+from invoice_mcp.api.settings import Settings, SettingsError, load_settings
 
 
 async def probe(settings: Settings) -> str:

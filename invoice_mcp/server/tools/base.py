@@ -20,7 +20,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
-from ..errors import (
+from invoice_mcp.api.errors import (
     AmbiguousWriteError,
     APIError,
     CredentialsError,
@@ -31,7 +31,7 @@ from ..errors import (
 )
 
 if TYPE_CHECKING:
-    from ..server import AppState
+    from invoice_mcp.server import AppState
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 

@@ -17,17 +17,17 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
-from . import __version__
-from .errors import APIError
-from .settings import Settings
-from .stats import track
-from .tools import select_tools
-from .tools.base import build_tool_fn, compact_schema, describe_validation
-from .tools.common import detail
+from invoice_mcp import __version__
+from invoice_mcp.api.errors import APIError
+from invoice_mcp.api.settings import Settings
+from invoice_mcp.api.stats import track
+from invoice_mcp.server.tools import select_tools
+from invoice_mcp.server.tools.base import build_tool_fn, compact_schema, describe_validation
+from invoice_mcp.server.tools.common import detail
 
 if TYPE_CHECKING:
-    from .client import APIClient
-    from .service import InvoiceService
+    from invoice_mcp.api.client import APIClient
+    from invoice_mcp.service import InvoiceService
 
 log = logging.getLogger("invoice_mcp.calls")
 
@@ -63,16 +63,16 @@ class AppState:
     @property
     def service(self) -> InvoiceService:
         if self._service is None:
-            from . import service  # lazily, with the client
+            from invoice_mcp import service  # lazily, with the client
 
             self._service = service.InvoiceService(self.client, cursor_key=cursor_key(self.settings))
         return self._service
 
     def _new_client(self) -> APIClient:
-        from .client import APIClient
+        from invoice_mcp.api.client import APIClient
 
         if self.settings.redis_url is not None:
-            from .shared_state import make_shared_state
+            from invoice_mcp.api.shared_state import make_shared_state
 
             shared = make_shared_state(self.settings)
             if shared is not None:
@@ -192,7 +192,7 @@ def build_server(
             raise ResourceNotFoundError(f"no invoice {ref}: {exc.message}") from None
         return json.dumps(detail(inv, name).model_dump(mode="json"), separators=(",", ":"))
 
-    from .prompt_templates import register_prompts
+    from invoice_mcp.server.prompts import register_prompts
 
     register_prompts(server)
     return server

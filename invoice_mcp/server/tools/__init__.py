@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .base import ToolSpec
-from .customers import SPEC_FIND
-from .detail import SPEC_GET, SPEC_PAYMENT_LINK, SPEC_PDF_LINK
-from .listing import SPEC_LIST, SPEC_SUMMARY
-from .writes import SPEC_ARCHIVE, SPEC_CREATE, SPEC_RESTORE
+from invoice_mcp.server.tools.base import ToolSpec
+from invoice_mcp.server.tools.customers import SPEC_FIND
+from invoice_mcp.server.tools.detail import SPEC_GET, SPEC_PAYMENT_LINK, SPEC_PDF_LINK
+from invoice_mcp.server.tools.listing import SPEC_LIST, SPEC_SUMMARY
+from invoice_mcp.server.tools.writes import SPEC_ARCHIVE, SPEC_CREATE, SPEC_RESTORE
 
 TOOLS: tuple[ToolSpec, ...] = (
     SPEC_LIST,

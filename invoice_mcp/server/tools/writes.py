@@ -17,14 +17,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, field_validator
 
-from ..errors import AmbiguousWriteError
-from ..text import clean, q2, quoted, usd
-from .base import ToolSpec, api_errors, result, state, write_annotations
-from .common import ref_of
-from .inputs import CustomerId, InvoiceRef, Strict
+from invoice_mcp.api.errors import AmbiguousWriteError
+from invoice_mcp.server.tools.base import ToolSpec, api_errors, result, state, write_annotations
+from invoice_mcp.server.tools.common import ref_of
+from invoice_mcp.server.tools.inputs import CustomerId, InvoiceRef, Strict
+from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:  # the wire models load with the API client, not at start-up
-    from ..models import Invoice, NewInvoice
+    from invoice_mcp.api.models import Invoice, NewInvoice
 
 
 class Confirm(BaseModel):
@@ -72,7 +72,7 @@ class CreateInput(Strict):
         return v
 
     def new_invoice(self) -> NewInvoice:
-        from ..models import NewInvoice, NewLineItem
+        from invoice_mcp.api.models import NewInvoice, NewLineItem
 
         return NewInvoice(
             customer_id=self.customer_id,
@@ -290,7 +290,7 @@ async def restore_invoice(args: ArchiveInput, ctx: Context[Any, Any], _: object)
     with api_errors(f"invoice {args.invoice}"):
         invoice_id, _inv = await svc.invoice_id(args.invoice)
         inv = await svc.restore(invoice_id)
-    from ..models import InvoiceStatus
+    from invoice_mcp.api.models import InvoiceStatus
 
     still = (inv.status or "") == InvoiceStatus.ARCHIVED
     out = _changed("unchanged" if still else "restored", inv, f"status now {inv.status}")

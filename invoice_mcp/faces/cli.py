@@ -2,7 +2,7 @@
 
     invoice-mcp                      stdio server for the API configured in the environment / .env
     invoice-mcp --sandbox            ... against an embedded sandbox API (no credentials needed)
-    invoice-mcp --transport http     streamable HTTP on 127.0.0.1:8000/mcp (see invoice_mcp.http)
+    invoice-mcp --transport http     streamable HTTP on 127.0.0.1:8000/mcp (see invoice_mcp.faces.http)
     invoice-mcp demo                 a scripted assistant session against the sandbox
     invoice-mcp check                validate settings and credentials against the API
     invoice-mcp sandbox --port N     serve the sandbox API standalone
@@ -17,9 +17,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .logs import RedactingFilter, setup_logging
-from .settings import Settings, SettingsError, load_settings
+from invoice_mcp import __version__
+from invoice_mcp.api.settings import Settings, SettingsError, load_settings
+from invoice_mcp.logs import RedactingFilter, setup_logging
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -82,7 +82,7 @@ def _err(message: str) -> None:
 
 
 def _run_sandbox(host: str, port: int) -> int:
-    from .sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig
+    from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig
 
     cid = os.environ.get("AP_CLIENT_ID", "").strip()
     secret = os.environ.get("AP_CLIENT_SECRET", "").strip()
@@ -112,7 +112,7 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
     env: dict[str, str] | None = None  # None: the real environment and ./.env
     try:
         if args.sandbox:
-            from .sandbox import Sandbox, SandboxConfig
+            from invoice_mcp.sandbox import Sandbox, SandboxConfig
 
             sandbox = Sandbox(SandboxConfig())
             url = sandbox.start()
@@ -135,7 +135,7 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
         read_only = True if args.read_only else None
 
         if args.transport == "http":
-            from .http import HTTPConfigError, HTTPOptions, serve_http
+            from invoice_mcp.faces.http import HTTPConfigError, HTTPOptions, serve_http
 
             opts = HTTPOptions(
                 host=args.host,
@@ -151,7 +151,7 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
                 return 2
             return 0
 
-        from .server import build_server
+        from invoice_mcp.server import build_server
 
         build_server(settings, read_only=read_only, log_level=level).run()
         return 0
@@ -165,12 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             setup_logging(args.log_level or "WARNING")
-            from .demo import main as demo
+            from invoice_mcp.faces.demo import main as demo
 
             return demo()
         if args.command == "check":
             setup_logging(args.log_level or "WARNING")
-            from .check import run_check
+            from invoice_mcp.faces.check import run_check
 
             return run_check()
         if args.command == "sandbox":

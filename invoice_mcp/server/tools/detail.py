@@ -9,10 +9,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ..text import clean
-from .base import READ_ONLY, ToolSpec, api_errors, result, state
-from .common import InvoiceDetail, detail, detail_text
-from .inputs import InvoiceRef, Strict
+from invoice_mcp.server.tools.base import READ_ONLY, ToolSpec, api_errors, result, state
+from invoice_mcp.server.tools.common import InvoiceDetail, detail, detail_text
+from invoice_mcp.server.tools.inputs import InvoiceRef, Strict
+from invoice_mcp.text import clean
 
 
 class InvoiceInput(Strict):

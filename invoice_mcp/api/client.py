@@ -20,9 +20,9 @@ import httpx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
-from . import __version__
-from .auth import TokenProvider, TokenStore, basic_auth
-from .errors import (
+from invoice_mcp import __version__
+from invoice_mcp.api.auth import TokenProvider, TokenStore, basic_auth
+from invoice_mcp.api.errors import (
     AmbiguousWriteError,
     APIError,
     CredentialsError,
@@ -31,10 +31,10 @@ from .errors import (
     RateLimitedError,
     UpstreamError,
 )
-from .models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link, NewInvoice, Page
-from .ratelimit import LocalRateLimiter, RateLimiter
-from .settings import Settings
-from .stats import count as _count
+from invoice_mcp.api.models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link, NewInvoice, Page
+from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
+from invoice_mcp.api.settings import Settings
+from invoice_mcp.api.stats import count as _count
 
 log = logging.getLogger(__name__)
 

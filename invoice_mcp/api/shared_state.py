@@ -22,9 +22,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 import anyio
 
-from invoice_mcp.auth import TokenStore
-from invoice_mcp.ratelimit import RateLimiter
-from invoice_mcp.settings import Settings, SettingsError
+from invoice_mcp.api.auth import TokenStore
+from invoice_mcp.api.ratelimit import RateLimiter
+from invoice_mcp.api.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

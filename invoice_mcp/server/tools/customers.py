@@ -8,9 +8,9 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ..text import clean
-from .base import READ_ONLY, ToolSpec, api_errors, result, state
-from .inputs import Strict
+from invoice_mcp.server.tools.base import READ_ONLY, ToolSpec, api_errors, result, state
+from invoice_mcp.server.tools.inputs import Strict
+from invoice_mcp.text import clean
 
 
 class FindInput(Strict):

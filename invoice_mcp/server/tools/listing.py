@@ -11,11 +11,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ..errors import InvalidRequestError
-from ..text import clean, q2, usd
-from .base import READ_ONLY, ToolSpec, api_errors, result, state
-from .common import DATA_NOTE, InvoiceRow, api_filters, line, row
-from .inputs import Filters
+from invoice_mcp.api.errors import InvalidRequestError
+from invoice_mcp.server.tools.base import READ_ONLY, ToolSpec, api_errors, result, state
+from invoice_mcp.server.tools.common import DATA_NOTE, InvoiceRow, api_filters, line, row
+from invoice_mcp.server.tools.inputs import Filters
+from invoice_mcp.text import clean, q2, usd
 
 
 class ListInput(Filters):
@@ -33,7 +33,7 @@ class ListOutput(BaseModel):
 
 
 async def list_invoices(args: ListInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
-    from ..cursors import CursorError
+    from invoice_mcp.service.cursors import CursorError
 
     svc = state(ctx).service
     if args.cursor:
@@ -116,7 +116,7 @@ class SummaryOutput(BaseModel):
 
 
 async def summarize_invoices(args: SummaryInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
-    from ..service import AGING_BUCKETS
+    from invoice_mcp.service import AGING_BUCKETS
 
     svc = state(ctx).service
     try:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Final
 import anyio
 from cachetools import TTLCache
 
-from .cursors import CursorCodec, CursorError, Gap
-from .errors import InvalidRequestError, NotFoundError
-from .models import PAGE_SIZE, Customer, Invoice, InvoiceStatus, Link, NewInvoice, Page
-from .text import q2
+from invoice_mcp.api.errors import InvalidRequestError, NotFoundError
+from invoice_mcp.api.models import PAGE_SIZE, Customer, Invoice, InvoiceStatus, Link, NewInvoice, Page
+from invoice_mcp.service.cursors import CursorCodec, CursorError, Gap
+from invoice_mcp.text import q2
 
 if TYPE_CHECKING:
-    from .client import APIClient
+    from invoice_mcp.api.client import APIClient
 
 PAGE_CACHE_TTL_S: Final = 60.0
 CUSTOMER_CACHE_TTL_S: Final = 300.0

@@ -49,10 +49,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .server import InvoiceMCPServer, build_server
-from .settings import Settings
+from invoice_mcp.api.settings import Settings
+from invoice_mcp.server import InvoiceMCPServer, build_server
 
-log = logging.getLogger("invoice_mcp.http")
+log = logging.getLogger("invoice_mcp.faces.http")
 
 MCP_PATH = "/mcp"
 HEALTH_PATH = "/health"
