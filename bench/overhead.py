@@ -36,7 +36,7 @@ from pyinstrument import Profiler
 from pyinstrument.frame import Frame
 from tokens import nullable_as_type_list
 
-import invoice_mcp.server.tools.common as common_mod
+import invoice_mcp.server.render as common_mod
 import invoice_mcp.text as text_mod
 from invoice_mcp.api.models import Invoice
 from invoice_mcp.server import build_server

@@ -16,6 +16,7 @@ from invoice_mcp.api.models import NewInvoice, NewLineItem
 from invoice_mcp.api.ratelimit import LocalRateLimiter
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.service.paging import walk
 
 from .conftest import TODAY, settings_for
 
@@ -106,7 +107,7 @@ async def test_complete_traversal_with_filters(sandbox: Sandbox, filters: object
         assert isinstance(filters, dict)
         where.update(filters)
     async with fast(sandbox) as c:
-        ids = [inv.id async for inv in c.iter_invoices(**where)]
+        ids = [inv.id async for page in walk(lambda after: c.list_invoices(after=after, **where)) for inv in page.data]
     expected = oracle_ids(sandbox, **where)
     assert expected and ids == expected
 

@@ -38,8 +38,8 @@ from pydantic import ValidationError
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server.app import build_server, cursor_key
-from invoice_mcp.server.tools import TOOLS
-from invoice_mcp.server.tools.inputs import ID_PATTERN
+from invoice_mcp.server.inputs import ID_PATTERN
+from invoice_mcp.server.registry import TOOLS
 from invoice_mcp.service.cursors import CursorCodec, CursorError
 
 from .conftest import settings_for, text_of

@@ -11,7 +11,7 @@ from mcp import Client
 
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
-from invoice_mcp.server.tools import TOOLS, select_tools
+from invoice_mcp.server.registry import TOOLS, select_tools
 
 from .conftest import settings_for
 

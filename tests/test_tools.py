@@ -199,9 +199,9 @@ async def test_api_validation_errors_are_all_reported() -> None:
     from mcp.server.mcpserver.exceptions import ToolError
 
     from invoice_mcp.api.errors import InvalidRequestError
-    from invoice_mcp.server.tools.base import api_errors
+    from invoice_mcp.server.errors import tool_errors
 
-    with pytest.raises(ToolError) as err, api_errors("invoice"):
+    with pytest.raises(ToolError) as err, tool_errors():
         raise InvalidRequestError(
             "Validation Exception",
             status=422,

@@ -15,15 +15,17 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 from invoice_mcp import __version__
-from invoice_mcp.api.errors import APIError
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import track
-from invoice_mcp.server.tools import select_tools
-from invoice_mcp.server.tools.base import build_tool_fn, compact_schema, describe_validation
-from invoice_mcp.server.tools.common import detail
+from invoice_mcp.server.errors import tool_errors
+from invoice_mcp.server.registry import select_tools
+from invoice_mcp.server.render import detail
+from invoice_mcp.server.sdk_adapter import build_tool_fn, compact_schema, describe_validation, unknown_arguments
+from invoice_mcp.server.spec import ToolSpec
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
@@ -68,6 +70,10 @@ class AppState:
             self._service = service.InvoiceService(self.client, cursor_key=cursor_key(self.settings))
         return self._service
 
+    def service_for(self, ctx: Context[Any, Any]) -> InvoiceService:
+        """The service for the account this request acts on (one per process today)."""
+        return self.service
+
     def _new_client(self) -> APIClient:
         from invoice_mcp.api.client import APIClient
 
@@ -101,9 +107,28 @@ def cursor_key(settings: Settings) -> bytes:
     ).digest()
 
 
+def deps(ctx: Context[Any, Any]) -> tuple[InvoiceService, Settings]:
+    """What the registry injects into every handler: the request's service and the settings."""
+    app = cast(AppState, ctx.request_context.lifespan_context)
+    return app.service_for(ctx), app.settings
+
+
 class InvoiceMCPServer(MCPServer[AppState]):
     """MCPServer plus one log line per tool call (tool, duration, upstream requests,
-    outcome) and argument errors reworded for a model."""
+    outcome), unknown and invalid arguments reworded for a model, and compact schemas."""
+
+    specs: dict[str, ToolSpec[Any]]
+
+    async def list_tools(self) -> list[MCPTool]:
+        return [
+            t.model_copy(
+                update={
+                    "input_schema": compact_schema(t.input_schema),
+                    "output_schema": compact_schema(t.output_schema, inputs=False) if t.output_schema else None,
+                }
+            )
+            for t in await super().list_tools()
+        ]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -112,6 +137,10 @@ class InvoiceMCPServer(MCPServer[AppState]):
         outcome = "ok"
         with track() as stats:
             try:
+                spec = self.specs.get(name)
+                problem = unknown_arguments(spec, arguments) if spec is not None else None
+                if problem is not None:
+                    raise ToolError(problem)
                 res = await super().call_tool(name, arguments, context)
                 if isinstance(res, CallToolResult) and res.is_error:
                     outcome = "error"
@@ -162,18 +191,16 @@ def build_server(
         lifespan=lifespan,
         **server_kw,
     )
+    server.specs = {}
     for spec in select_tools(read_only=ro):
+        server.specs[spec.name] = spec
         server.add_tool(
-            build_tool_fn(spec),
+            build_tool_fn(spec, deps),
             name=spec.name,
             title=spec.title,
             description=spec.description,
             annotations=spec.annotations,
         )
-        tool = server._tool_manager.get_tool(spec.name)
-        if tool is not None:
-            tool.parameters = compact_schema(tool.parameters)
-            tool.__dict__["output_schema"] = compact_schema(tool.fn_metadata.output_schema, inputs=False)
 
     @server.resource(
         "invoice://{ref}",
@@ -183,13 +210,13 @@ def build_server(
         mime_type="application/json",
     )
     async def invoice_resource(ref: str, ctx: Context) -> str:
-        app = cast(AppState, ctx.request_context.lifespan_context)
-        svc = app.service
+        svc, _ = deps(ctx)
         try:
-            inv = await svc.resolve_invoice(ref)
-            name = await svc.customer_name(inv.customer_id)
-        except APIError as exc:
-            raise ResourceNotFoundError(f"no invoice {ref}: {exc.message}") from None
+            with tool_errors():
+                inv = await svc.resolve_invoice(ref)
+                name = await svc.customer_name(inv.customer_id)
+        except ToolError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
         return json.dumps(detail(inv, name).model_dump(mode="json"), separators=(",", ":"))
 
     from invoice_mcp.server.prompts import register_prompts

@@ -1,6 +1,21 @@
-"""The invoice service: workflows over the API client (paging and cursors, lookups,
-customers, summaries, writes). Imports the API layer, never MCP."""
+"""The invoice service: workflows over the API client, one module per job
+(chunks + cursors, customers, summaries, writes), composed by InvoiceService.
+Imports the API layer, never MCP."""
 
-from invoice_mcp.service.core import AGING_BUCKETS, Chunk, InvoiceService, Summary
+from invoice_mcp.service.chunks import Chunk
+from invoice_mcp.service.invoices import InvoiceService, Listed, Query, looks_like_number
+from invoice_mcp.service.summaries import AGING_BUCKETS, Summary, Tally
+from invoice_mcp.service.writes import Draft, DraftLine
 
-__all__ = ["AGING_BUCKETS", "Chunk", "InvoiceService", "Summary"]
+__all__ = [
+    "AGING_BUCKETS",
+    "Chunk",
+    "Draft",
+    "DraftLine",
+    "InvoiceService",
+    "Listed",
+    "Query",
+    "Summary",
+    "Tally",
+    "looks_like_number",
+]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from invoice_mcp.server.tools.base import READ_ONLY, ToolSpec, api_errors, result, state
-from invoice_mcp.server.tools.inputs import Strict
+from invoice_mcp.server.inputs import Strict
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import clean
+
+if TYPE_CHECKING:
+    from invoice_mcp.service import InvoiceService
 
 
 class FindInput(Strict):
@@ -28,9 +30,8 @@ class FindOutput(BaseModel):
     count: int
 
 
-async def find_customers(args: FindInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
-    with api_errors("customer"):
-        found = await state(ctx).service.find_customers(args.name)
+async def find_customers(args: FindInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    found = await svc.find_customers(args.name)
     rows = [
         CustomerRow(id=c.id or "", name=clean(c.name, 120) or None, email=clean(c.email, 120) or None)
         for c in found[:50]

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
-from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from invoice_mcp.server.tools.base import READ_ONLY, ToolSpec, api_errors, result, state
-from invoice_mcp.server.tools.common import InvoiceDetail, detail, detail_text
-from invoice_mcp.server.tools.inputs import InvoiceRef, Strict
+from invoice_mcp.server.inputs import InvoiceRef, Strict
+from invoice_mcp.server.render import InvoiceDetail, detail, detail_text
+from invoice_mcp.server.spec import READ_ONLY, Handler, ToolCall, ToolSpec, result
 from invoice_mcp.text import clean
+
+if TYPE_CHECKING:
+    from invoice_mcp.service import InvoiceService
 
 
 class InvoiceInput(Strict):
     invoice: InvoiceRef
 
 
-async def get_invoice(args: InvoiceInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
-    svc = state(ctx).service
-    with api_errors(f"invoice {args.invoice}"):
-        inv = await svc.resolve_invoice(args.invoice)
-        name = await svc.customer_name(inv.customer_id)
+async def get_invoice(args: InvoiceInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    inv = await svc.resolve_invoice(args.invoice)
+    name = await svc.customer_name(inv.customer_id)
     d = detail(inv, name)
     return result(detail_text(d), d)
 
@@ -46,12 +46,10 @@ class LinkOutput(BaseModel):
     expires_at: str | None
 
 
-def _link_tool(kind: str) -> Any:
-    async def handler(args: InvoiceInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
-        svc = state(ctx).service
-        with api_errors(f"invoice {args.invoice}"):
-            invoice_id, inv = await svc.invoice_id(args.invoice)
-            link = await (svc.payment_link(invoice_id) if kind == "payment" else svc.pdf_link(invoice_id))
+def _link_tool(kind: Literal["payment", "pdf"]) -> Handler[InvoiceInput]:
+    async def handler(args: InvoiceInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+        invoice_id, inv = await svc.invoice_id(args.invoice)
+        link = await (svc.payment_link(invoice_id) if kind == "payment" else svc.pdf_link(invoice_id))
         if not link.url:
             raise ToolError(f"the API returned no {kind} link for invoice {args.invoice}")
         number = inv.invoice_number if inv else None

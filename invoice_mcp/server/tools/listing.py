@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
-from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from invoice_mcp.api.errors import InvalidRequestError
-from invoice_mcp.server.tools.base import READ_ONLY, ToolSpec, api_errors, result, state
-from invoice_mcp.server.tools.common import DATA_NOTE, InvoiceRow, api_filters, line, row
-from invoice_mcp.server.tools.inputs import Filters
+from invoice_mcp.server.inputs import Filters
+from invoice_mcp.server.render import DATA_NOTE, InvoiceRow, line, row
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import clean, q2, usd
+
+if TYPE_CHECKING:
+    from invoice_mcp.service import InvoiceService
 
 
 class ListInput(Filters):
@@ -32,26 +33,10 @@ class ListOutput(BaseModel):
     has_more: bool
 
 
-async def list_invoices(args: ListInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
-    from invoice_mcp.service.cursors import CursorError
-
-    svc = state(ctx).service
-    if args.cursor:
-        try:  # a cursor that is not ours costs no request (not even the customer-name lookup)
-            svc.cursors.decode(args.cursor, {})
-        except CursorError as exc:
-            raise ToolError(str(exc)) from None
-    with api_errors("customer"):
-        filters, _name = await api_filters(args, ctx) if not args.cursor or args.has_any_filter() else ({}, None)
-    with api_errors("invoice"):
-        try:
-            chunk = await svc.list_chunk(filters, args.limit, args.cursor)
-        except InvalidRequestError as exc:
-            if exc.validation_errors.get("cursor"):
-                raise ToolError(str(exc)) from None
-            raise
-        names = await svc.customer_names({i.customer_id for i in chunk.rows if i.customer_id})
-    rows = [row(i, names) for i in chunk.rows]
+async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    listed = await svc.list_invoices(args.query(), args.limit, args.cursor)
+    chunk = listed.chunk
+    rows = [row(i, listed.names) for i in chunk.rows]
     total = sum((i.total or Decimal("0") for i in chunk.rows), Decimal("0"))
     out = ListOutput(
         invoices=rows,
@@ -115,24 +100,20 @@ class SummaryOutput(BaseModel):
     customer: str | None = Field(None, description="Resolved customer name, when filtered by customer")
 
 
-async def summarize_invoices(args: SummaryInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
+async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     from invoice_mcp.service import AGING_BUCKETS
 
-    svc = state(ctx).service
     try:
         as_of = date.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC).date()
     except ValueError:
         raise ToolError(f"as_of: {args.as_of!r} is not a real date (YYYY-MM-DD)") from None
-    with api_errors("customer"):
-        filters, name = await api_filters(args, ctx)
 
     async def progress(done: int, msg: str) -> None:
-        await ctx.report_progress(done, None, msg)
+        await call.ctx.report_progress(done, None, msg)
 
-    with api_errors("invoice"):
-        s = await svc.summarize(filters, as_of=as_of, max_invoices=args.max_invoices, progress=progress)
-        top = sorted(s.unpaid_by_customer.items(), key=lambda kv: kv[1].total, reverse=True)[: args.top]
-        names = await svc.customer_names({cid for cid, _ in top if cid != "?"})
+    s, name = await svc.summarize(args.query(), as_of=as_of, max_invoices=args.max_invoices, progress=progress)
+    top = sorted(s.unpaid_by_customer.items(), key=lambda kv: kv[1].total, reverse=True)[: args.top]
+    names = await svc.customer_names({cid for cid, _ in top if cid != "?"})
     currency = ",".join(sorted(s.currency)) or None
     out = SummaryOutput(
         count=s.count,

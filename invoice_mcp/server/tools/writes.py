@@ -8,7 +8,7 @@ unless `allow_duplicate` is set.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,14 +17,15 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, field_validator
 
-from invoice_mcp.api.errors import AmbiguousWriteError
-from invoice_mcp.server.tools.base import ToolSpec, api_errors, result, state, write_annotations
-from invoice_mcp.server.tools.common import ref_of
-from invoice_mcp.server.tools.inputs import CustomerId, InvoiceRef, Strict
+from invoice_mcp.server.errors import tool_errors
+from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict
+from invoice_mcp.server.render import ref_of
+from invoice_mcp.server.spec import Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
 from invoice_mcp.text import clean, q2, quoted, usd
 
-if TYPE_CHECKING:  # the wire models load with the API client, not at start-up
-    from invoice_mcp.api.models import Invoice, NewInvoice
+if TYPE_CHECKING:  # the service (and the wire models with it) loads on first call, not at start-up
+    from invoice_mcp.api.settings import Settings
+    from invoice_mcp.service import Draft, InvoiceService
 
 
 class Confirm(BaseModel):
@@ -71,18 +72,18 @@ class CreateInput(Strict):
                 raise ValueError(f"{v!r} is not a real date (YYYY-MM-DD)") from None
         return v
 
-    def new_invoice(self) -> NewInvoice:
-        from invoice_mcp.api.models import NewInvoice, NewLineItem
+    def draft(self) -> Draft:
+        from invoice_mcp.service import Draft, DraftLine
 
-        return NewInvoice(
+        return Draft(
             customer_id=self.customer_id,
             currency=self.currency,
             due_date=self.due_date,
             exclude_from_autopay=self.exclude_from_autopay,
-            line_items=[
-                NewLineItem(description=li.description, amount=Decimal(str(li.amount)), quantity=li.quantity)
+            lines=tuple(
+                DraftLine(description=li.description, amount=Decimal(str(li.amount)), quantity=li.quantity)
                 for li in self.line_items
-            ],
+            ),
         )
 
     def total(self) -> Decimal:
@@ -93,6 +94,7 @@ class CreateOutput(BaseModel):
     """Small on purpose (tools/list cost): get_invoice has the full invoice."""
 
     outcome: Literal["created", "preview", "not_created"]
+    confirmed: Confirmed
     total: float = Field(description="Sum of unit price × quantity, dollars")
     customer: str | None
     due_date: str | None
@@ -102,21 +104,29 @@ class CreateOutput(BaseModel):
     message: str
 
 
-def _policy_allows(ctx: Context[Any, Any], action: str) -> bool:
-    """True when the user must be asked through the client; False to proceed unasked."""
-    policy = state(ctx).settings.confirm
-    if policy == "never":
-        return False
+_HOW = {
+    "user": "confirmed by the user",
+    "client_approval": "not asked here (this client cannot show a confirmation; its own tool approval applies)",
+    "policy": "not asked (server policy INVOICE_MCP_CONFIRM=never)",
+    "preview": "preview",
+}
+
+
+def how_confirmed(settings: Settings, ctx: Context[Any, Any], action: str) -> Confirmed:
+    """Whether the user is asked through the client ("user"), or why not. Raises when the
+    policy demands a confirmation this client cannot show."""
+    if settings.confirm == "never":
+        return "policy"
     caps = ctx.client_capabilities
     if caps is not None and caps.elicitation is not None:
-        return True
-    if policy == "always":
+        return "user"
+    if settings.confirm == "always":
         raise ToolError(
             f"not done: this server requires the user to confirm every {action}, and this client cannot "
             "show confirmation prompts. Use a client with MCP elicitation, or have the administrator set "
             "INVOICE_MCP_CONFIRM=auto."
         )
-    return False
+    return "client_approval"
 
 
 def _preview(args: CreateInput, customer: str | None) -> str:
@@ -127,75 +137,71 @@ def _preview(args: CreateInput, customer: str | None) -> str:
     return "\n".join(lines)
 
 
-async def confirm_create(
-    customer_id: str,
-    line_items: list[LineItemIn],
-    due_date: str | None,
-    dry_run: bool,
-    allow_duplicate: bool,
-    ctx: Context[Any, Any],
-) -> Confirm | Elicit[Confirm]:
-    args = CreateInput.model_validate({"customer_id": customer_id, "line_items": line_items, "due_date": due_date})
-    svc = state(ctx).service
-    if not dry_run and not allow_duplicate:
-        dup = svc.recent_duplicate(args.new_invoice())
-        if dup is not None:
-            raise ToolError(
-                f"not created: an identical invoice ({dup.invoice_number or dup.invoice_id}, id {dup.invoice_id}) "
-                "was created for this customer in the last 10 minutes. If a second one is really wanted, "
-                "call again with allow_duplicate=true."
-            )
-    if dry_run or not _policy_allows(ctx, "invoice creation"):
-        return Confirm(ok=True)
-    with api_errors(f"customer {customer_id}"):
-        name = await svc.customer_name(customer_id)
-    return Elicit(_preview(args, name), Confirm)
+def confirm_create(deps: Deps) -> Any:
+    async def resolver(
+        customer_id: str,
+        line_items: list[LineItemIn],
+        due_date: str | None,
+        dry_run: bool,
+        allow_duplicate: bool,
+        ctx: Context[Any, Any],
+    ) -> Confirm | Elicit[Confirm]:
+        svc, settings = deps(ctx)
+        args = CreateInput.model_validate({"customer_id": customer_id, "line_items": line_items, "due_date": due_date})
+        if not dry_run and not allow_duplicate:
+            dup = svc.recent_duplicate(args.draft())
+            if dup is not None:
+                raise ToolError(
+                    f"not created: an identical invoice ({clean(dup.invoice_number or dup.invoice_id, 64)}, "
+                    f"id {clean(dup.invoice_id, 64)}) was created for this customer in the last 10 minutes. If a "
+                    "second one is really wanted, call again with allow_duplicate=true."
+                )
+        if dry_run or how_confirmed(settings, ctx, "invoice creation") != "user":
+            return Confirm(ok=True)
+        with tool_errors():
+            name = await svc.customer_name(customer_id)
+        return Elicit(_preview(args, name), Confirm)
+
+    return resolver
 
 
-async def create_invoice(args: CreateInput, ctx: Context[Any, Any], confirmation: Any) -> CallToolResult:
-    svc = state(ctx).service
+async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     total = args.total()
-    with api_errors(f"customer {args.customer_id}"):
-        name = await svc.customer_name(args.customer_id)
+    name = await svc.customer_name(args.customer_id)
     if name is None:
         raise ToolError(f"no customer with id {args.customer_id}; look it up with find_customers(name=…)")
-    base = {"total": float(total), "customer": clean(name, 80), "due_date": args.due_date}
+    how: Confirmed = "preview" if args.dry_run else how_confirmed(call.settings, call.ctx, "invoice creation")
+    base = {"total": float(total), "customer": clean(name, 80), "due_date": args.due_date, "confirmed": how}
     if args.dry_run:
         out = CreateOutput(outcome="preview", message="preview only; nothing was created", **base)  # type: ignore[arg-type]
         return result(_preview(args, name) + "\n(dry run: nothing created; call again without dry_run to create)", out)
-    if not _accepted(confirmation):
+    if not _accepted(call.confirmation):
         out = CreateOutput(outcome="not_created", message="the user did not confirm; nothing was sent", **base)  # type: ignore[arg-type]
         return result("Not created: the user did not confirm. Nothing was sent to the API.", out)
-    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    try:
-        with api_errors(f"customer {args.customer_id}"):
-            inv = await svc.create(args.new_invoice())
-    except AmbiguousWriteError as exc:
-        raise ToolError(
-            f"the create failed in a way where the invoice may have been created ({exc.message}). Do not retry "
-            f"blindly: first check list_invoices(customer_id={args.customer_id!r}, created_at_start={started!r})."
-        ) from None
+    inv = await svc.create(args.draft())
     out = CreateOutput(
         outcome="created",
+        confirmed=how,
         total=float(total),
         customer=clean(name, 80),
         due_date=inv.due_date or args.due_date,
         invoice_id=inv.id,
         invoice_number=inv.invoice_number,
         status=clean(inv.status, 32) or None,
-        message="created: live and payable",
+        message=f"created: live and payable; {_HOW[how]}",
     )
     text = (
         f"Created {ref_of(inv)} (id {inv.id}) for {quoted(name, 80)}: total {usd(total)}, "
-        f"due {out.due_date}, status {out.status}. It is live and payable; archive_invoice hides it if it was a "
-        "mistake."
+        f"due {out.due_date}, status {out.status}; {_HOW[how]}. It is live and payable; archive_invoice hides it "
+        "if it was a mistake."
     )
     return result(text, out)
 
 
 def _accepted(confirmation: Any) -> bool:
-    if confirmation is None:
-        return True
+    """The resolver either decided without asking (its own Confirm) or asked the user (an ElicitationResult)."""
+    if confirmation is None or isinstance(confirmation, Confirm):
+        return confirmation is None or confirmation.ok
     return isinstance(confirmation, AcceptedElicitation) and bool(getattr(confirmation.data, "ok", False))
 
 
@@ -204,7 +210,8 @@ SPEC_CREATE = ToolSpec(
     title="Create invoice",
     description=(
         "Issue a LIVE, payable invoice (not a draft). Amounts are dollars: amount is the unit price, total = Σ amount "
-        "× quantity. USD only. Use dry_run=true first to preview; the user may be asked to confirm."
+        "× quantity. USD only. Use dry_run=true first to preview. The user confirms through the client when it "
+        "can ask; the result's `confirmed` says how it was approved."
     ),
     input=CreateInput,
     output=CreateOutput,
@@ -221,52 +228,57 @@ class ArchiveInput(Strict):
 
 class ChangeOutput(BaseModel):
     outcome: Literal["archived", "restored", "unchanged", "not_archived"]
+    confirmed: Confirmed | None
     invoice_id: str | None
     invoice_number: str | None
     status: str | None
     message: str
 
 
-def _changed(outcome: Any, inv: Invoice, message: str) -> ChangeOutput:
-    return ChangeOutput(
-        outcome=outcome,
-        invoice_id=inv.id,
-        invoice_number=inv.invoice_number,
-        status=clean(inv.status, 32) or None,
-        message=message,
-    )
+def confirm_archive(deps: Deps) -> Any:
+    async def resolver(invoice: str, ctx: Context[Any, Any]) -> Confirm | Elicit[Confirm]:
+        svc, settings = deps(ctx)
+        if how_confirmed(settings, ctx, "archive") != "user":
+            return Confirm(ok=True)
+        with tool_errors():
+            inv = await svc.resolve_invoice(invoice)
+            name = await svc.customer_name(inv.customer_id)
+        return Elicit(
+            f"Archive invoice {ref_of(inv)} for {quoted(name, 80) if name else clean(inv.customer_id, 64)} "
+            f"({usd(inv.total)}, {clean(inv.status, 32)})? It disappears from lists and can no longer be paid "
+            "until restored.",
+            Confirm,
+        )
+
+    return resolver
 
 
-async def confirm_archive(invoice: str, ctx: Context[Any, Any]) -> Confirm | Elicit[Confirm]:
-    if not _policy_allows(ctx, "archive"):
-        return Confirm(ok=True)
-    svc = state(ctx).service
-    with api_errors(f"invoice {invoice}"):
-        inv = await svc.resolve_invoice(invoice)
-        name = await svc.customer_name(inv.customer_id)
-    return Elicit(
-        f"Archive invoice {ref_of(inv)} for {quoted(name, 80) if name else inv.customer_id} "
-        f"({usd(inv.total)}, {inv.status})? It disappears from lists and can no longer be paid until restored.",
-        Confirm,
-    )
-
-
-async def archive_invoice(args: ArchiveInput, ctx: Context[Any, Any], confirmation: Any) -> CallToolResult:
-    svc = state(ctx).service
-    if not _accepted(confirmation):
+async def archive_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    how = how_confirmed(call.settings, call.ctx, "archive")
+    if not _accepted(call.confirmation):
         out = ChangeOutput(
             outcome="not_archived",
+            confirmed=how,
             invoice_id=None,
             invoice_number=None,
             status=None,
             message="the user did not confirm; nothing was sent",
         )
         return result(f"Not archived: the user did not confirm. {args.invoice} is unchanged.", out)
-    with api_errors(f"invoice {args.invoice}"):
-        invoice_id, _ = await svc.invoice_id(args.invoice)
-        inv = await svc.archive(invoice_id)
-    out = _changed("archived", inv, f"undo with restore_invoice(invoice={invoice_id!r})")
-    return result(f"Archived {ref_of(inv)} (status {inv.status}). Undo: restore_invoice(invoice={invoice_id!r}).", out)
+    invoice_id, _ = await svc.invoice_id(args.invoice)
+    inv = await svc.archive(invoice_id)
+    out = ChangeOutput(
+        outcome="archived",
+        confirmed=how,
+        invoice_id=inv.id,
+        invoice_number=inv.invoice_number,
+        status=clean(inv.status, 32) or None,
+        message=f"{_HOW[how]}; undo with restore_invoice(invoice={invoice_id!r})",
+    )
+    return result(
+        f"Archived {ref_of(inv)} (status {out.status}); {_HOW[how]}. Undo: restore_invoice(invoice={invoice_id!r}).",
+        out,
+    )
 
 
 SPEC_ARCHIVE = ToolSpec(
@@ -274,7 +286,7 @@ SPEC_ARCHIVE = ToolSpec(
     title="Archive invoice",
     description=(
         "Archive (hide) an invoice: it leaves lists and cannot be paid. Not a refund or credit. "
-        "restore_invoice undoes it. The user may be asked to confirm."
+        "restore_invoice undoes it. The user confirms through the client when it can ask; `confirmed` says how."
     ),
     input=ArchiveInput,
     output=ChangeOutput,
@@ -285,22 +297,28 @@ SPEC_ARCHIVE = ToolSpec(
 )
 
 
-async def restore_invoice(args: ArchiveInput, ctx: Context[Any, Any], _: object) -> CallToolResult:
-    svc = state(ctx).service
-    with api_errors(f"invoice {args.invoice}"):
-        invoice_id, _inv = await svc.invoice_id(args.invoice)
-        inv = await svc.restore(invoice_id)
+async def restore_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     from invoice_mcp.api.models import InvoiceStatus
 
+    invoice_id, _inv = await svc.invoice_id(args.invoice)
+    inv = await svc.restore(invoice_id)
     still = (inv.status or "") == InvoiceStatus.ARCHIVED
-    out = _changed("unchanged" if still else "restored", inv, f"status now {inv.status}")
-    return result(f"Restored {ref_of(inv)}: status {inv.status}.", out)
+    status = clean(inv.status, 32) or None
+    out = ChangeOutput(
+        outcome="unchanged" if still else "restored",
+        confirmed=None,
+        invoice_id=inv.id,
+        invoice_number=inv.invoice_number,
+        status=status,
+        message=f"status now {status}",
+    )
+    return result(f"Restored {ref_of(inv)}: status {status}.", out)
 
 
 SPEC_RESTORE = ToolSpec(
     name="restore_invoice",
     title="Restore invoice",
-    description="Undo archive_invoice: the invoice returns to lists with its previous status.",
+    description="Undo archive_invoice: the invoice returns to lists with its previous status. Not confirmed (safe).",
     input=ArchiveInput,
     output=ChangeOutput,
     annotations=write_annotations(destructive=False, idempotent=True),

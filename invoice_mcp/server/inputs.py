@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from invoice_mcp.service import Query
 
 Status = Literal["draft", "open", "paid", "partially_paid", "overdue", "archived"]
 
@@ -103,5 +106,7 @@ class Filters(Strict):
             k: str(getattr(self, k)) for k in Filters.model_fields if k != "customer" and getattr(self, k) is not None
         }
 
-    def has_any_filter(self) -> bool:
-        return any(getattr(self, k) is not None for k in Filters.model_fields)
+    def query(self) -> Query:
+        from invoice_mcp.service import Query
+
+        return Query(filters=self.api_filters(), customer=self.customer)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
-from invoice_mcp.server.tools.base import state
-from invoice_mcp.server.tools.inputs import Filters
 from invoice_mcp.text import clean, day, q2, quoted, usd
 
 if TYPE_CHECKING:
@@ -132,14 +129,3 @@ def detail_text(d: InvoiceDetail) -> str:
 
 def _dec(v: float | None) -> Decimal | None:
     return None if v is None else Decimal(str(v))
-
-
-async def api_filters(f: Filters, ctx: Context[Any, Any]) -> tuple[dict[str, str], str | None]:
-    """The API's filters, with a customer name resolved to its id (and the name kept)."""
-    filters = f.api_filters()
-    if f.customer:
-        customer = await state(ctx).service.resolve_customer(f.customer)
-        if customer.id:
-            filters["customer_id"] = customer.id
-        return filters, customer.name
-    return filters, None

@@ -1,0 +1,28 @@
+"""The tool registry: one list of tools, and filters derived from their annotations
+(read-only mode keeps exactly the tools annotated read-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoice_mcp.server.spec import ToolSpec
+from invoice_mcp.server.tools.customers import SPEC_FIND
+from invoice_mcp.server.tools.detail import SPEC_GET, SPEC_PAYMENT_LINK, SPEC_PDF_LINK
+from invoice_mcp.server.tools.listing import SPEC_LIST, SPEC_SUMMARY
+from invoice_mcp.server.tools.writes import SPEC_ARCHIVE, SPEC_CREATE, SPEC_RESTORE
+
+TOOLS: tuple[ToolSpec[Any], ...] = (
+    SPEC_LIST,
+    SPEC_GET,
+    SPEC_SUMMARY,
+    SPEC_FIND,
+    SPEC_CREATE,
+    SPEC_ARCHIVE,
+    SPEC_RESTORE,
+    SPEC_PAYMENT_LINK,
+    SPEC_PDF_LINK,
+)
+
+
+def select_tools(*, read_only: bool) -> tuple[ToolSpec[Any], ...]:
+    return tuple(t for t in TOOLS if t.read_only or not read_only)

@@ -1,0 +1,97 @@
+"""Customers: the cached directory, names for labelling rows, and name → customer."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import anyio
+from cachetools import TTLCache
+
+from invoice_mcp.api.errors import NotFoundError
+from invoice_mcp.api.models import Customer
+from invoice_mcp.service.errors import AmbiguousCustomer, NotFound
+from invoice_mcp.service.paging import walk
+
+if TYPE_CHECKING:
+    from invoice_mcp.api.client import APIClient
+
+CUSTOMER_CACHE_TTL_S: Final = 300.0
+MAX_CUSTOMER_PAGES: Final = 20
+
+
+class Customers:
+    def __init__(self, client: APIClient) -> None:
+        self.client = client
+        self._names: TTLCache[str, str] = TTLCache(4096, CUSTOMER_CACHE_TTL_S)
+        self._directory: TTLCache[str, list[Customer]] = TTLCache(1, CUSTOMER_CACHE_TTL_S)
+        self._lock = anyio.Lock()
+
+    async def directory(self) -> list[Customer]:
+        """Every customer (up to 20 pages), cached for five minutes."""
+        hit = self._directory.get("all")
+        if hit is not None:
+            return hit
+        async with self._lock:  # single flight: concurrent cold calls fetch it once
+            hit = self._directory.get("all")
+            if hit is not None:
+                return hit
+            customers: list[Customer] = []
+
+            async for page in walk(lambda after: self.client.list_customers(after=after), max_pages=MAX_CUSTOMER_PAGES):
+                customers.extend(page.data)
+            self._remember(customers)
+            self._directory["all"] = customers
+            return customers
+
+    def _remember(self, customers: list[Customer]) -> None:
+        for c in customers:
+            if c.id and c.name:
+                self._names[c.id] = c.name
+
+    async def names(self, ids: set[str]) -> dict[str, str]:
+        """Names for labelling rows: one directory fetch serves a whole chunk."""
+        if any(i not in self._names for i in ids):
+            await self.directory()
+        return {i: self._names[i] for i in ids if i in self._names}
+
+    async def name(self, customer_id: str | None) -> str | None:
+        if not customer_id:
+            return None
+        names = await self.names({customer_id})
+        if customer_id in names:
+            return names[customer_id]
+        try:
+            c = await self.client.get_customer(customer_id)
+        except NotFoundError:
+            return None
+        if c.name:
+            self._names[customer_id] = c.name
+        return c.name
+
+    async def find(self, name: str) -> list[Customer]:
+        """The API's `company_name` matching rules are unknown: take what it returns,
+        then keep case-insensitive substring matches; fall back to the directory."""
+        needle = name.casefold().strip()
+        found: dict[str, Customer] = {}
+        page = await self.client.list_customers(company_name=name)
+        for c in page.data:
+            if c.id and needle in (c.name or "").casefold():
+                found[c.id] = c
+        if not found:
+            for c in await self.directory():
+                if c.id and needle in (c.name or "").casefold():
+                    found[c.id] = c
+        self._remember(list(found.values()))
+        return sorted(found.values(), key=lambda c: (c.name or "").casefold())
+
+    async def resolve(self, name: str) -> Customer:
+        """The one customer a name means; `AmbiguousCustomer` when the user must choose."""
+        matches = await self.find(name)
+        exact = [c for c in matches if (c.name or "").casefold() == name.casefold().strip()]
+        if len(exact) == 1:
+            return exact[0]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise NotFound("customer", name, by_name=True)
+        raise AmbiguousCustomer(name, exact or matches)

@@ -1,0 +1,155 @@
+"""InvoiceService: the one object tools talk to. It composes the jobs (chunks,
+customers, summaries, writes) over one API client and resolves references
+(an invoice id or a number like INV-1042; a customer name)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Final
+
+from invoice_mcp.api.errors import NotFoundError
+from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
+from invoice_mcp.service.chunks import Chunk, ChunkReader
+from invoice_mcp.service.cursors import CursorCodec
+from invoice_mcp.service.customers import Customers
+from invoice_mcp.service.errors import NotFound
+from invoice_mcp.service.summaries import Progress, Summary, summarize
+from invoice_mcp.service.writes import Draft, RecentCreate, Writer
+
+if TYPE_CHECKING:
+    from invoice_mcp.api.client import APIClient
+
+_NUMBER_RE: Final = re.compile(r"^[A-Za-z]{1,10}-\d{1,12}$")
+
+
+def looks_like_number(value: str) -> bool:
+    return bool(_NUMBER_RE.match(value))
+
+
+@dataclass
+class Query:
+    """What to list or summarize: the API's own filters, plus a customer name to resolve."""
+
+    filters: dict[str, str] = field(default_factory=dict)
+    customer: str | None = None
+
+
+@dataclass
+class Listed:
+    chunk: Chunk
+    names: dict[str, str]
+    """Customer names of the rows, by customer id."""
+    customer: str | None
+    """The resolved customer name, when the query named one."""
+
+
+class InvoiceService:
+    def __init__(self, client: APIClient, *, cursor_key: bytes) -> None:
+        self.client = client
+        self.chunks = ChunkReader(client, CursorCodec(cursor_key))
+        self.customers = Customers(client)
+        self.writer = Writer(client)
+
+    # -- reading -----------------------------------------------------------------
+
+    async def resolve_query(self, query: Query) -> tuple[dict[str, str], str | None]:
+        """The API filters for `query`, with a customer name resolved to its id (and the name kept)."""
+        filters = dict(query.filters)
+        if not query.customer:
+            return filters, None
+        customer = await self.customers.resolve(query.customer)
+        if customer.id:
+            filters["customer_id"] = customer.id
+        return filters, customer.name
+
+    async def list_invoices(self, query: Query, limit: int, cursor: str | None) -> Listed:
+        """One chunk. A cursor is checked before anything is fetched; with a cursor the
+        query may be empty (the cursor carries it) or must equal the cursor's own."""
+        if cursor:
+            self.chunks.decode(cursor, {})
+        name = None
+        filters: dict[str, str] = {}
+        if not cursor or query.filters or query.customer:
+            filters, name = await self.resolve_query(query)
+        chunk = await self.chunks.chunk(filters, limit, cursor)
+        names = await self.customers.names({i.customer_id for i in chunk.rows if i.customer_id})
+        return Listed(chunk=chunk, names=names, customer=name)
+
+    async def summarize(
+        self, query: Query, *, as_of: date, max_invoices: int, progress: Progress | None = None
+    ) -> tuple[Summary, str | None]:
+        filters, name = await self.resolve_query(query)
+        s = await summarize(self.client, filters, as_of=as_of, max_invoices=max_invoices, progress=progress)
+        return s, name
+
+    async def resolve_invoice(self, ref: str) -> Invoice:
+        """`ref` is an invoice id or a number like INV-1042 (one filtered request;
+        a second one looks among archived invoices, which lists hide)."""
+        ref = ref.strip()
+        if looks_like_number(ref):
+            for status in (None, InvoiceStatus.ARCHIVED):
+                page = await self.client.list_invoices(limit=2, invoice_number=ref, status=status)
+                exact = [i for i in page.data if (i.invoice_number or "").lower() == ref.lower()]
+                if exact:
+                    return exact[0]
+            raise NotFound("invoice", ref)
+        try:
+            return await self.client.get_invoice(ref)
+        except NotFoundError:
+            raise NotFound("invoice", ref) from None
+
+    async def invoice_id(self, ref: str) -> tuple[str, Invoice | None]:
+        """The id for `ref`, resolving a number with one request; the id itself costs nothing."""
+        if looks_like_number(ref.strip()):
+            inv = await self.resolve_invoice(ref)
+            if not inv.id:
+                raise NotFound("invoice", ref)
+            return inv.id, inv
+        return ref.strip(), None
+
+    async def customer_name(self, customer_id: str | None) -> str | None:
+        return await self.customers.name(customer_id)
+
+    async def customer_names(self, ids: set[str]) -> dict[str, str]:
+        return await self.customers.names(ids)
+
+    async def customer_directory(self) -> list[Customer]:
+        return await self.customers.directory()
+
+    async def find_customers(self, name: str) -> list[Customer]:
+        return await self.customers.find(name)
+
+    async def payment_link(self, invoice_id: str) -> Link:
+        try:
+            return await self.client.get_payment_link(invoice_id)
+        except NotFoundError:
+            raise NotFound("invoice", invoice_id) from None
+
+    async def pdf_link(self, invoice_id: str) -> Link:
+        try:
+            return await self.client.get_pdf_link(invoice_id)
+        except NotFoundError:
+            raise NotFound("invoice", invoice_id) from None
+
+    # -- writing -----------------------------------------------------------------
+
+    def recent_duplicate(self, draft: Draft) -> RecentCreate | None:
+        return self.writer.recent_duplicate(draft)
+
+    async def create(self, draft: Draft) -> Invoice:
+        try:
+            return await self.writer.create(draft)
+        finally:
+            self.chunks.forget()
+
+    async def archive(self, invoice_id: str) -> Invoice:
+        inv = await self.writer.archive(invoice_id)
+        self.chunks.forget()
+        return inv
+
+    async def restore(self, invoice_id: str) -> Invoice:
+        inv = await self.writer.restore(invoice_id)
+        self.chunks.forget()
+        return inv
