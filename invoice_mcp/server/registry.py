@@ -7,7 +7,8 @@ from typing import Any
 
 from invoice_mcp.server.spec import ToolSpec
 from invoice_mcp.server.tools.customers import SPEC_FIND
-from invoice_mcp.server.tools.detail import SPEC_GET, SPEC_PAYMENT_LINK, SPEC_PDF_LINK
+from invoice_mcp.server.tools.detail import SPEC_GET
+from invoice_mcp.server.tools.links import SPEC_PAYMENT_LINK, SPEC_PDF_LINK
 from invoice_mcp.server.tools.listing import SPEC_LIST, SPEC_SUMMARY
 from invoice_mcp.server.tools.writes import SPEC_ARCHIVE, SPEC_CREATE, SPEC_RESTORE
 
