@@ -199,9 +199,10 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
 
 
 def _accepted(confirmation: Any) -> bool:
-    """The resolver either decided without asking (its own Confirm) or asked the user (an ElicitationResult)."""
-    if confirmation is None or isinstance(confirmation, Confirm):
-        return confirmation is None or confirmation.ok
+    """The resolver either decided without asking (its own Confirm) or asked the user (an ElicitationResult).
+    Anything else (no answer at all) fails closed: nothing is written."""
+    if isinstance(confirmation, Confirm):
+        return confirmation.ok
     return isinstance(confirmation, AcceptedElicitation) and bool(getattr(confirmation.data, "ok", False))
 
 
