@@ -4,9 +4,17 @@ It is deliberately a second implementation that shares nothing with the project'
 so that client bugs cannot be mirrored by the thing the client is tested against.
 """
 
-from .config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig
+from .config import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, SandboxConfig, TenantConfig
 from .faults import Faults
 from .log import RequestRecord
 from .sandbox import Sandbox
 
-__all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "Faults", "RequestRecord", "Sandbox", "SandboxConfig"]
+__all__ = [
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "Faults",
+    "RequestRecord",
+    "Sandbox",
+    "SandboxConfig",
+    "TenantConfig",
+]

@@ -4,6 +4,10 @@ It is a plain ASGI callable rather than a framework router because routing must 
 path: the path is split on ``/`` *before* percent-decoding each segment, so ``/invoices/a%2Fb``
 addresses the single id ``a/b``. Request order of concerns: log arrival -> injected faults ->
 rate limit -> route (404/405) -> bearer auth -> handler.
+
+Several tenants (credential pairs) can be served; each has its own data, tokens and rate-limit
+bucket. A request is attributed to the tenant whose client id it presents (Basic) or whose token
+it carries; requests attributable to no tenant share one anonymous bucket.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.types import Receive, Scope, Send
 
-from .auth import TokenBucket, TokenStore, auth_kind, parse_basic, parse_bearer
+from .auth import TokenBucket, auth_kind, parse_basic, parse_bearer
 from .config import Clock, SandboxConfig
 from .faults import FaultRule, Faults
 from .log import RequestLog, RequestRecord
 from .paging import CursorError, Key, Page, decode_cursor, encode_cursor
-from .records import KNOWN_STATUSES
-from .store import CustomerQuery, InvoiceQuery, NewLine, Store
+from .records import KNOWN_STATUSES, PAYMENT_METHODS, PAYMENT_STATUSES, PAYMENT_TYPES
+from .store import CustomerQuery, InvoiceQuery, NewLine, PaymentQuery, Store
+from .tenants import Tenant, Tenants
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ TRANSPORT_EXTENSION = "invoice_mcp.sandbox.transport"
 
 INVOICE_CURSOR = b"I"
 CUSTOMER_CURSOR = b"C"
+PAYMENT_CURSOR = b"P"
 MAX_LIMIT = 100
 _MALFORMED_BODY = b'{"data":[{"id":"inv_8dK2LmQ4","status":"op'
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
@@ -111,6 +117,14 @@ class Ctx:
     headers: dict[str, str]
     body: bytes
     t: float
+    tenant: Tenant | None = None
+    """Who the credentials presented claim to be (not yet verified)."""
+
+    @property
+    def store(self) -> Store:
+        """The data of the authenticated tenant (handlers behind bearer auth only)."""
+        assert self.tenant is not None
+        return self.tenant.store
 
 
 Handler = Callable[[Ctx, list[str]], Reply]
@@ -176,6 +190,12 @@ class _QueryParser:
             self.errors["before"] = "cannot be combined with after"
         return after, before
 
+    def choice(self, name: str, allowed: frozenset[str]) -> str | None:
+        value = self.get(name)
+        if value is not None and value not in allowed:
+            self.errors[name] = "must be one of " + ", ".join(sorted(allowed))
+        return value
+
     def fail(self) -> Reply:
         return error_reply(400, "bad_request", "invalid query parameters", self.errors)
 
@@ -203,9 +223,10 @@ class SandboxApp:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
+        self.ticker = config.ticker or time.monotonic
         self.log = RequestLog()
-        self.tokens = TokenStore(config.client_id, config.client_secret, config.token_ttl_s)
-        self.faults = Faults(self.tokens)
+        self.tenants = Tenants(config)
+        self.faults = Faults(self.tenants)
         self.reset()
         # (segments with None for an id, handlers by method, needs a bearer token)
         self._routes: list[tuple[tuple[str | None, ...], dict[str, Handler], bool]] = [
@@ -217,16 +238,29 @@ class SandboxApp:
             (("invoices", None, "pdf-link"), {"GET": self._pdf_link}, True),
             (("customers",), {"GET": self._list_customers}, True),
             (("customers", None), {"GET": self._get_customer}, True),
+            (("payments",), {"GET": self._list_payments}, True),
+            (("payments", None), {"GET": self._get_payment}, True),
         ]
 
     def reset(self) -> None:
         cfg = self.config
         self.clock = Clock(cfg.today)
-        self.store = Store(seed=cfg.seed, customers=cfg.customers, invoices=cfg.invoices, clock=self.clock)
-        self.tokens.reset()
-        self.bucket = TokenBucket(cfg.rate_limit) if cfg.rate_limit is not None else None
+        self.tenants.reset(self.clock)
+        self.anonymous_bucket = TokenBucket(cfg.rate_limit) if cfg.rate_limit is not None else None
         self.faults.clear()
         self.log.clear()
+
+    @property
+    def store(self) -> Store:
+        """The default tenant's data."""
+        return self.tenants.default.store
+
+    def tenant_of(self, authz: str | None) -> Tenant | None:
+        """The tenant a request is for: a known Basic client id, else the bearer token's owner."""
+        creds = parse_basic(authz)
+        if creds is not None:
+            return self.tenants.get(creds[0])
+        return self.tenants.owner(parse_bearer(authz))
 
     # -- ASGI ------------------------------------------------------------------------------------
 
@@ -241,7 +275,7 @@ class SandboxApp:
                     return
         if scope["type"] != "http":
             return
-        t = time.monotonic()
+        t = self.ticker()
         method = str(scope["method"]).upper()
         path = str(scope["path"])
         raw = scope.get("raw_path")
@@ -250,6 +284,7 @@ class SandboxApp:
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         authz = headers.get("authorization")
+        tenant = self.tenant_of(authz)
         seq = self.log.arrive(method, path)
         reply: Reply | None = None  # None: drop the connection
         body = b""
@@ -257,7 +292,7 @@ class SandboxApp:
             received = await self._read_body(receive)
             if received is not None:
                 body = received
-                reply = await self._respond(Ctx(method, query, headers, body, t), path, raw_path)
+                reply = await self._respond(Ctx(method, query, headers, body, t, tenant), path, raw_path)
         finally:
             # Logged *before* the client can see the outcome, so a test that has its response
             # (or its transport error) in hand always finds the record.
@@ -274,6 +309,7 @@ class SandboxApp:
                     auth=auth_kind(authz),
                     token=parse_bearer(authz),
                     body=body,
+                    tenant=tenant.client_id if tenant is not None else None,
                 ),
             )
         if reply is None:
@@ -342,7 +378,8 @@ class SandboxApp:
 
     def _handle(self, ctx: Ctx, raw_path: str) -> Reply:
         try:
-            if self.bucket is not None and not self.bucket.take(ctx.t):
+            bucket = ctx.tenant.bucket if ctx.tenant is not None else self.anonymous_bucket
+            if bucket is not None and not bucket.take(ctx.t):
                 return error_reply(429, "rate_limited", "too many requests", headers=[("Retry-After", "1")])
             segments = [unquote(s) for s in raw_path.split("?", 1)[0].split("/")[1:]]
             for pattern, methods, needs_token in self._routes:
@@ -355,7 +392,7 @@ class SandboxApp:
                     allow = ", ".join(sorted(methods))
                     return error_reply(405, "method_not_allowed", "method not allowed", headers=[("Allow", allow)])
                 params = [s for p, s in zip(pattern, segments, strict=True) if p is None]
-                if needs_token and not self.tokens.valid(parse_bearer(ctx.headers.get("authorization")), ctx.t):
+                if needs_token and not self._bearer_ok(ctx):
                     return error_reply(
                         401,
                         "unauthorized",
@@ -368,10 +405,17 @@ class SandboxApp:
             logger.exception("sandbox handler failed")
             return error_reply(500, "internal_error", "Internal Server Error")
 
+    def _bearer_ok(self, ctx: Ctx) -> bool:
+        """A live token, minted for the tenant the request was attributed to."""
+        token = parse_bearer(ctx.headers.get("authorization"))
+        owner = self.tenants.owner(token)
+        return owner is not None and owner is ctx.tenant and owner.tokens.valid(token, ctx.t)
+
     # -- handlers ----------------------------------------------------------------------------------
 
     def _token(self, ctx: Ctx, _params: list[str]) -> Reply:
-        if not self.tokens.credentials_ok(parse_basic(ctx.headers.get("authorization"))):
+        tenant = self.tenants.authenticate(parse_basic(ctx.headers.get("authorization")))
+        if tenant is None:
             return error_reply(403, "forbidden", "Invalid credentials")
         ctype = ctx.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in ("", "application/x-www-form-urlencoded"):
@@ -383,10 +427,10 @@ class SandboxApp:
             return error_reply(
                 400, "bad_request", "unsupported grant_type", {"grant_type": "must be client_credentials"}
             )
-        token = self.tokens.issue(ctx.t)
+        token = self.tenants.issue(tenant, ctx.t)
         return json_reply(
             200,
-            {"access_token": token, "expires_in": int(self.tokens.ttl), "token_type": "bearer"},
+            {"access_token": token, "expires_in": int(tenant.tokens.ttl), "token_type": "bearer"},
             headers=[("Cache-Control", "no-store")],
         )
 
@@ -410,7 +454,7 @@ class SandboxApp:
         )
         if p.errors:
             return p.fail()
-        return _envelope(self.store.list_invoices(q), INVOICE_CURSOR)
+        return _envelope(ctx.store.list_invoices(q), INVOICE_CURSOR)
 
     def _list_customers(self, ctx: Ctx, _params: list[str]) -> Reply:
         p = _QueryParser(ctx.query)
@@ -425,36 +469,59 @@ class SandboxApp:
         )
         if p.errors:
             return p.fail()
-        return _envelope(self.store.list_customers(q), CUSTOMER_CURSOR)
+        return _envelope(ctx.store.list_customers(q), CUSTOMER_CURSOR)
 
-    def _get_customer(self, _ctx: Ctx, params: list[str]) -> Reply:
-        found = self.store.customer_json(params[0])
+    def _list_payments(self, ctx: Ctx, _params: list[str]) -> Reply:
+        p = _QueryParser(ctx.query)
+        after, before = p.cursors(PAYMENT_CURSOR)
+        q = PaymentQuery(
+            limit=p.limit(),
+            after=after,
+            before=before,
+            created_start=p.datetime("created_at_start"),
+            created_end=p.datetime("created_at_end"),
+            customer_id=p.get("customer_id"),
+            invoice_id=p.get("invoice_id"),
+            status=p.choice("status", PAYMENT_STATUSES),
+            type=p.choice("type", PAYMENT_TYPES),
+            payment_method=p.choice("payment_method", PAYMENT_METHODS),
+        )
+        if p.errors:
+            return p.fail()
+        return _envelope(ctx.store.list_payments(q), PAYMENT_CURSOR)
+
+    def _get_payment(self, ctx: Ctx, params: list[str]) -> Reply:
+        found = ctx.store.payment_json(params[0])
+        return json_reply(200, found) if found else error_reply(404, "not_found", "payment not found")
+
+    def _get_customer(self, ctx: Ctx, params: list[str]) -> Reply:
+        found = ctx.store.customer_json(params[0])
         return json_reply(200, found) if found else error_reply(404, "not_found", "customer not found")
 
-    def _get_invoice(self, _ctx: Ctx, params: list[str]) -> Reply:
-        found = self.store.invoice_json(params[0])
+    def _get_invoice(self, ctx: Ctx, params: list[str]) -> Reply:
+        found = ctx.store.invoice_json(params[0])
         return json_reply(200, found) if found else error_reply(404, "not_found", "invoice not found")
 
-    def _archive(self, _ctx: Ctx, params: list[str]) -> Reply:
-        found = self.store.archive(params[0])
+    def _archive(self, ctx: Ctx, params: list[str]) -> Reply:
+        found = ctx.store.archive(params[0])
         return json_reply(200, found) if found else error_reply(404, "not_found", "invoice not found")
 
-    def _restore(self, _ctx: Ctx, params: list[str]) -> Reply:
-        found = self.store.restore(params[0])
+    def _restore(self, ctx: Ctx, params: list[str]) -> Reply:
+        found = ctx.store.restore(params[0])
         return json_reply(200, found) if found else error_reply(404, "not_found", "invoice not found")
 
-    def _payment_link(self, _ctx: Ctx, params: list[str]) -> Reply:
-        status = self.store.invoice_status(params[0])
+    def _payment_link(self, ctx: Ctx, params: list[str]) -> Reply:
+        status = ctx.store.invoice_status(params[0])
         if status is None:
             return error_reply(404, "not_found", "invoice not found")
         if status == "archived":
             return error_reply(422, "validation_error", "Validation Exception", {"status": "invoice is archived"})
-        return json_reply(200, {"url": self.store.payment_link(params[0])})
+        return json_reply(200, {"url": ctx.store.payment_link(params[0])})
 
-    def _pdf_link(self, _ctx: Ctx, params: list[str]) -> Reply:
-        if self.store.invoice_status(params[0]) is None:
+    def _pdf_link(self, ctx: Ctx, params: list[str]) -> Reply:
+        if ctx.store.invoice_status(params[0]) is None:
             return error_reply(404, "not_found", "invoice not found")
-        return json_reply(200, self.store.pdf_link(params[0]))
+        return json_reply(200, ctx.store.pdf_link(params[0]))
 
     def _create_invoice(self, ctx: Ctx, _params: list[str]) -> Reply:
         try:
@@ -468,7 +535,7 @@ class SandboxApp:
         customer_id = payload.get("customer_id")
         if not isinstance(customer_id, str) or not customer_id:
             errors["customer_id"] = "is required"
-        elif self.store.customer_json(customer_id) is None:
+        elif ctx.store.customer_json(customer_id) is None:
             errors["customer_id"] = "customer not found"
 
         currency = payload.get("currency")
@@ -523,7 +590,7 @@ class SandboxApp:
 
         if errors:
             return error_reply(422, "validation_error", "Validation Exception", errors)
-        invoice = self.store.create_invoice(
+        invoice = ctx.store.create_invoice(
             customer_id=str(customer_id),
             lines=lines,
             due_date=due,

@@ -14,7 +14,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from .records import CustomerRec, InvoiceRec, LineItem, cents_to_json, date_to_day, day_to_date
+from .records import CustomerRec, Fee, InvoiceRec, LineItem, PaymentRec, cents_to_json, date_to_day, day_to_date
 
 HISTORY_DAYS = 548  # ~18 months of invoices before "today"
 FIRST_INVOICE_NUMBER = 1001
@@ -42,6 +42,30 @@ COMPANY_NAMES: tuple[str, ...] = (
     "Meridian Wealth Advisors",
     "Keystone Construction",
     "Maple Street Bakery",
+)
+# The second catalogue, for extra tenants: no name shares a word with the first one, so whose data
+# a test is looking at is obvious.
+TENANT_COMPANY_NAMES: tuple[str, ...] = (
+    "Contoso Pediatrics",
+    "Fabrikam Freight",
+    "Tailspin Aviation Services",
+    "Wingtip Toys",
+    "Woodgrove Savings Bank",
+    "Litware Publishing",
+    "Proseware Labs",
+    "Adventure Works Cycles",
+    "Coho Vineyard",
+    "Lucerne Publishing",
+    "Alpine Ski House",
+    "Fourth Coffee",
+    "Trey Research",
+    "Wide World Importers",
+    "Humongous Insurance",
+    "Margie's Travel",
+    "Relecloud Media",
+    "Datum Corporation",
+    "Bellows College",
+    "Graphic Design Institute",
 )
 _BRANCHES = ("East", "West", "Central", "North", "South")
 _CITIES: tuple[tuple[str, str, str], ...] = (
@@ -102,10 +126,10 @@ def random_id(rng: random.Random, prefix: str, n: int) -> str:
     return prefix + raw[:n].translate(_ID_ALPHABET)
 
 
-def _company_names(count: int) -> Iterator[str]:
-    yield from COMPANY_NAMES[:count]
+def _company_names(count: int, names: tuple[str, ...]) -> Iterator[str]:
+    yield from names[:count]
     for branch in itertools.count(0):
-        for base in COMPANY_NAMES:
+        for base in names:
             suffix = _BRANCHES[branch] if branch < len(_BRANCHES) else f"Site {branch + 1}"
             yield f"{base} ({suffix})"
 
@@ -114,11 +138,13 @@ def _slug(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())[:24]
 
 
-def generate_customers(rng: random.Random, count: int, today: dt.date) -> list[CustomerRec]:
+def generate_customers(
+    rng: random.Random, count: int, today: dt.date, names: tuple[str, ...] = COMPANY_NAMES
+) -> list[CustomerRec]:
     """Customers created before the invoice history starts; some optional fields are null."""
     out: list[CustomerRec] = []
     history_start = date_to_day(today) - HISTORY_DAYS
-    for name in itertools.islice(_company_names(count), count):
+    for name in itertools.islice(_company_names(count, names or COMPANY_NAMES), count):
         day = history_start - rng.randint(20, 900)
         city, state, postal = rng.choice(_CITIES)
         has_address = rng.random() < 0.85
@@ -168,7 +194,13 @@ def _memo(rng: random.Random, created: dt.date) -> str | None:
     return "Net 30 – please remit by the due date."
 
 
-def generate_invoices(rng: random.Random, customers: list[CustomerRec], count: int, today: dt.date) -> list[InvoiceRec]:
+def generate_invoices(
+    rng: random.Random,
+    customers: list[CustomerRec],
+    count: int,
+    today: dt.date,
+    first_number: int = FIRST_INVOICE_NUMBER,
+) -> list[InvoiceRec]:
     """Invoices in ascending ``(created_at, id)`` order, numbered INV-1001... in creation order."""
     if count <= 0 or not customers:
         return []
@@ -258,12 +290,191 @@ def generate_invoices(rng: random.Random, customers: list[CustomerRec], count: i
     # Same-second stamps are ordered by id so numbering follows the API's keyset order.
     out.sort(key=lambda inv: (inv.created_ts, inv.id))
     for i, inv in enumerate(out):
-        inv.number = FIRST_INVOICE_NUMBER + i
+        inv.number = first_number + i
     return out
 
 
-def generate(seed: int, customers: int, invoices: int, today: dt.date) -> tuple[list[CustomerRec], list[InvoiceRec]]:
-    """Customers then invoices from one seeded RNG (never the global ``random``)."""
+def generate(
+    seed: int,
+    customers: int,
+    invoices: int,
+    today: dt.date,
+    *,
+    names: tuple[str, ...] = COMPANY_NAMES,
+    first_number: int = FIRST_INVOICE_NUMBER,
+) -> tuple[list[CustomerRec], list[InvoiceRec], list[PaymentRec]]:
+    """Customers then invoices from one seeded RNG (never the global ``random``), then payments
+    from a second one, so adding payments left the invoice data exactly as it was."""
     rng = random.Random(seed)
-    custs = generate_customers(rng, customers, today)
-    return custs, generate_invoices(rng, custs, invoices, today)
+    custs = generate_customers(rng, customers, today, names)
+    invs = generate_invoices(rng, custs, invoices, today, first_number)
+    return custs, invs, generate_payments(random.Random(f"{seed}/payments"), custs, invs, today)
+
+
+# -- payments ------------------------------------------------------------------------------------------
+
+CARD_FEE_BPS = 290  # 2.9% + 30c, surcharged to the customer for some card payments
+CARD_FEE_FIXED = 30
+ACH_FEE_CENTS = 100  # flat, always absorbed by the partner
+LATE_FEE_CENTS = 2500
+
+
+class _Payer:
+    """Builds one tenant's payments; times are epoch seconds, money integer cents."""
+
+    def __init__(self, rng: random.Random, customers: list[CustomerRec], today: dt.date) -> None:
+        self.rng = rng
+        self.last_second = date_to_day(today) * 86400 - 1  # nothing seeded happens "today"
+        self.out: list[PaymentRec] = []
+        self.seen: set[str] = set()
+        # Customers with a default payment method are charged automatically on it (card or ACH).
+        self.autopay: dict[str, str | None] = {
+            c.id: (("card", "ach")[rng.random() < 0.45] if c.default_payment_method_id else None) for c in customers
+        }
+
+    def start(self, inv: InvoiceRec) -> int:
+        """Earliest moment a payment can exist: an hour after the invoice (all seeded invoices
+        are created at 23:00 yesterday at the latest, so this is never after ``last_second``)."""
+        return min(inv.created_ts + 3600, self.last_second)
+
+    def times(self, lo: int, hi: int, n: int) -> list[int]:
+        hi = min(hi, self.last_second)
+        if hi <= lo:  # e.g. paid "before the due date" but the invoice is younger than that
+            hi = min(self.last_second, lo + 30 * 86400)
+        return sorted(lo + int(self.rng.random() * (hi - lo + 1)) for _ in range(n))
+
+    def how(self, inv: InvoiceRec) -> tuple[str, str]:
+        """(type, payment_method) of a payment of ``inv``."""
+        method = self.autopay.get(inv.customer_id)
+        if method is not None and not inv.exclude_from_autopay:
+            return "autopay", method
+        return "one_time", ("card" if self.rng.random() < 0.6 else "ach")
+
+    def add(self, inv: InvoiceRec, ts: int, cents: int, status: str, how: tuple[str, str] | None = None) -> PaymentRec:
+        kind, method = how if how is not None else self.how(inv)
+        fees: list[Fee] = []
+        if status != "failed":
+            if method == "card":
+                fee = (cents * CARD_FEE_BPS + 5000) // 10000 + CARD_FEE_FIXED
+                fees.append(("Card processing fee", "FT_METHOD", fee, self.rng.random() < 0.3))
+            else:
+                fees.append(("ACH processing fee", "FT_METHOD", ACH_FEE_CENTS, False))
+            if ts >= (inv.due_day + 1) * 86400 and self.rng.random() < 0.25:
+                fees.append(("Late payment fee", "FT_LATE_PAYMENT", LATE_FEE_CENTS, True))
+        pay_id = random_id(self.rng, "pay_", 24)
+        while pay_id in self.seen:  # pragma: no cover - 62^24 space
+            pay_id = random_id(self.rng, "pay_", 24)
+        self.seen.add(pay_id)
+        rec = PaymentRec(
+            id=pay_id,
+            customer_id=inv.customer_id,
+            invoice_id=inv.id,
+            created_ts=ts,
+            due_day=inv.due_day,
+            status=status,
+            type=kind,
+            payment_method=method,
+            sub_total_cents=cents,
+            fees=tuple(fees),
+        )
+        self.out.append(rec)
+        return rec
+
+    def split(self, cents: int, n: int) -> list[int]:
+        """``n`` positive parts summing to ``cents``; all but the last are whole dollars when possible."""
+        if n <= 1 or cents < 100 * n:
+            return [cents]
+        parts: list[int] = []
+        left = cents
+        for i in range(n - 1, 0, -1):
+            share = left * (0.3 + 0.4 * self.rng.random()) if i == 1 else left / (i + 1)
+            part = max(100, int(share) // 100 * 100)
+            parts.append(part)
+            left -= part
+        parts.append(left)
+        return parts
+
+    def paid(self, inv: InvoiceRec) -> None:
+        """Succeeded payments summing to the total: 1, or 2-3 instalments; sometimes a failed try first."""
+        r = self.rng.random()
+        parts = self.split(inv.total_cents, 1 if r < 0.75 else 2 if r < 0.92 else 3)
+        failed_first = self.rng.random() < 0.08
+        lo = self.start(inv)
+        hi = (inv.due_day + self.rng.randint(-10, 25)) * 86400
+        stamps = self.times(lo, hi, len(parts) + failed_first)
+        how = self.how(inv)
+        if failed_first:
+            self.add(inv, stamps.pop(0), inv.total_cents, "failed", how)
+        for ts, cents in zip(stamps, parts, strict=True):
+            self.add(inv, ts, cents, "succeeded", how)
+
+    def partial(self, inv: InvoiceRec) -> None:
+        """One or two succeeded payments for 20-80% of the total (at least 1 cent, less than the total)."""
+        target = int(inv.total_cents * (0.2 + 0.6 * self.rng.random()))
+        if target >= 100:
+            target = target // 100 * 100
+        target = min(max(1, target), inv.total_cents - 1)
+        parts = self.split(target, 2 if self.rng.random() < 0.2 else 1)
+        how = self.how(inv)
+        for ts, cents in zip(self.times(self.start(inv), self.last_second, len(parts)), parts, strict=True):
+            self.add(inv, ts, cents, "succeeded", how)
+
+    def near_due(self, inv: InvoiceRec) -> int:
+        """An attempt around the due date (or now, if that is still ahead)."""
+        lo = self.start(inv)
+        return max(lo, min(self.last_second, inv.due_day * 86400 + 9 * 3600 + self.rng.randrange(8 * 3600)))
+
+
+def generate_payments(
+    rng: random.Random, customers: list[CustomerRec], invoices: list[InvoiceRec], today: dt.date
+) -> list[PaymentRec]:
+    """Payments consistent with each invoice's status (an archived invoice's status before archiving):
+
+    * ``paid``: succeeded payments summing to the total (a quarter in 2-3 instalments; a few with a
+      failed attempt first; one with a duplicate charge that was refunded);
+    * ``partially_paid``: succeeded payments for less than the total;
+    * ``open``/``overdue``: a failed attempt on about a fifth of them, a refunded payment on one
+      in 200 (at least one), a chargeback on one overdue invoice, a pending ACH payment on one
+      open invoice; nothing on drafts.
+
+    Returned in ascending ``(created_at, id)`` order; every payment is after its invoice's creation
+    and before the sandbox's "today".
+    """
+    payer = _Payer(rng, customers, today)
+    unpaid: list[tuple[InvoiceRec, str]] = []
+    paid_once: list[InvoiceRec] = []
+    for inv in invoices:
+        status = inv.prev_status if inv.status == "archived" and inv.prev_status else inv.status
+        if status == "paid":
+            before = len(payer.out)
+            payer.paid(inv)
+            if len(payer.out) - before == 1:
+                paid_once.append(inv)
+        elif status == "partially_paid":
+            payer.partial(inv)
+        elif status in ("open", "overdue"):
+            unpaid.append((inv, status))
+    if unpaid:
+        failed = rng.sample(unpaid, max(1, round(len(unpaid) * 0.2)))
+        for inv, _ in failed:
+            payer.add(inv, payer.near_due(inv), inv.total_cents, "failed")
+        taken = {inv.id for inv, _ in failed}
+        overdue = [inv for inv, status in unpaid if status == "overdue" and inv.id not in taken]
+        for inv in rng.sample(overdue, min(1, len(overdue))):
+            payer.add(inv, payer.near_due(inv), inv.total_cents, "chargeback")
+            taken.add(inv.id)
+        open_ = [inv for inv, status in unpaid if status == "open" and inv.id not in taken]
+        for inv in rng.sample(open_, min(1, len(open_))):
+            ts = max(payer.start(inv), payer.last_second - rng.randrange(3 * 86400))
+            payer.add(inv, ts, inv.total_cents, "pending", (payer.how(inv)[0], "ach"))
+            taken.add(inv.id)
+        rest = [inv for inv, _ in unpaid if inv.id not in taken]
+        for inv in rng.sample(rest, min(len(rest), max(1, len(invoices) // 200))):
+            payer.add(inv, payer.near_due(inv), inv.total_cents, "refunded")
+    if paid_once:
+        inv = rng.choice(paid_once)
+        (first,) = (p for p in payer.out if p.invoice_id == inv.id)
+        dup = min(payer.last_second, first.created_ts + rng.randint(60, 3600))
+        payer.add(inv, dup, inv.total_cents, "refunded", (first.type, first.payment_method))
+    payer.out.sort(key=lambda p: (p.created_ts, p.id))
+    return payer.out

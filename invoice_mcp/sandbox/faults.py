@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from .auth import TokenStore
+from typing import Any, Literal, Protocol
 
 FaultKind = Literal["fail", "drop", "delay", "malformed"]
+
+
+class Expirable(Protocol):
+    def expire_all(self) -> None: ...
 
 
 @dataclass
@@ -35,7 +37,7 @@ class FaultRule:
 class Faults:
     """Thread-safe rule queue shared by the test thread (arming) and the server (consuming)."""
 
-    def __init__(self, tokens: TokenStore) -> None:
+    def __init__(self, tokens: Expirable) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._tokens = tokens
@@ -82,7 +84,7 @@ class Faults:
         self._add(FaultRule("malformed", n, method, path))
 
     def expire_tokens(self) -> None:
-        """Invalidate every token issued so far (they get 401 from now on)."""
+        """Invalidate every token issued so far, for every tenant (they get 401 from now on)."""
         self._tokens.expire_all()
 
     def clear(self) -> None:

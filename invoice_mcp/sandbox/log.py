@@ -9,7 +9,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class RequestRecord:
     t: float
-    """``time.monotonic()`` at arrival."""
+    """``time.monotonic()`` (or the configured ``ticker``) at arrival."""
     method: str
     path: str
     """Decoded path as routed, e.g. ``/invoices/inv_123``."""
@@ -25,6 +25,9 @@ class RequestRecord:
     token: str | None
     """The bearer token presented, if any."""
     body: bytes
+    tenant: str | None = None
+    """Client id of the tenant the request was for: the Basic client id when it is a known one
+    (even with a wrong secret), else the owner of the bearer token (even an expired one)."""
 
 
 class RequestLog:
@@ -47,7 +50,9 @@ class RequestLog:
         with self._lock:
             self._records.append((seq, record))
 
-    def snapshot(self, method: str | None = None, path_prefix: str | None = None) -> list[RequestRecord]:
+    def snapshot(
+        self, method: str | None = None, path_prefix: str | None = None, tenant: str | None = None
+    ) -> list[RequestRecord]:
         with self._lock:
             records = sorted(self._records, key=lambda sr: sr[0])
         return [
@@ -55,6 +60,7 @@ class RequestLog:
             for _, r in records
             if (method is None or r.method == method.upper())
             and (path_prefix is None or r.path.startswith(path_prefix))
+            and (tenant is None or r.tenant == tenant)
         ]
 
     def clear(self) -> None:

@@ -1,4 +1,4 @@
-"""Compact in-memory records for the sandbox's invoices and customers.
+"""Compact in-memory records for the sandbox's invoices, customers and payments.
 
 Records are slotted objects with integer timestamps and cents rather than ready-made JSON dicts,
 so that 100k invoices stay small in memory. The API's JSON shape is built only when an object
@@ -13,10 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 KNOWN_STATUSES: frozenset[str] = frozenset({"open", "paid", "overdue", "partially_paid", "draft", "archived"})
+PAYMENT_STATUSES: frozenset[str] = frozenset({"succeeded", "pending", "failed", "refunded", "chargeback"})
+"""The reference leaves the enum uncaptured; these follow the ``payment_*`` webhook topics."""
+PAYMENT_TYPES: frozenset[str] = frozenset({"autopay", "one_time"})
+"""Sandbox assumption (values uncaptured): charged automatically on the customer's default
+payment method, or paid once by the customer (payment link)."""
+PAYMENT_METHODS: frozenset[str] = frozenset({"card", "ach"})
+FEE_TYPES: tuple[str, ...] = ("FT_LATE_PAYMENT", "FT_PRODUCT", "FT_METHOD", "FT_INTEREST")
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 LineItem = tuple[str, float, int]
 """(description, amount as served in JSON, quantity). ``amount`` is the unit price in dollars."""
+Fee = tuple[str, str, int, bool]
+"""(name, type, cents, covered_by_customer)."""
 
 
 def rfc3339(ts: float) -> str:
@@ -132,4 +141,48 @@ class CustomerRec:
             "postal_code": self.postal_code,
             "country": self.country,
             "created_at": rfc3339(self.created_ts),
+        }
+
+
+@dataclass(slots=True)
+class PaymentRec:
+    """One payment (``Payment``). ``invoice_id`` is internal: the API only filters by it.
+
+    ``sub_total`` is the amount applied to the invoice; ``total`` is what the payer was charged,
+    i.e. ``sub_total`` plus the fees the customer covered (fees the partner absorbs do not change it).
+    """
+
+    id: str
+    customer_id: str
+    invoice_id: str | None
+    created_ts: int
+    due_day: int
+    status: str
+    type: str
+    payment_method: str
+    sub_total_cents: int
+    fees: tuple[Fee, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.created_ts, self.id)
+
+    @property
+    def total_cents(self) -> int:
+        return self.sub_total_cents + sum(cents for _, _, cents, covered in self.fees if covered)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "customer_id": self.customer_id,
+            "status": self.status,
+            "payment_method": self.payment_method,
+            "created_at": rfc3339(self.created_ts),
+            "due_date": day_to_date(self.due_day).isoformat(),
+            "sub_total": cents_to_json(self.sub_total_cents),
+            "total": cents_to_json(self.total_cents),
+            "fees": [
+                {"amount": cents_to_json(cents), "covered_by_customer": covered, "name": name, "type": kind}
+                for name, kind, cents, covered in self.fees
+            ],
         }

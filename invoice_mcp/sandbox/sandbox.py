@@ -13,14 +13,16 @@ from .config import SandboxConfig
 from .faults import Faults
 from .log import RequestRecord
 from .runner import ServerThread, base_url, bind, serve_foreground
+from .store import Store
 
 
 class Sandbox:
     """A seeded simulation of the Alternative Payments API served over real HTTP on loopback.
 
     ``start()`` runs it in a background thread (tests), ``serve_forever()`` in the foreground
-    (CLI). The oracle methods (``invoices()``, ``customers()``, ``requests()``) read its state
-    directly so tests can compare what a client saw with what the API holds.
+    (CLI). The oracle methods (``invoices()``, ``customers()``, ``payments()``,
+    ``payments_by_invoice()``, ``requests()``) read its state directly so tests can compare what a
+    client saw with what the API holds; each takes ``tenant`` (a client id) when several are served.
     """
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
@@ -71,10 +73,24 @@ class Sandbox:
             serve_foreground(self._app, sock)
 
     # -- oracle & log ------------------------------------------------------------------------------
+    # ``tenant`` is a client id; None means the default tenant (``config.client_id``).
 
-    def requests(self, method: str | None = None, path_prefix: str | None = None) -> list[RequestRecord]:
-        """Snapshot of completed requests in arrival order, optionally filtered."""
-        return self._app.log.snapshot(method, path_prefix)
+    @property
+    def tenants(self) -> list[str]:
+        """Client ids served, the default tenant first."""
+        return list(self._app.tenants.by_id)
+
+    def _store(self, tenant: str | None) -> Store:
+        found = self._app.tenants.default if tenant is None else self._app.tenants.by_id.get(tenant)
+        if found is None:
+            raise KeyError(f"no sandbox tenant with client id {tenant!r}")
+        return found.store
+
+    def requests(
+        self, method: str | None = None, path_prefix: str | None = None, tenant: str | None = None
+    ) -> list[RequestRecord]:
+        """Snapshot of completed requests in arrival order, optionally filtered (``tenant``: client id)."""
+        return self._app.log.snapshot(method, path_prefix, tenant)
 
     def clear_log(self) -> None:
         """Forget logged requests (and reset ``token_requests``)."""
@@ -82,24 +98,39 @@ class Sandbox:
 
     @property
     def token_requests(self) -> int:
-        """``POST /oauth/token`` requests since the last ``clear_log``/``reset`` (any outcome)."""
+        """``POST /oauth/token`` requests since the last ``clear_log``/``reset`` (any outcome, any tenant)."""
         return self._app.log.token_requests
+
+    def token_requests_for(self, tenant: str) -> int:
+        """``POST /oauth/token`` requests presenting this client id since the last ``clear_log``/``reset``."""
+        return len(self.requests("POST", "/oauth/token", tenant=tenant))
 
     @property
     def issued_tokens(self) -> list[str]:
-        """Every access token issued since the last ``reset``."""
-        return self._app.tokens.issued
+        """Every access token issued since the last ``reset``, for any tenant, in issue order."""
+        return self._app.tenants.issued
 
-    def invoices(self, include_archived: bool = True) -> list[dict[str, Any]]:
+    def invoices(self, include_archived: bool = True, tenant: str | None = None) -> list[dict[str, Any]]:
         """Deep copies of every invoice's JSON, in API list order (newest first)."""
-        return self._app.store.all_invoices_json(include_archived)
+        return self._store(tenant).all_invoices_json(include_archived)
 
-    def customers(self) -> list[dict[str, Any]]:
+    def customers(self, tenant: str | None = None) -> list[dict[str, Any]]:
         """Deep copies of every customer's JSON, in API list order (newest first)."""
-        return self._app.store.all_customers_json()
+        return self._store(tenant).all_customers_json()
+
+    def payments(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Every payment's JSON (as served: no invoice id), in API list order (newest first)."""
+        return self._store(tenant).all_payments_json()
+
+    def payments_by_invoice(self, tenant: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The sandbox's own invoice -> payments link (newest first), for independent balance checks.
+
+        Invoices without payments are absent. Every payment belongs to exactly one invoice.
+        """
+        return self._store(tenant).payments_by_invoice_json()
 
     def reset(self) -> None:
-        """Regenerate data from the config and clear the log, faults, tokens and rate limiter."""
+        """Regenerate every tenant's data from the config and clear the log, faults, tokens and rate limiters."""
         self._app.reset()
 
     @property

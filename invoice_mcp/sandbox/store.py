@@ -1,4 +1,4 @@
-"""Sandbox state: invoices and customers with the sorted indexes that paging needs.
+"""Sandbox state of one tenant: customers, invoices and payments with the sorted indexes that paging needs.
 
 Each collection keeps an ascending ``(created_ts, id)`` key list with a parallel record list
 (globally and per customer), so list queries bisect to a cursor and creates insert in place.
@@ -22,9 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import Clock
-from .data import generate, random_id
+from .data import COMPANY_NAMES, FIRST_INVOICE_NUMBER, generate, random_id
 from .paging import Key, Page, keyset_page
-from .records import CustomerRec, InvoiceRec, LineItem, date_to_day, rfc3339
+from .records import CustomerRec, InvoiceRec, LineItem, PaymentRec, date_to_day, rfc3339
 
 PAYMENT_LINK_HOST = "pay.sandbox-brand.example"
 PDF_HOST = "files.sandbox.example"
@@ -55,6 +55,22 @@ class CustomerQuery:
     created_start: float | None = None
     created_end: float | None = None
     company_name: str | None = None
+
+
+@dataclass
+class PaymentQuery:
+    """Validated ``GET /payments`` filters."""
+
+    limit: int = 100
+    after: Key | None = None
+    before: Key | None = None
+    created_start: float | None = None
+    created_end: float | None = None
+    customer_id: str | None = None
+    invoice_id: str | None = None
+    status: str | None = None
+    type: str | None = None
+    payment_method: str | None = None
 
 
 @dataclass
@@ -89,11 +105,20 @@ def _window(start: float | None, end: float | None) -> tuple[Key | None, Key | N
 
 
 class Store:
-    def __init__(self, *, seed: int, customers: int, invoices: int, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        customers: int,
+        invoices: int,
+        clock: Clock,
+        names: tuple[str, ...] = COMPANY_NAMES,
+        first_number: int = FIRST_INVOICE_NUMBER,
+    ) -> None:
         self.lock = threading.RLock()
         self.clock = clock
         today = clock.today()
-        custs, invs = generate(seed, customers, invoices, today)
+        custs, invs, pays = generate(seed, customers, invoices, today, names=names, first_number=first_number)
         self._rng = random.Random(f"{seed}/runtime")  # ids of API-created invoices, reproducibly
         self._link_key = secrets.token_bytes(32)
         self._payment_tokens: dict[str, str] = {}
@@ -108,7 +133,18 @@ class Store:
         self._by_customer: dict[str, _Index] = {c.id: _Index() for c in custs}
         for inv in invs:  # already ascending
             self._add(inv, append=True)
-        self._next_number = (invs[-1].number + 1) if invs else 1001
+        self._next_number = (invs[-1].number + 1) if invs else first_number
+        self.payments_by_id: dict[str, PaymentRec] = {}
+        self._payments = _Index()
+        self._payments_by_customer: dict[str, _Index] = {}
+        self._payments_by_invoice: dict[str, _Index] = {}
+        for pay in pays:  # already ascending
+            self.payments_by_id[pay.id] = pay
+            key = pay.key
+            self._payments.append(key, pay)
+            self._payments_by_customer.setdefault(pay.customer_id, _Index()).append(key, pay)
+            if pay.invoice_id is not None:
+                self._payments_by_invoice.setdefault(pay.invoice_id, _Index()).append(key, pay)
 
     def _add(self, inv: InvoiceRec, *, append: bool) -> None:
         self.invoices_by_id[inv.id] = inv
@@ -173,6 +209,55 @@ class Store:
                 lo_key=lo,
                 hi_key=hi,
             )
+
+    def list_payments(self, q: PaymentQuery) -> Page[PaymentRec]:
+        """Payments newest first. Archiving never hides a payment, and an invoice's payments stay
+        listable by ``invoice_id`` whatever the invoice's status."""
+        with self.lock:
+            empty = _Index()
+            if q.invoice_id is not None:
+                index = self._payments_by_invoice.get(q.invoice_id, empty)
+            elif q.customer_id is not None:
+                index = self._payments_by_customer.get(q.customer_id, empty)
+            else:
+                index = self._payments
+            status, kind, method, customer = q.status, q.type, q.payment_method, q.customer_id
+
+            def match(p: PaymentRec) -> bool:
+                return (
+                    (status is None or p.status == status)
+                    and (kind is None or p.type == kind)
+                    and (method is None or p.payment_method == method)
+                    and (customer is None or p.customer_id == customer)
+                )
+
+            lo, hi = _window(q.created_start, q.created_end)
+            return keyset_page(
+                index.keys,
+                index.items,
+                match=match,
+                limit=q.limit,
+                after=q.after,
+                before=q.before,
+                lo_key=lo,
+                hi_key=hi,
+            )
+
+    def payment_json(self, payment_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            pay = self.payments_by_id.get(payment_id)
+            return pay.to_json() if pay else None
+
+    def all_payments_json(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [p.to_json() for p in reversed(self._payments.items)]
+
+    def payments_by_invoice_json(self) -> dict[str, list[dict[str, Any]]]:
+        with self.lock:
+            return {
+                invoice_id: [p.to_json() for p in reversed(index.items)]
+                for invoice_id, index in self._payments_by_invoice.items()
+            }
 
     def invoice_json(self, invoice_id: str) -> dict[str, Any] | None:
         with self.lock:
