@@ -302,13 +302,16 @@ def generate(
     *,
     names: tuple[str, ...] = COMPANY_NAMES,
     first_number: int = FIRST_INVOICE_NUMBER,
-) -> tuple[list[CustomerRec], list[InvoiceRec], list[PaymentRec]]:
-    """Customers then invoices from one seeded RNG (never the global ``random``), then payments
-    from a second one, so adding payments left the invoice data exactly as it was."""
+) -> tuple[list[CustomerRec], list[InvoiceRec]]:
+    """Customers then invoices from one seeded RNG (never the global ``random``)."""
     rng = random.Random(seed)
     custs = generate_customers(rng, customers, today, names)
-    invs = generate_invoices(rng, custs, invoices, today, first_number)
-    return custs, invs, generate_payments(random.Random(f"{seed}/payments"), custs, invs, today)
+    return custs, generate_invoices(rng, custs, invoices, today, first_number)
+
+
+def seeded_statuses(invoices: list[InvoiceRec]) -> list[str]:
+    """Each invoice's status as far as money goes (an archived invoice's status before archiving)."""
+    return [inv.prev_status if inv.status == "archived" and inv.prev_status else inv.status for inv in invoices]
 
 
 # -- payments ------------------------------------------------------------------------------------------
@@ -426,9 +429,10 @@ class _Payer:
 
 
 def generate_payments(
-    rng: random.Random, customers: list[CustomerRec], invoices: list[InvoiceRec], today: dt.date
+    seed: int, customers: list[CustomerRec], invoices: list[InvoiceRec], statuses: list[str], today: dt.date
 ) -> list[PaymentRec]:
-    """Payments consistent with each invoice's status (an archived invoice's status before archiving):
+    """Payments consistent with each invoice's status (``seeded_statuses``, taken at generation),
+    from their own RNG so that adding payments left the invoice data exactly as it was:
 
     * ``paid``: succeeded payments summing to the total (a quarter in 2-3 instalments; a few with a
       failed attempt first; one with a duplicate charge that was refunded);
@@ -440,11 +444,11 @@ def generate_payments(
     Returned in ascending ``(created_at, id)`` order; every payment is after its invoice's creation
     and before the sandbox's "today".
     """
+    rng = random.Random(f"{seed}/payments")
     payer = _Payer(rng, customers, today)
     unpaid: list[tuple[InvoiceRec, str]] = []
     paid_once: list[InvoiceRec] = []
-    for inv in invoices:
-        status = inv.prev_status if inv.status == "archived" and inv.prev_status else inv.status
+    for inv, status in zip(invoices, statuses, strict=True):
         if status == "paid":
             before = len(payer.out)
             payer.paid(inv)

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import Clock
-from .data import COMPANY_NAMES, FIRST_INVOICE_NUMBER, generate, random_id
+from .data import COMPANY_NAMES, FIRST_INVOICE_NUMBER, generate, generate_payments, random_id, seeded_statuses
 from .paging import Key, Page, keyset_page
 from .records import CustomerRec, InvoiceRec, LineItem, PaymentRec, date_to_day, rfc3339
 
@@ -118,7 +118,7 @@ class Store:
         self.lock = threading.RLock()
         self.clock = clock
         today = clock.today()
-        custs, invs, pays = generate(seed, customers, invoices, today, names=names, first_number=first_number)
+        custs, invs = generate(seed, customers, invoices, today, names=names, first_number=first_number)
         self._rng = random.Random(f"{seed}/runtime")  # ids of API-created invoices, reproducibly
         self._link_key = secrets.token_bytes(32)
         self._payment_tokens: dict[str, str] = {}
@@ -134,12 +134,35 @@ class Store:
         for inv in invs:  # already ascending
             self._add(inv, append=True)
         self._next_number = (invs[-1].number + 1) if invs else first_number
-        self.payments_by_id: dict[str, PaymentRec] = {}
+        self._payments_by_id: dict[str, PaymentRec] = {}
         self._payments = _Index()
         self._payments_by_customer: dict[str, _Index] = {}
         self._payments_by_invoice: dict[str, _Index] = {}
+        # Payments are generated on first use (a 100k-invoice sandbox that never serves them
+        # skips the cost), from what the seeded data was at construction.
+        self._pending_payments: tuple[int, list[CustomerRec], list[InvoiceRec], list[str], dt.date] | None = (
+            seed,
+            custs,
+            invs,
+            seeded_statuses(invs),
+            today,
+        )
+
+    @property
+    def payments_by_id(self) -> dict[str, PaymentRec]:
+        """Payment records by id (generated on first use); mutate them only under ``lock``."""
+        with self.lock:
+            self._load_payments()
+            return self._payments_by_id
+
+    def _load_payments(self) -> None:
+        """Generate the seeded payments if not done yet (call with the lock held)."""
+        if self._pending_payments is None:
+            return
+        pays = generate_payments(*self._pending_payments)
+        self._pending_payments = None
         for pay in pays:  # already ascending
-            self.payments_by_id[pay.id] = pay
+            self._payments_by_id[pay.id] = pay
             key = pay.key
             self._payments.append(key, pay)
             self._payments_by_customer.setdefault(pay.customer_id, _Index()).append(key, pay)
@@ -214,6 +237,7 @@ class Store:
         """Payments newest first. Archiving never hides a payment, and an invoice's payments stay
         listable by ``invoice_id`` whatever the invoice's status."""
         with self.lock:
+            self._load_payments()
             empty = _Index()
             if q.invoice_id is not None:
                 index = self._payments_by_invoice.get(q.invoice_id, empty)
@@ -250,10 +274,12 @@ class Store:
 
     def all_payments_json(self) -> list[dict[str, Any]]:
         with self.lock:
+            self._load_payments()
             return [p.to_json() for p in reversed(self._payments.items)]
 
     def payments_by_invoice_json(self) -> dict[str, list[dict[str, Any]]]:
         with self.lock:
+            self._load_payments()
             return {
                 invoice_id: [p.to_json() for p in reversed(index.items)]
                 for invoice_id, index in self._payments_by_invoice.items()

@@ -289,3 +289,19 @@ def test_many_invoices_scale() -> None:
             assert paid == 0
     statuses = Counter(p["status"] for p in sb.payments())
     assert statuses["refunded"] == 5_000 // 200 + 1 and statuses["chargeback"] == 1 and statuses["pending"] == 1
+
+
+def test_seeded_payments_do_not_depend_on_earlier_mutations(sb: Sandbox, api: httpx.Client) -> None:
+    """Payments are generated on first use, from the data as seeded: creating or archiving
+    invoices first changes nothing."""
+    invoices = sb.invoices()
+    open_ = next(inv for inv in invoices if inv["status"] == "open")
+    paid = next(inv for inv in invoices if inv["status"] == "paid")
+    body = {"customer_id": open_["customer_id"], "currency": "USD"}
+    body["line_items"] = [{"description": "x", "amount": 10, "quantity": 1}]
+    assert api.post("/invoices", json=body).status_code == 201
+    assert api.delete(f"/invoices/{open_['id']}").status_code == 200
+    assert api.delete(f"/invoices/{paid['id']}").status_code == 200
+    fresh = Sandbox(SandboxConfig(today=TODAY))
+    assert sb.payments() == fresh.payments()
+    assert walk(api, invoice_id=paid["id"]) == fresh.payments_by_invoice()[paid["id"]]
