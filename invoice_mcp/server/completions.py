@@ -142,7 +142,7 @@ class Completer:
     async def complete(
         self, app: AppState, ref: PromptReference | ResourceTemplateReference, name: str, value: str
     ) -> Completion:
-        typed = clean(value, MAX_TYPED)
+        typed = clean(value[: MAX_TYPED * 4], MAX_TYPED * 4)[:MAX_TYPED]  # cut, never "…"-marked
         try:
             if isinstance(ref, PromptReference):
                 spec = self._prompts.get(ref.name, {}).get(name)

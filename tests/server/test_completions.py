@@ -175,6 +175,9 @@ async def test_hostile_customer_names_are_cleaned_and_bounded(sandbox: Sandbox, 
         # hostile typed input is cleaned too, and does not break matching
         typed = await complete(c, PromptReference(name="overdue_followup"), "customer", "\u200bev\x1bil" + "x" * 5000)
         assert typed.values == []
+        # a typed value longer than what is matched is cut, not marked "…" (which would match nothing)
+        long_prefix = await complete(c, PromptReference(name="overdue_followup"), "customer", value[:-1] + "N" * 500)
+        assert long_prefix.values == [value]
 
 
 async def test_api_failure_is_a_clear_error(sandbox: Sandbox, era: str) -> None:
