@@ -168,8 +168,14 @@ def build_http_app(
 ) -> Starlette:
     """The ASGI app (for tests or for mounting under another ASGI server)."""
     server = build_http_server(settings, opts, read_only=read_only, log_level=log_level, port=port or opts.port)
+    from invoice_mcp.faces.events import RETRY_MS, BoundedEventStore  # resumable SSE streams (issue 15)
+
     return server.streamable_http_app(
-        streamable_http_path=MCP_PATH, transport_security=transport_security(opts), host=opts.host
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(opts),
+        host=opts.host,
+        event_store=BoundedEventStore(),
+        retry_interval=RETRY_MS,
     )
 
 

@@ -174,6 +174,7 @@ def build_server(
     **server_kw: Any,
 ) -> InvoiceMCPServer:
     ro = settings.read_only if read_only is None else read_only
+    server_kw.setdefault("subscriptions", False)  # nothing publishes change events: advertise none (issue 15)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
@@ -222,4 +223,7 @@ def build_server(
     from invoice_mcp.server.prompts import register_prompts
 
     register_prompts(server)
+    from invoice_mcp.server.completions import register_completions
+
+    register_completions(server)
     return server

@@ -1,0 +1,67 @@
+"""The capabilities the server advertises are the same in both protocol eras, and each one works.
+
+Legacy clients read them from the ``initialize`` answer (2025-11-25), modern ones from
+``server/discover`` (2026-07-28). Nothing here publishes change events (the tool, prompt and
+resource lists are fixed, and resource updates are not pushed), so neither era may claim
+``listChanged`` or ``resources.subscribe``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp import Client, MCPError
+from mcp.types import METHOD_NOT_FOUND, PromptReference
+
+from invoice_mcp.api.settings import Settings
+from invoice_mcp.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+EXPECTED = {
+    "completions": {},
+    "prompts": {"listChanged": False},
+    "resources": {"listChanged": False, "subscribe": False},
+    "tools": {"listChanged": False},
+}
+
+
+async def answers(settings: Settings) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    async with Client(build_server(settings), mode="legacy") as legacy:
+        init = legacy.session.initialize_result
+        assert init is not None and init.protocol_version == "2025-11-25"
+        out["initialize"] = init.capabilities.model_dump(by_alias=True, exclude_none=True)
+    async with Client(build_server(settings)) as modern:
+        disc = modern.session.discover_result
+        assert disc is not None and "2026-07-28" in disc.supported_versions
+        out["server/discover"] = disc.capabilities.model_dump(by_alias=True, exclude_none=True)
+    return out
+
+
+async def test_both_eras_advertise_the_same_honest_capabilities(settings: Settings) -> None:
+    got = await answers(settings)
+    assert got["initialize"] == got["server/discover"] == EXPECTED
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_every_advertised_capability_is_served(settings: Settings, mode: str) -> None:
+    async with Client(build_server(settings), mode=mode) as c:  # type: ignore[arg-type]
+        assert (await c.list_tools()).tools
+        assert (await c.list_prompts()).prompts
+        assert (await c.list_resource_templates()).resource_templates
+        await c.list_resources()
+        done = await c.complete(PromptReference(name="overdue_followup"), {"name": "tone", "value": "p"})
+        assert done.completion.values == ["polite"]
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_what_is_not_advertised_is_not_served(settings: Settings) -> None:
+    async with Client(build_server(settings), mode="legacy") as c:
+        with pytest.raises(MCPError) as info:
+            await c.session.subscribe_resource("invoice://INV-1001")
+        assert info.value.error.code == METHOD_NOT_FOUND
+        with pytest.raises(MCPError) as info:
+            await c.session.set_logging_level("info")
+        assert info.value.error.code == METHOD_NOT_FOUND
