@@ -35,6 +35,7 @@ ENV_VAR = "INVOICE_MCP_REDIS_URL"
 RATE_PREFIX = "invoice-mcp:rl:"
 TOKEN_PREFIX = "invoice-mcp:tok:"
 LOCK_PREFIX = "invoice-mcp:mint:"
+DUP_PREFIX = "invoice-mcp:dup:"
 
 _T = TypeVar("_T")
 
@@ -268,6 +269,46 @@ class RedisTokenStore(_RedisClient):
             if held:
                 with anyio.CancelScope(shield=True):
                     await self._run(self._cad(keys=[name], args=[owner]))
+
+
+class RedisReservations(_RedisClient):
+    """The duplicate guard's reservations (service/guard.py `Reservations`) in Redis, so that
+    every replica sees every other's creates: a claim is one SET NX PX."""
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__(redis_url)
+        self._cad = self._redis.register_script(_COMPARE_AND_DELETE)
+
+    @staticmethod
+    def redis_key(key: str) -> str:
+        return DUP_PREFIX + _digest(key)
+
+    async def claim(self, key: str, value: str, ttl_s: float) -> str | None:
+        name = self.redis_key(key)
+        px = max(1, round(ttl_s * 1000))
+        while True:  # NX failed but the holder expired before GET: claim again
+            if await self._run(self._redis.set(name, value, nx=True, px=px)):
+                return None
+            held = await self._run(self._redis.get(name))
+            if held is not None:
+                return str(held)
+
+    async def get(self, key: str) -> str | None:
+        value = await self._run(self._redis.get(self.redis_key(key)))
+        return None if value is None else str(value)
+
+    async def put(self, key: str, value: str, ttl_s: float) -> None:
+        await self._run(self._redis.set(self.redis_key(key), value, px=max(1, round(ttl_s * 1000))))
+
+    async def release(self, key: str, value: str) -> None:
+        await self._run(self._cad(keys=[self.redis_key(key)], args=[value]))
+
+
+def make_reservations(settings: Settings) -> RedisReservations | None:
+    """The shared duplicate-guard store when INVOICE_MCP_REDIS_URL is set, else None (in memory)."""
+    if settings.redis_url is None:
+        return None
+    return RedisReservations(settings.redis_url.get_secret_value())
 
 
 def make_shared_state(settings: Settings) -> tuple[RateLimiter, TokenStore] | None:

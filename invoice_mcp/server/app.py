@@ -30,6 +30,7 @@ from invoice_mcp.server.spec import ToolSpec
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
     from invoice_mcp.service import InvoiceService
+    from invoice_mcp.service.guard import Reservations
 
 log = logging.getLogger("invoice_mcp.calls")
 
@@ -67,8 +68,21 @@ class AppState:
         if self._service is None:
             from invoice_mcp import service  # lazily, with the client
 
-            self._service = service.InvoiceService(self.client, cursor_key=cursor_key(self.settings))
+            self._service = service.InvoiceService(
+                self.client, cursor_key=cursor_key(self.settings), reservations=self._reservations()
+            )
         return self._service
+
+    def _reservations(self) -> Reservations | None:
+        """The duplicate guard's store: Redis when configured (shared by replicas), else in memory."""
+        if self.settings.redis_url is None:
+            return None
+        from invoice_mcp.api.shared_state import make_reservations
+
+        store = make_reservations(self.settings)
+        if store is not None:
+            self._closers.append(store.aclose)
+        return store
 
     def service_for(self, ctx: Context[Any, Any]) -> InvoiceService:
         """The service for the account this request acts on (one per process today)."""

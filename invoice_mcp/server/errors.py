@@ -18,6 +18,7 @@ from invoice_mcp.api.errors import (
 )
 from invoice_mcp.service.errors import (
     AmbiguousCustomer,
+    DuplicateInvoice,
     InvalidCursor,
     NotFound,
     PossiblyCreated,
@@ -57,6 +58,8 @@ def message(exc: ServiceError | APIError) -> str:
                 f"Do not retry blindly: first check list_invoices(customer_id={exc.customer_id!r}, "
                 f"created_at_start={exc.started!r})."
             )
+        case DuplicateInvoice():
+            return _duplicate(exc)
         case ServiceError():
             return clean(exc.message, 500)
         case NotFoundError():
@@ -77,6 +80,28 @@ def message(exc: ServiceError | APIError) -> str:
             return f"the API is failing right now ({clean(exc.message, 200)}); retry in a few seconds"
         case _:
             return f"API error: {clean(exc.message, 300)}"
+
+
+def _duplicate(exc: DuplicateInvoice) -> str:
+    cid, at = clean(exc.customer_id, 64), clean(exc.at, 32)
+    check = f"list_invoices(customer_id={cid!r}, created_at_start={at!r})"
+    if exc.state == "pending":
+        return (
+            "not created: an identical invoice for this customer is being created right now by another call. "
+            f"Do not retry; in a moment check {check}."
+        )
+    if exc.state == "possibly":
+        return (
+            f"not created: an identical create at {at} failed in a way where the invoice may have been created, "
+            f"so this one was refused. Check {check}; only if it is not there and the user still wants it, "
+            "call again with allow_duplicate=true."
+        )
+    number = clean(exc.invoice_number or exc.invoice_id, 64)
+    where = "the API already has" if exc.source == "api" else "this server created"
+    return (
+        f"not created: {where} an identical invoice ({number}, id {clean(exc.invoice_id, 64)}) for this customer "
+        "in the last 10 minutes. If a second one is really wanted, call again with allow_duplicate=true."
+    )
 
 
 @contextmanager

@@ -51,3 +51,30 @@ class PossiblyCreated(ServiceError):
         super().__init__(message)
         self.customer_id = customer_id
         self.started = started
+
+
+class DuplicateInvoice(ServiceError):
+    """An identical create is in progress, was made in the last minutes, or may have been made
+    (an earlier identical create failed ambiguously): refused unless allow_duplicate is set."""
+
+    def __init__(
+        self,
+        state: Literal["pending", "created", "possibly"],
+        customer_id: str,
+        at: str,
+        *,
+        invoice_id: str | None = None,
+        invoice_number: str | None = None,
+        source: Literal["server", "api"] = "server",
+    ) -> None:
+        super().__init__(f"duplicate create refused ({state})")
+        self.state = state
+        self.customer_id = customer_id
+        self.at = at
+        self.invoice_id = invoice_id
+        self.invoice_number = invoice_number
+        self.source = source
+
+
+class GuardUnavailable(ServiceError):
+    """The duplicate guard's shared store (Redis) cannot be used: nothing was sent."""

@@ -14,9 +14,10 @@ from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
 from invoice_mcp.service.chunks import Chunk, ChunkReader
 from invoice_mcp.service.cursors import CursorCodec
 from invoice_mcp.service.customers import Customers
-from invoice_mcp.service.errors import NotFound
+from invoice_mcp.service.errors import DuplicateInvoice, NotFound
+from invoice_mcp.service.guard import Clock, Reservations, utc_now
 from invoice_mcp.service.summaries import Progress, Summary, summarize
-from invoice_mcp.service.writes import Draft, RecentCreate, Writer
+from invoice_mcp.service.writes import Draft, Writer
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
@@ -46,11 +47,18 @@ class Listed:
 
 
 class InvoiceService:
-    def __init__(self, client: APIClient, *, cursor_key: bytes) -> None:
+    def __init__(
+        self,
+        client: APIClient,
+        *,
+        cursor_key: bytes,
+        reservations: Reservations | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self.client = client
         self.chunks = ChunkReader(client, CursorCodec(cursor_key))
         self.customers = Customers(client)
-        self.writer = Writer(client)
+        self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key)
 
     # -- reading -----------------------------------------------------------------
 
@@ -135,12 +143,14 @@ class InvoiceService:
 
     # -- writing -----------------------------------------------------------------
 
-    def recent_duplicate(self, draft: Draft) -> RecentCreate | None:
-        return self.writer.recent_duplicate(draft)
+    async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+        """What the guard already knows of an identical create (no API call): a quick refusal."""
+        return await self.writer.recent_duplicate(draft)
 
-    async def create(self, draft: Draft) -> Invoice:
+    async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
+        """Create through the duplicate guard; raises DuplicateInvoice, PossiblyCreated, NotFound."""
         try:
-            return await self.writer.create(draft)
+            return await self.writer.create(draft, allow_duplicate=allow_duplicate)
         finally:
             self.chunks.forget()
 

@@ -6,23 +6,39 @@ wire model."""
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal, TypeVar
 
-from cachetools import TTLCache
+import anyio
 
-from invoice_mcp.api.errors import AmbiguousWriteError, NotFoundError
-from invoice_mcp.api.models import Invoice, NewInvoice, NewLineItem
-from invoice_mcp.service.errors import NotFound, PossiblyCreated
+from invoice_mcp.api.errors import AmbiguousWriteError, APIError, NotFoundError
+from invoice_mcp.api.models import PAGE_SIZE, Invoice, InvoiceStatus, NewInvoice, NewLineItem, Page
+from invoice_mcp.api.shared_state import SharedStateError
+from invoice_mcp.service.errors import DuplicateInvoice, GuardUnavailable, NotFound, PossiblyCreated
+from invoice_mcp.service.guard import (
+    DUPLICATE_WINDOW_S,
+    PENDING_TTL_S,
+    Clock,
+    LocalReservations,
+    Record,
+    Reservations,
+    fingerprint,
+    invoice_fingerprint,
+    rfc3339,
+    utc_now,
+)
+from invoice_mcp.service.paging import walk
 from invoice_mcp.text import q2
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
 
-DUPLICATE_WINDOW_S: Final = 600.0
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -59,37 +75,127 @@ class Draft:
         )
 
 
-@dataclass
-class RecentCreate:
-    invoice_id: str
-    invoice_number: str | None
-
-
-def fingerprint(draft: Draft) -> str:
-    body = draft.wire().to_json()
-    body.pop("exclude_from_autopay", None)
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+def draft_fingerprint(draft: Draft, *, today: str) -> str:
+    return fingerprint(
+        draft.customer_id,
+        draft.currency,
+        draft.due_date,
+        [(li.description, li.amount, li.quantity) for li in draft.lines],
+        today=today,
+    )
 
 
 class Writer:
-    def __init__(self, client: APIClient) -> None:
+    """Creates go through the duplicate guard (service/guard.py); archive/restore are idempotent."""
+
+    RECENT_PAGES: Final = 3
+    """At most this many pages (of 100) of the customer's recent invoices are compared."""
+
+    def __init__(
+        self,
+        client: APIClient,
+        reservations: Reservations | None = None,
+        *,
+        clock: Clock = utc_now,
+        scope: str = "",
+    ) -> None:
         self.client = client
-        self._recent: TTLCache[str, RecentCreate] = TTLCache(1024, DUPLICATE_WINDOW_S)
+        self.reservations: Reservations = reservations or LocalReservations()
+        self._clock = clock
+        self._scope = scope
 
-    def recent_duplicate(self, draft: Draft) -> RecentCreate | None:
-        return self._recent.get(fingerprint(draft))
+    def _key(self, draft: Draft) -> str:
+        today = self._clock().date().isoformat()
+        return hashlib.sha256(f"{self._scope}|{draft_fingerprint(draft, today=today)}".encode()).hexdigest()
 
-    async def create(self, draft: Draft) -> Invoice:
-        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    async def _store(self, op: Awaitable[_T]) -> _T:
+        try:
+            return await op
+        except SharedStateError as exc:
+            raise GuardUnavailable(
+                f"not created: the duplicate guard's shared store is unavailable ({exc}); nothing was sent. "
+                "Retry once Redis is back."
+            ) from None
+
+    async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+        """A quick look (no API call) at what this server, or its replicas, know of this fingerprint."""
+        raw = await self._store(self.reservations.get(self._key(draft)))
+        record = Record.loads(raw) if raw else None
+        return _refusal(record) if record else None
+
+    async def _recent_on_api(self, draft: Draft, since: datetime) -> Invoice | None:
+        """An invoice the API already has with this fingerprint, created since `since`."""
+        today = self._clock().date().isoformat()
+        want = draft_fingerprint(draft, today=today)
+
+        async def fetch(after: str | None) -> Page[Invoice]:
+            return await self.client.list_invoices(
+                limit=PAGE_SIZE, customer_id=draft.customer_id, created_at_start=rfc3339(since), after=after
+            )
+
+        async for page in walk(fetch, max_pages=self.RECENT_PAGES):
+            for inv in page.data:
+                if inv.status == InvoiceStatus.ARCHIVED:
+                    continue
+                if invoice_fingerprint(inv, today=today) == want:
+                    return inv
+        return None
+
+    async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
+        now = self._clock()
+        started = rfc3339(now)
+        key = self._key(draft)
+        mine = Record("pending", draft.customer_id, started, owner=Record.new_owner())
+        if not allow_duplicate:
+            held = await self._store(self.reservations.claim(key, mine.dumps(), PENDING_TTL_S))
+            if held is not None:
+                record = Record.loads(held) or Record("pending", draft.customer_id, started)
+                if record.state == "possibly":  # perhaps it did land since: then say which one
+                    found = await self._recent_on_api(draft, now - timedelta(seconds=DUPLICATE_WINDOW_S))
+                    if found is not None and found.id:
+                        record = _created(draft, record.at, found, source="api")
+                        await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
+                raise _refusal(record)
+            try:
+                found = await self._recent_on_api(draft, now - timedelta(seconds=DUPLICATE_WINDOW_S))
+            except BaseException:
+                await self._release(key, mine)
+                raise
+            if found is not None and found.id:
+                record = _created(draft, found.created_at or started, found, source="api")
+                await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
+                raise _refusal(record)
         try:
             inv = await self.client.create_invoice(draft.wire())
         except AmbiguousWriteError as exc:
+            await self._settle(key, replace(mine, state="possibly"))
             raise PossiblyCreated(exc.message, draft.customer_id, started) from None
         except NotFoundError:
+            await self._release(key, mine)
             raise NotFound("customer", draft.customer_id) from None
-        if inv.id:
-            self._recent[fingerprint(draft)] = RecentCreate(inv.id, inv.invoice_number)
+        except APIError:  # a definite answer: the API did not create it
+            await self._release(key, mine)
+            raise
+        except BaseException:  # cancelled or crashed while the POST was in flight: it may exist
+            await self._settle(key, replace(mine, state="possibly"))
+            raise
+        await self._settle(key, _created(draft, started, inv, source="server", owner=mine.owner))
         return inv
+
+    async def _settle(self, key: str, record: Record) -> None:
+        """Record the outcome for the window; a store failure here must not hide the outcome."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S)
+            except SharedStateError as exc:
+                log.warning("duplicate guard: could not record a create's outcome: %s", exc)
+
+    async def _release(self, key: str, mine: Record) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.reservations.release(key, mine.dumps())
+            except SharedStateError as exc:
+                log.warning("duplicate guard: could not release a reservation: %s", exc)
 
     async def archive(self, invoice_id: str) -> Invoice:
         try:
@@ -102,3 +208,26 @@ class Writer:
             return await self.client.restore_invoice(invoice_id)
         except NotFoundError:
             raise NotFound("invoice", invoice_id) from None
+
+
+def _created(draft: Draft, at: str, inv: Invoice, *, source: Literal["server", "api"], owner: str = "") -> Record:
+    return Record(
+        "created",
+        draft.customer_id,
+        at,
+        owner=owner,
+        invoice_id=inv.id,
+        invoice_number=inv.invoice_number,
+        source=source,
+    )
+
+
+def _refusal(record: Record) -> DuplicateInvoice:
+    return DuplicateInvoice(
+        record.state,
+        record.customer_id,
+        record.at,
+        invoice_id=record.invoice_id,
+        invoice_number=record.invoice_number,
+        source=record.source,
+    )

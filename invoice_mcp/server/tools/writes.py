@@ -3,7 +3,7 @@
 Creates and archives are confirmed by the user through MCP elicitation when the
 client can show a form (policy INVOICE_MCP_CONFIRM). A create is never re-sent
 after an ambiguous failure, and an identical create within 10 minutes is refused
-unless `allow_duplicate` is set.
+unless `allow_duplicate` is set: the service's guard (service/guard.py) is the authority.
 """
 
 from __future__ import annotations
@@ -148,14 +148,11 @@ def confirm_create(deps: Deps) -> Any:
     ) -> Confirm | Elicit[Confirm]:
         svc, settings = deps(ctx)
         args = CreateInput.model_validate({"customer_id": customer_id, "line_items": line_items, "due_date": due_date})
-        if not dry_run and not allow_duplicate:
-            dup = svc.recent_duplicate(args.draft())
-            if dup is not None:
-                raise ToolError(
-                    f"not created: an identical invoice ({clean(dup.invoice_number or dup.invoice_id, 64)}, "
-                    f"id {clean(dup.invoice_id, 64)}) was created for this customer in the last 10 minutes. If a "
-                    "second one is really wanted, call again with allow_duplicate=true."
-                )
+        if not dry_run and not allow_duplicate:  # a quick refusal before the user is asked
+            with tool_errors():
+                dup = await svc.recent_duplicate(args.draft())
+                if dup is not None:
+                    raise dup
         if dry_run or how_confirmed(settings, ctx, "invoice creation") != "user":
             return Confirm(ok=True)
         with tool_errors():
@@ -178,7 +175,7 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
     if not _accepted(call.confirmation):
         out = CreateOutput(outcome="not_created", message="the user did not confirm; nothing was sent", **base)  # type: ignore[arg-type]
         return result("Not created: the user did not confirm. Nothing was sent to the API.", out)
-    inv = await svc.create(args.draft())
+    inv = await svc.create(args.draft(), allow_duplicate=args.allow_duplicate)
     out = CreateOutput(
         outcome="created",
         confirmed=how,
