@@ -119,9 +119,21 @@ class Writer:
 
     async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
         """A quick look (no API call) at what this server, or its replicas, know of this fingerprint."""
-        raw = await self._store(self.reservations.get(self._key(draft)))
+        key = self._key(draft)
+        raw = await self._store(self.reservations.get(key))
         record = Record.loads(raw) if raw else None
-        return _refusal(record) if record else None
+        return _refusal(await self._landed(key, draft, record)) if record else None
+
+    async def _landed(self, key: str, draft: Draft, record: Record) -> Record:
+        """A "possibly created" record, turned into "created" if the invoice has since shown up."""
+        if record.state != "possibly":
+            return record
+        found = await self._recent_on_api(draft, self._clock() - timedelta(seconds=DUPLICATE_WINDOW_S))
+        if found is None or not found.id:
+            return record
+        record = _created(draft, record.at, found, source="api")
+        await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
+        return record
 
     async def _recent_on_api(self, draft: Draft, since: datetime) -> Invoice | None:
         """An invoice the API already has with this fingerprint, created since `since`."""
@@ -150,12 +162,7 @@ class Writer:
             held = await self._store(self.reservations.claim(key, mine.dumps(), PENDING_TTL_S))
             if held is not None:
                 record = Record.loads(held) or Record("pending", draft.customer_id, started)
-                if record.state == "possibly":  # perhaps it did land since: then say which one
-                    found = await self._recent_on_api(draft, now - timedelta(seconds=DUPLICATE_WINDOW_S))
-                    if found is not None and found.id:
-                        record = _created(draft, record.at, found, source="api")
-                        await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
-                raise _refusal(record)
+                raise _refusal(await self._landed(key, draft, record))
             try:
                 found = await self._recent_on_api(draft, now - timedelta(seconds=DUPLICATE_WINDOW_S))
             except BaseException:

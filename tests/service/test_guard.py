@@ -1,0 +1,108 @@
+"""The guard's parts: the normalised fingerprint and the two reservation stores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import anyio
+import pytest
+
+from invoice_mcp.api.models import Invoice, LineItem
+from invoice_mcp.api.shared_state import RedisReservations
+from invoice_mcp.service.guard import LocalReservations, Reservations, fingerprint, invoice_fingerprint
+
+from ..procs import running_redis
+
+pytestmark = pytest.mark.anyio
+TODAY = "2026-11-25"
+LINES = [("Seats", Decimal("10"), 3), ("Setup fee", Decimal("99.5"), 1)]
+
+
+def fp(lines: list[tuple[str, object, int]] = LINES, due: str | None = "2026-12-01", **kw: str) -> str:
+    return fingerprint(kw.get("customer", "cus_1"), kw.get("currency", "USD"), due, lines, today=TODAY)  # type: ignore[arg-type]
+
+
+def test_fingerprint_ignores_what_does_not_change_the_invoice() -> None:
+    base = fp()
+    assert fp(list(reversed(LINES))) == base
+    assert fp([("  sEATS\t", 10.0, 3), ("setup  FEE", "99.50", 1)]) == base
+    assert fp(currency="usd") == base
+    assert fp(due=None) == fp(due=TODAY)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"lines": [("Seats", Decimal("10.01"), 3), LINES[1]]},
+        {"lines": [("Seats", Decimal("10"), 4), LINES[1]]},
+        {"lines": [LINES[0]]},
+        {"lines": [*LINES, LINES[0]]},
+        {"due": "2026-12-02"},
+        {"customer": "cus_2"},
+    ],
+)
+def test_fingerprint_sees_real_differences(other: dict[str, object]) -> None:
+    assert fp(**other) != fp()  # type: ignore[arg-type]
+
+
+def test_an_api_invoice_fingerprints_like_its_draft() -> None:
+    inv = Invoice(
+        customer_id="cus_1",
+        currency="USD",
+        due_date="2026-12-01T00:00:00Z",
+        created_at="2026-11-25T10:00:00Z",
+        line_items=[LineItem(description=d, amount=Decimal(str(a)), quantity=q) for d, a, q in reversed(LINES)],
+    )
+    assert invoice_fingerprint(inv, today=TODAY) == fp()
+    assert invoice_fingerprint(Invoice(), today=TODAY) is None
+
+
+async def test_local_claims_expire_on_their_clock() -> None:
+    now = [0.0]
+    store = LocalReservations(clock=lambda: now[0])
+    assert await store.claim("k", "a", 10) is None
+    assert await store.claim("k", "b", 10) == "a"
+    await store.release("k", "b")  # not the holder: no effect
+    assert await store.get("k") == "a"
+    now[0] = 10.0
+    assert await store.claim("k", "b", 10) is None
+    await store.release("k", "b")
+    assert await store.get("k") is None
+
+
+def test_local_store_is_bounded() -> None:
+    store = LocalReservations(clock=lambda: 0.0)
+
+    async def fill() -> None:
+        for i in range(LocalReservations.MAX_KEYS + 50):
+            await store.put(f"k{i}", "v", 60)
+
+    anyio.run(fill)
+    assert len(store._items) <= LocalReservations.MAX_KEYS
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with running_redis() as url:
+        yield url
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+async def test_exactly_one_of_many_concurrent_claims_wins(kind: str, redis_url: str) -> None:
+    store: Reservations = LocalReservations() if kind == "local" else RedisReservations(redis_url)
+    wins: list[int] = []
+
+    async def claim(i: int) -> None:
+        if await store.claim("same-fingerprint", f"owner-{i}", 5) is None:
+            wins.append(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(50):
+            tg.start_soon(claim, i)
+    assert len(wins) == 1
+    assert await store.get("same-fingerprint") == f"owner-{wins[0]}"
+    await store.release("same-fingerprint", f"owner-{wins[0]}")
+    assert await store.get("same-fingerprint") is None
+    if isinstance(store, RedisReservations):
+        await store.aclose()
