@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 import anyio
@@ -16,11 +16,14 @@ from ..procs import running_redis
 
 pytestmark = pytest.mark.anyio
 TODAY = "2026-11-25"
-LINES = [("Seats", Decimal("10"), 3), ("Setup fee", Decimal("99.5"), 1)]
+LINES: list[tuple[str, Decimal | float | str, int]] = [("Seats", Decimal("10"), 3), ("Setup fee", Decimal("99.5"), 1)]
 
 
-def fp(lines: list[tuple[str, object, int]] = LINES, due: str | None = "2026-12-01", **kw: str) -> str:
-    return fingerprint(kw.get("customer", "cus_1"), kw.get("currency", "USD"), due, lines, today=TODAY)  # type: ignore[arg-type]
+Line = tuple[str, Decimal | float | str, int]
+
+
+def fp(lines: Sequence[Line] = LINES, due: str | None = "2026-12-01", **kw: str) -> str:
+    return fingerprint(kw.get("customer", "cus_1"), kw.get("currency", "USD"), due, lines, today=TODAY)
 
 
 def test_fingerprint_ignores_what_does_not_change_the_invoice() -> None:
