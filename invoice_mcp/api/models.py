@@ -8,16 +8,46 @@ dollars as JSON numbers, and sums must not drift.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from invoice_mcp.text import clean
 
 PAGE_SIZE: Final = 100
 """Invoices per upstream request: the API's default page, and the most it is known to serve."""
 
 
+TEXT_LIMITS: Final = {
+    **dict.fromkeys(("memo", "description", "message"), 5000),
+    **dict.fromkeys(("name", "legal_name", "email", "external_id", "city", "state", "country"), 300),
+    **dict.fromkeys(("id", "invoice_number", "customer_id", "code"), 128),
+    **dict.fromkeys(("currency", "status", "due_date", "created_at", "last_notification_at", "expires_at"), 40),
+}
+"""Every text field the API sends is hostile: cleaned (no control, bidi or invisible characters,
+one line) and bounded here, once. Links and cursors are not text: they stay exact (links are
+checked where used, service/invoices.py; cursors go back to the API as they came)."""
+
+
+def _tidy(data: Any) -> Any:
+    if isinstance(data, dict):
+        data = dict(data)
+        for key, limit in TEXT_LIMITS.items():
+            if isinstance(data.get(key), str):
+                data[key] = clean(data[key], limit) or None
+        errors = data.get("validation_errors")
+        if isinstance(errors, dict):
+            data["validation_errors"] = {clean(str(k), 60): clean(str(v), 300) for k, v in list(errors.items())[:20]}
+    return data
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tidy_text(cls, data: Any) -> Any:
+        return _tidy(data)
 
 
 class InvoiceStatus:

@@ -16,6 +16,7 @@ from invoice_mcp.api.errors import (
     RateLimitedError,
     UpstreamError,
 )
+from invoice_mcp.logs import RedactingFilter
 from invoice_mcp.service.errors import (
     AmbiguousCustomer,
     DuplicateInvoice,
@@ -26,6 +27,9 @@ from invoice_mcp.service.errors import (
     ServiceError,
 )
 from invoice_mcp.text import clean, quoted
+
+_REDACT = RedactingFilter()
+"""Credentials an API echoes back (`Authorization: Basic …`, access_token=…) never reach a tool result."""
 
 _FIND = {
     "invoice": "find it with list_invoices(invoice_number=…) or list_invoices(customer=…)",
@@ -109,4 +113,4 @@ def tool_errors() -> Iterator[None]:
     try:
         yield
     except (ServiceError, APIError) as exc:
-        raise ToolError(message(exc)) from None
+        raise ToolError(_REDACT.redact(message(exc), urls=False)) from None

@@ -78,3 +78,7 @@ class DuplicateInvoice(ServiceError):
 
 class GuardUnavailable(ServiceError):
     """The duplicate guard's shared store (Redis) cannot be used: nothing was sent."""
+
+
+class UnusableLink(ServiceError):
+    """The API returned a payment/PDF link that is not a single-line https URL of sane length."""

@@ -14,7 +14,7 @@ from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
 from invoice_mcp.service.chunks import Chunk, ChunkReader
 from invoice_mcp.service.cursors import CursorCodec
 from invoice_mcp.service.customers import Customers
-from invoice_mcp.service.errors import DuplicateInvoice, NotFound
+from invoice_mcp.service.errors import DuplicateInvoice, NotFound, UnusableLink
 from invoice_mcp.service.guard import Clock, Reservations, utc_now
 from invoice_mcp.service.summaries import Progress, Summary, summarize
 from invoice_mcp.service.writes import Draft, Writer
@@ -23,6 +23,22 @@ if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
 
 _NUMBER_RE: Final = re.compile(r"^[A-Za-z]{1,10}-\d{1,12}$")
+MAX_LINK: Final = 2048
+_LINK_RE: Final = re.compile(r"^https://[A-Za-z0-9.-]{1,253}(?::\d{1,5})?(?:[/?#][!-~]*)?$")
+"""One line of printable ASCII, https, a plain host (no userinfo: `https://bank.com@evil.example`)."""
+
+
+def usable_link(link: Link, kind: str, invoice_id: str) -> Link:
+    """`link` if its url is a single-line https URL of sane length; else UnusableLink (which never
+    repeats the url: it is a bearer secret, or hostile text)."""
+    url = link.url or ""
+    if len(url) <= MAX_LINK and _LINK_RE.match(url):
+        return link
+    problem = "no link" if not url else "too long" if len(url) > MAX_LINK else "not a single-line https URL"
+    raise UnusableLink(
+        f"the API returned an unusable {kind} link for invoice {invoice_id} ({problem}); it is not shown. "
+        "Retry later, or open the invoice in the Alternative Payments dashboard."
+    )
 
 
 def looks_like_number(value: str) -> bool:
@@ -131,15 +147,17 @@ class InvoiceService:
 
     async def payment_link(self, invoice_id: str) -> Link:
         try:
-            return await self.client.get_payment_link(invoice_id)
+            link = await self.client.get_payment_link(invoice_id)
         except NotFoundError:
             raise NotFound("invoice", invoice_id) from None
+        return usable_link(link, "payment", invoice_id)
 
     async def pdf_link(self, invoice_id: str) -> Link:
         try:
-            return await self.client.get_pdf_link(invoice_id)
+            link = await self.client.get_pdf_link(invoice_id)
         except NotFoundError:
             raise NotFound("invoice", invoice_id) from None
+        return usable_link(link, "PDF", invoice_id)
 
     # -- writing -----------------------------------------------------------------
 

@@ -8,8 +8,9 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from invoice_mcp.server.inputs import Strict
+from invoice_mcp.server.render import DATA_NOTE
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
-from invoice_mcp.text import clean
+from invoice_mcp.text import clean, quoted
 
 if TYPE_CHECKING:
     from invoice_mcp.service import InvoiceService
@@ -33,13 +34,14 @@ class FindOutput(BaseModel):
 async def find_customers(args: FindInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     found = await svc.find_customers(args.name)
     rows = [
-        CustomerRow(id=c.id or "", name=clean(c.name, 120) or None, email=clean(c.email, 120) or None)
+        CustomerRow(id=clean(c.id, 128), name=clean(c.name, 120) or None, email=clean(c.email, 120) or None)
         for c in found[:50]
     ]
     out = FindOutput(customers=rows, count=len(found))
     if not rows:
         return result(f"no customer matches {clean(args.name, 60)!r}; try a shorter part of the name", out)
-    lines = [f"{len(found)} customers match:"] + [f"{r.name} | customer_id {r.id}" for r in rows]
+    lines = [f"{len(found)} customers match:"] + [f"{quoted(r.name, 120)} | customer_id {r.id}" for r in rows]
+    lines.append(DATA_NOTE)
     return result("\n".join(lines), out)
 
 

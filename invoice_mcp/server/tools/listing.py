@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from invoice_mcp.server.inputs import Filters
 from invoice_mcp.server.render import DATA_NOTE, InvoiceRow, line, row
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
-from invoice_mcp.text import clean, q2, usd
+from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:
     from invoice_mcp.service import InvoiceService
@@ -135,7 +135,7 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
         truncated=s.truncated,
         customer=clean(name, 80) if name else None,
     )
-    scope = f" for {clean(name, 60)}" if name else ""
+    scope = f" for {quoted(name, 60)}" if name else ""
     lines = [
         f"{s.count} invoices{scope}, total {usd(s.total)} {currency or ''}".rstrip()
         + (f" (TRUNCATED at max_invoices={args.max_invoices}: partial figures)" if s.truncated else ""),
@@ -146,8 +146,12 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
     if top and not name:
         lines.append(
             "top unpaid: "
-            + "; ".join(f"{clean(names.get(cid), 40) or cid} {usd(b.total)} ({b.count})" for cid, b in top)
+            + "; ".join(
+                f"{quoted(names[cid], 40) if names.get(cid) else cid} {usd(b.total)} ({b.count})" for cid, b in top
+            )
         )
+    if name or (top and any(names.get(cid) for cid, _ in top)):
+        lines.append(DATA_NOTE)
     if s.undated_unpaid:
         lines.append(f"{s.undated_unpaid} unpaid invoices have no due date (not aged)")
     return result("\n".join(lines), out)
