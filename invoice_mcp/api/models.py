@@ -33,8 +33,8 @@ def _tidy(data: Any) -> Any:
     if isinstance(data, dict):
         data = dict(data)
         for key, limit in TEXT_LIMITS.items():
-            if isinstance(data.get(key), str):
-                data[key] = clean(data[key], limit) or None
+            if isinstance(data.get(key), str):  # «» is ours: it marks where API text starts and ends
+                data[key] = clean(data[key].replace("«", '"').replace("»", '"'), limit) or None
         errors = data.get("validation_errors")
         if isinstance(errors, dict):
             data["validation_errors"] = {clean(str(k), 60): clean(str(v), 300) for k, v in list(errors.items())[:20]}
