@@ -234,7 +234,7 @@ async def test_a_plain_https_link_is_shown() -> None:
     assert not res.is_error and res.structured_content["url"] == url and url in text_of(res)
 
 
-ECHOES = {
+ECHOES: dict[str, tuple[int, dict[str, Any] | str]] = {
     "json 400 header": (400, {"message": f"bad header Authorization: Basic {BASIC}"}),
     "json 401 header": (401, {"message": f"Authorization: Basic {BASIC} rejected"}),
     "validation_errors": (422, {"message": "invalid", "validation_errors": {"Authorization": f"Basic {BASIC}"}}),
