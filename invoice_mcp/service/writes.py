@@ -1,4 +1,4 @@
-"""Writes: create, archive, restore; the duplicate-create guard.
+"""Writes: create (through the duplicate guard of service/guard.py), archive, restore.
 
 The tool layer describes an invoice as a `Draft`; only this module builds the
 wire model."""

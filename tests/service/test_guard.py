@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
+from typing import Any, cast
 
 import anyio
 import pytest
 
-from invoice_mcp.api.models import Invoice, LineItem
+from invoice_mcp.api.models import Invoice, LineItem, Page
 from invoice_mcp.api.shared_state import RedisReservations
+from invoice_mcp.service.errors import DuplicateInvoice
 from invoice_mcp.service.guard import LocalReservations, Reservations, fingerprint, invoice_fingerprint
+from invoice_mcp.service.writes import Draft, DraftLine, Writer
 
 from ..procs import running_redis
 
@@ -109,3 +112,35 @@ async def test_exactly_one_of_many_concurrent_claims_wins(kind: str, redis_url: 
     assert await store.get("same-fingerprint") is None
     if isinstance(store, RedisReservations):
         await store.aclose()
+
+
+class _HangingAPI:
+    """list_invoices finds nothing; create_invoice is sent and never answers."""
+
+    def __init__(self) -> None:
+        self.sent = anyio.Event()
+        self.posts = 0
+
+    async def list_invoices(self, **_: object) -> Page[Invoice]:
+        return Page[Invoice]()
+
+    async def create_invoice(self, _: object) -> Invoice:
+        self.posts += 1
+        self.sent.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_create_cancelled_in_flight_counts_as_possibly_created() -> None:
+    api = _HangingAPI()
+    writer = Writer(cast(Any, api), LocalReservations())
+    draft = Draft("cus_1", (DraftLine("Seats", Decimal("10"), 3),))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(writer.create, draft)
+        await api.sent.wait()
+        tg.cancel_scope.cancel()  # the client gave up while the POST was upstream
+    dup = await writer.recent_duplicate(draft)
+    assert dup is not None and dup.state == "possibly"
+    with pytest.raises(DuplicateInvoice) as refused:
+        await writer.create(draft)
+    assert refused.value.state == "possibly" and api.posts == 1
