@@ -4,6 +4,8 @@ Stdout is the MCP wire on stdio, so nothing may log there. Every handler gets a
 `RedactingFilter` that masks:
 
 * bearer/basic credentials (``Authorization: Bearer xxx``) and ``access_token`` values;
+* the gateway's credential headers (``X-Alternative-Payments-Client-Id``/``-Secret``), in any
+  of the shapes a header is printed in (``name: value``, ``'name': 'value'``, ``(b'name', b'value')``);
 * the literal secrets it was given (the API client secret, the HTTP bearer token);
 * in records of our own loggers (``invoice_mcp.*``, and the SDK's ``mcp.*`` which logs our
   tool failures at INFO), the path and query of every ``http(s)://`` URL: payment and PDF
@@ -25,6 +27,9 @@ MASK = "***"
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)([A-Za-z0-9._~+/=-]+)")
 _TOKEN_FIELD = re.compile(r"(?i)(access_token|client_secret|refresh_token)([\"']?\s*[:=]\s*[\"']?)[^\"'\s,&}]+")
+_CRED_HEADER = re.compile(
+    r"(?i)(x-alternative-payments-client-(?:id|secret))([\"']?\s*[:=,]\s*b?[\"']?)[^\"'\s,&})\]]+"
+)
 _URL = re.compile(r"(https?://[^/\s?#]+)[/?#]\S*")
 _URL_LOGGERS = ("invoice_mcp", "mcp")
 _NOISY = ("httpx", "httpcore")
@@ -64,6 +69,7 @@ class RedactingFilter(logging.Filter):
             text = text.replace(s, MASK)
         text = _BEARER.sub(_mask_credential, text)
         text = _TOKEN_FIELD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+        text = _CRED_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
         if urls:
             text = _URL.sub(lambda m: f"{m.group(1)}/{MASK}", text)
         return text

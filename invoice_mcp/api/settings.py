@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from invoice_mcp.api.keys import derive_key, secret_digest
+
 BASE_URLS: dict[str, str] = {
     "production": "https://public-api.alternativepayments.io",
     "demo": "https://public-api.demo.alternativepayments.io",
@@ -38,11 +40,23 @@ class Settings(BaseModel):
     read_only: bool = False
     confirm: ConfirmPolicy = "auto"
     http_token: SecretStr | None = None
+    gateway: bool = False
+    """Gateway mode: no credentials of its own; each HTTP request brings a tenant's (faces/gateway.py)."""
 
     @property
     def cache_key(self) -> str:
-        """Identity of the API key: tokens and the rate limit belong to it."""
+        """Identity of the credentials as presented (base URL, client id, digest of the secret):
+        the access token belongs to it, so a wrong secret never reuses a good secret's token."""
+        return f"{self.base_url}|{self.client_id}|{secret_digest(self.client_secret.get_secret_value())}"
+
+    @property
+    def rate_key(self) -> str:
+        """Identity of the API key for pacing: the API's 5 requests/s are per client id."""
         return f"{self.base_url}|{self.client_id}"
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A key for `purpose` (e.g. "cursor"), equal on every replica holding these credentials."""
+        return derive_key(self.client_secret.get_secret_value(), purpose, self.base_url, self.client_id)
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -88,14 +102,20 @@ def load_settings(
     *,
     dotenv_path: Path | None = None,
     require_credentials: bool = True,
+    gateway: bool | None = None,
 ) -> Settings:
-    """Read settings; raise SettingsError listing every offending variable."""
+    """Read settings; raise SettingsError listing every offending variable.
+
+    Gateway mode (`gateway=True` or INVOICE_MCP_GATEWAY=1) needs no credentials and
+    ignores AP_CLIENT_ID/AP_CLIENT_SECRET: every request brings its own."""
     e = _merged_env(env, dotenv_path)
     problems: list[str] = []
 
-    client_id = e.get("AP_CLIENT_ID", "").strip()
-    secret = e.get("AP_CLIENT_SECRET", "")
-    if require_credentials:
+    if gateway is None:
+        gateway = _flag(e.get("INVOICE_MCP_GATEWAY", ""), "INVOICE_MCP_GATEWAY", problems)
+    client_id = "" if gateway else e.get("AP_CLIENT_ID", "").strip()
+    secret = "" if gateway else e.get("AP_CLIENT_SECRET", "")
+    if require_credentials and not gateway:
         if not client_id:
             problems.append("AP_CLIENT_ID is not set (Partner Dashboard → API Keys)")
         if not secret.strip():
@@ -134,4 +154,5 @@ def load_settings(
         read_only=read_only,
         confirm=confirm,  # type: ignore[arg-type]
         http_token=SecretStr(http_token) if http_token else None,
+        gateway=gateway,
     )

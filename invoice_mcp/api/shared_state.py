@@ -320,4 +320,4 @@ def make_shared_state(settings: Settings) -> tuple[RateLimiter, TokenStore] | No
     if settings.redis_url is None:
         return None
     url = settings.redis_url.get_secret_value()
-    return RedisRateLimiter(url, settings.cache_key, settings.rate_limit), RedisTokenStore(url)
+    return RedisRateLimiter(url, settings.rate_key, settings.rate_limit), RedisTokenStore(url)

@@ -3,6 +3,8 @@
     invoice-mcp                      stdio server for the API configured in the environment / .env
     invoice-mcp --sandbox            ... against an embedded sandbox API (no credentials needed)
     invoice-mcp --transport http     streamable HTTP on 127.0.0.1:8000/mcp (see invoice_mcp.faces.http)
+    invoice-mcp --transport http --gateway
+                                     ... for many accounts: credentials per request (invoice_mcp.server.gateway)
     invoice-mcp demo                 a scripted assistant session against the sandbox
     invoice-mcp check                validate settings and credentials against the API
     invoice-mcp sandbox --port N     serve the sandbox API standalone
@@ -66,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="http: allow a non-loopback bind without INVOICE_MCP_HTTP_TOKEN (only behind an authenticating proxy)",
     )
+    p.add_argument(
+        "--gateway",
+        action="store_true",
+        help="http: serve many accounts; each request brings its credentials in X-Alternative-Payments-* headers "
+        "(also INVOICE_MCP_GATEWAY=1)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("demo", help="run a scripted assistant session against the embedded sandbox")
     sub.add_parser("check", help="validate settings, mint a token and read one page of invoices")
@@ -125,9 +133,15 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
             }
             _err(f"using the embedded sandbox API at {url} (demo data; no real account is touched)")
         try:
-            settings: Settings = load_settings(env)
+            settings: Settings = load_settings(env, gateway=True if args.gateway else None)
         except SettingsError as exc:
             _err(str(exc))
+            return 2
+        if settings.gateway and (args.transport != "http" or args.sandbox):
+            _err(
+                "gateway mode (--gateway / INVOICE_MCP_GATEWAY) takes credentials from HTTP request headers: "
+                "use it with --transport http, without --sandbox"
+            )
             return 2
         redactor.add_secret(settings.client_secret.get_secret_value())
         if settings.http_token is not None:

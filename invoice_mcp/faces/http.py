@@ -30,7 +30,6 @@ Security:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -133,9 +132,11 @@ def transport_security(opts: HTTPOptions) -> TransportSecuritySettings | None:
 
 def request_state_keys(settings: Settings) -> list[bytes]:
     """Key for sealing elicitation round-trip state; equal on every replica with the same credentials."""
-    material = f"{settings.base_url}|{settings.client_id}".encode()
-    secret = settings.client_secret.get_secret_value().encode()
-    return [hmac.new(secret, b"invoice-mcp/request-state/v1|" + material, hashlib.sha256).digest()]
+    if settings.gateway:
+        from invoice_mcp.server.gateway import request_state_keys as gateway_keys
+
+        return gateway_keys(settings)
+    return [settings.derive_key("request-state")]
 
 
 def _url(host: str, port: int) -> str:

@@ -3,12 +3,11 @@ one API client per process (created in the lifespan)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, cast
 
 from mcp.server import MCPServer
@@ -85,8 +84,13 @@ class AppState:
         return store
 
     def service_for(self, ctx: Context[Any, Any]) -> InvoiceService:
-        """The service for the account this request acts on (one per process today)."""
+        """The service for the account this request acts on (one per process; a gateway
+        picks it from the request's credentials, server/gateway.py)."""
         return self.service
+
+    def request_scope(self) -> AbstractContextManager[None]:
+        """Brackets one tool call: a gateway holds the tenants it hands out until the call ends."""
+        return nullcontext()
 
     def _new_client(self) -> APIClient:
         from invoice_mcp.api.client import APIClient
@@ -116,9 +120,7 @@ ClientFactory = Callable[[Settings], "APIClient"]
 
 def cursor_key(settings: Settings) -> bytes:
     """Same credentials → same key, so every replica accepts every other's cursors."""
-    return hashlib.sha256(
-        f"{settings.base_url}|{settings.client_id}|{settings.client_secret.get_secret_value()}".encode()
-    ).digest()
+    return settings.derive_key("cursor")
 
 
 def deps(ctx: Context[Any, Any]) -> tuple[InvoiceService, Settings]:
@@ -149,7 +151,8 @@ class InvoiceMCPServer(MCPServer[AppState]):
     ) -> CallToolResult | InputRequiredResult:
         started = time.perf_counter()
         outcome = "ok"
-        with track() as stats:
+        app = context.request_context.lifespan_context if context is not None else None
+        with track() as stats, app.request_scope() if isinstance(app, AppState) else nullcontext():
             try:
                 spec = self.specs.get(name)
                 problem = unknown_arguments(spec, arguments) if spec is not None else None
@@ -180,11 +183,20 @@ class InvoiceMCPServer(MCPServer[AppState]):
                 )
 
 
+def _default_state(settings: Settings, client_factory: ClientFactory | None) -> AppState:
+    if settings.gateway:
+        from invoice_mcp.server.gateway import GatewayState
+
+        return GatewayState(settings)
+    return AppState(settings, client_factory)
+
+
 def build_server(
     settings: Settings,
     *,
     read_only: bool | None = None,
     client_factory: ClientFactory | None = None,
+    state_factory: Callable[[Settings], AppState] | None = None,
     **server_kw: Any,
 ) -> InvoiceMCPServer:
     ro = settings.read_only if read_only is None else read_only
@@ -192,7 +204,7 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        app = AppState(settings, client_factory)
+        app = state_factory(settings) if state_factory is not None else _default_state(settings, client_factory)
         try:
             yield app
         finally:
@@ -225,8 +237,8 @@ def build_server(
         mime_type="application/json",
     )
     async def invoice_resource(ref: str, ctx: Context) -> str:
-        svc, _ = deps(ctx)
         try:
+            svc, _ = deps(ctx)
             with tool_errors():
                 inv = await svc.resolve_invoice(ref)
                 name = await svc.customer_name(inv.customer_id)

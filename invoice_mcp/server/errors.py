@@ -76,7 +76,8 @@ def message(exc: ServiceError | APIError) -> str:
         case CredentialsError():
             return (
                 f"credentials problem: {clean(exc.message, 200)}. The server's administrator must fix "
-                "AP_CLIENT_ID / AP_CLIENT_SECRET / AP_ENVIRONMENT; retrying will not help."
+                "AP_CLIENT_ID / AP_CLIENT_SECRET / AP_ENVIRONMENT (on a gateway: the caller's "
+                "X-Alternative-Payments-Client-Id / -Client-Secret / -Environment headers); retrying will not help."
             )
         case RateLimitedError():
             return f"rate limited by the API; retry in {max(1, round(exc.retry_after))} s"

@@ -1,0 +1,266 @@
+"""Gateway mode end to end: a real `invoice-mcp --transport http --gateway` process, the SDK
+client over HTTP with per-request credential headers, a multi-tenant sandbox behind it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client import ClientRequestContext
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
+
+from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig, TenantConfig
+from invoice_mcp.server.gateway import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, ENVIRONMENT_HEADER
+
+from ..conftest import TODAY, text_of
+from ..procs import HTTPServer, api_env, http_servers, run_cli
+
+TOKEN = "gateway-token-8c1d0f5e2a7b"
+A = (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+TENANTS = tuple(TenantConfig.numbered(k) for k in range(1, 6))
+B, C, D, E, F = ((t.client_id, t.client_secret) for t in TENANTS)
+
+
+def gateway_env(sb: Sandbox, **extra: str) -> dict[str, str]:
+    return api_env(
+        sb,
+        **{
+            "AP_CLIENT_ID": "",
+            "AP_CLIENT_SECRET": "",
+            "INVOICE_MCP_GATEWAY": "1",
+            "INVOICE_MCP_HTTP_TOKEN": TOKEN,
+            **extra,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    """Six tenants; never reset, so the gateway's cached tokens stay valid across tests."""
+    with Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, tenants=TENANTS)) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def gateway(sb: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HTTPServer]:
+    with http_servers((gateway_env(sb), ("--log-level", "DEBUG")), cwd=tmp_path_factory.mktemp("gw")) as (server,):
+        yield server
+
+
+def headers_for(creds: tuple[str, str] | None, **extra: str) -> dict[str, str]:
+    h = {"Authorization": f"Bearer {TOKEN}", **extra}
+    if creds is not None:
+        h[CLIENT_ID_HEADER], h[CLIENT_SECRET_HEADER] = creds
+    return h
+
+
+@asynccontextmanager
+async def connect(server: HTTPServer, headers: dict[str, str], mode: Any = "auto", **kw: Any) -> AsyncIterator[Client]:
+    async with (
+        httpx2.AsyncClient(headers=headers) as http,
+        Client(streamable_http_client(server.url, http_client=http), mode=mode, **kw) as client,
+    ):
+        yield client
+
+
+async def call(server: HTTPServer, creds: tuple[str, str] | None, tool: str, args: dict[str, Any]) -> CallToolResult:
+    async with connect(server, headers_for(creds)) as client:
+        return await client.call_tool(tool, args)
+
+
+def ids(r: CallToolResult) -> list[str]:
+    assert not r.is_error, text_of(r)
+    assert r.structured_content is not None
+    return [row["id"] for row in r.structured_content["invoices"]]
+
+
+def oracle(sb: Sandbox, creds: tuple[str, str], n: int, **match: str) -> list[str]:
+    tenant = None if creds == A else creds[0]
+    rows = [i for i in sb.invoices(include_archived=False, tenant=tenant) if all(i[k] == v for k, v in match.items())]
+    return [i["id"] for i in rows[:n]]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_each_tenant_sees_only_its_own(gateway: HTTPServer, sb: Sandbox, mode: Any) -> None:
+    """Identical filters back to back, one session per tenant kept open and interleaved."""
+    args = {"limit": 5, "status": "open"}
+    async with connect(gateway, headers_for(A), mode) as a, connect(gateway, headers_for(B), mode) as b:
+        seen = [ids(await a.call_tool("list_invoices", args)), ids(await b.call_tool("list_invoices", args))]
+        seen.append(ids(await a.call_tool("list_invoices", args)))
+        sa = await a.call_tool("summarize_invoices", {})
+        sb_ = await b.call_tool("summarize_invoices", {})
+    assert seen[0] == seen[2] == oracle(sb, A, 5, status="open")
+    assert seen[1] == oracle(sb, B, 5, status="open")
+    assert not set(seen[0]) & set(seen[1])
+    assert sa.structured_content is not None and sb_.structured_content is not None
+    assert sa.structured_content != sb_.structured_content
+
+
+@pytest.mark.anyio
+async def test_same_http_session_headers_per_request(gateway: HTTPServer, sb: Sandbox) -> None:
+    """The modern era has no session: the headers of each HTTP request decide, even on one connection pool."""
+    async with (
+        httpx2.AsyncClient(headers=headers_for(A)) as http,
+        Client(streamable_http_client(gateway.url, http_client=http)) as client,
+    ):
+        first = ids(await client.call_tool("list_invoices", {"limit": 3}))
+        http.headers[CLIENT_ID_HEADER], http.headers[CLIENT_SECRET_HEADER] = B
+        second = ids(await client.call_tool("list_invoices", {"limit": 3}))
+    assert first == oracle(sb, A, 3) and second == oracle(sb, B, 3)
+
+
+@pytest.mark.anyio
+async def test_wrong_secret_refused_while_token_cached(gateway: HTTPServer, sb: Sandbox) -> None:
+    good = await call(gateway, C, "list_invoices", {"limit": 2})
+    assert ids(good) == oracle(sb, C, 2)
+    before = len(sb.requests())
+    wrong = (C[0], C[1] + "-wrong")
+    bad = await call(gateway, wrong, "list_invoices", {"limit": 2})
+    assert bad.is_error
+    text = text_of(bad)
+    assert "credentials problem" in text and CLIENT_SECRET_HEADER.removeprefix("X-Alternative-Payments") in text
+    assert wrong[1] not in text and C[1] not in text
+    after = sb.requests()[before:]
+    # The wrong secret asked for its own token (refused) and read nothing with C's cached token.
+    assert [(r.method, r.path, r.status) for r in after] == [("POST", "/oauth/token", 403)]
+    again = await call(gateway, C, "list_invoices", {"limit": 2})
+    assert ids(again) == oracle(sb, C, 2)
+
+
+@pytest.mark.anyio
+async def test_cursor_of_one_tenant_refused_by_another(gateway: HTTPServer, sb: Sandbox) -> None:
+    first = await call(gateway, A, "list_invoices", {"limit": 2})
+    assert first.structured_content is not None
+    cursor = first.structured_content["next_cursor"]
+    assert cursor
+    other = await call(gateway, B, "list_invoices", {"limit": 2, "cursor": cursor})
+    assert other.is_error, text_of(other)
+    assert "cursor" in text_of(other).lower()
+    assert not set(oracle(sb, A, 300)) & set(text_of(other).split())
+    same = await call(gateway, A, "list_invoices", {"limit": 2, "cursor": cursor})
+    assert ids(same) == oracle(sb, A, 4)[2:]
+
+
+@pytest.mark.anyio
+async def test_one_token_request_per_tenant_for_many_calls(gateway: HTTPServer, sb: Sandbox) -> None:
+    """D and E are fresh tenants; 12 calls in new sessions, interleaved, some concurrent."""
+    assert sb.token_requests_for(D[0]) == sb.token_requests_for(E[0]) == 0
+    for status in ("open", "paid", "overdue"):  # distinct filters: no page-cache hits
+        for creds in (D, E):
+            assert not (await call(gateway, creds, "list_invoices", {"limit": 1, "status": status})).is_error
+    async with anyio.create_task_group() as tg:
+        for creds in (D, E, D, E, D, E):
+            tg.start_soon(call, gateway, creds, "find_customers", {"name": "a"})
+    assert sb.token_requests_for(D[0]) == 1
+    assert sb.token_requests_for(E[0]) == 1
+    for creds in (D, E):
+        reads = [r for r in sb.requests(tenant=creds[0]) if r.auth == "bearer"]
+        assert len(reads) >= 4 and len({r.token for r in reads}) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_confirmed_archive_acts_on_the_callers_account(gateway: HTTPServer, sb: Sandbox, mode: Any) -> None:
+    """Resolve+Elicit round trip (sealed request state in the modern era) through the gateway."""
+
+    async def accept(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        return ElicitResult(action="accept", content={"ok": True})
+
+    target = sb.invoices(include_archived=False, tenant=F[0])[0 if mode == "auto" else 1]
+    others = [sb.invoices(tenant=t) for t in sb.tenants if t != F[0]]
+    async with connect(gateway, headers_for(F), mode, elicitation_callback=accept) as client:
+        r = await client.call_tool("archive_invoice", {"invoice": target["id"]})
+    assert not r.is_error, text_of(r)
+    assert r.structured_content is not None and r.structured_content["confirmed"] == "user"
+    assert target["id"] not in {i["id"] for i in sb.invoices(include_archived=False, tenant=F[0])}
+    assert [sb.invoices(tenant=t) for t in sb.tenants if t != F[0]] == others
+
+
+@pytest.mark.anyio
+async def test_missing_or_partial_credentials(gateway: HTTPServer) -> None:
+    async with connect(gateway, headers_for(None)) as client:
+        tools = await client.list_tools()  # listing needs no account
+        assert "list_invoices" in {t.name for t in tools.tools}
+        r = await client.call_tool("list_invoices", {"limit": 1})
+    assert r.is_error and CLIENT_ID_HEADER in text_of(r) and CLIENT_SECRET_HEADER in text_of(r)
+
+    async with connect(gateway, headers_for(None, **{CLIENT_ID_HEADER: A[0]})) as client:
+        r = await client.call_tool("list_invoices", {"limit": 1})
+    assert r.is_error and f"Missing header {CLIENT_SECRET_HEADER}" in text_of(r)
+    assert A[0] not in text_of(r)
+
+    async with connect(gateway, headers_for(A, **{ENVIRONMENT_HEADER: "https://evil.example"})) as client:
+        r = await client.call_tool("list_invoices", {"limit": 1})
+    assert r.is_error and ENVIRONMENT_HEADER in text_of(r) and "demo" in text_of(r)
+    assert "evil" not in text_of(r)
+
+    async with connect(gateway, headers_for(A, **{ENVIRONMENT_HEADER: "Demo"})) as client:
+        assert not (await client.call_tool("list_invoices", {"limit": 1})).is_error
+
+
+def test_server_token_still_required(gateway: HTTPServer) -> None:
+    import httpx
+
+    creds = {CLIENT_ID_HEADER: A[0], CLIENT_SECRET_HEADER: A[1]}
+    assert httpx.post(gateway.url, json={}, headers=creds).status_code == 401
+
+
+def test_no_credential_in_debug_log(gateway: HTTPServer, sb: Sandbox) -> None:
+    """Runs last in this module: everything above went through this DEBUG-logging gateway."""
+    log = gateway.stderr()
+    assert "DEBUG" in log and "tool=list_invoices" in log
+    leaks = [s for s in (A[1], *(t.client_secret for t in TENANTS), TOKEN, *sb.issued_tokens) if s in log]
+    assert leaks == []
+    assert not [cid for cid in (A[0], *(t.client_id for t in TENANTS)) if cid in log]
+
+
+def test_gateway_needs_http_and_a_token_off_loopback(sb: Sandbox, tmp_path: Path) -> None:
+    r = run_cli(["--gateway"], gateway_env(sb), tmp_path)
+    assert r.returncode == 2 and "--transport http" in r.stderr
+    r = run_cli(
+        ["--transport", "http", "--host", "0.0.0.0", "--port", "0"],
+        gateway_env(sb, INVOICE_MCP_HTTP_TOKEN=""),
+        tmp_path,
+    )
+    assert r.returncode == 2 and "INVOICE_MCP_HTTP_TOKEN" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def paced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, HTTPServer]]:
+    """A sandbox enforcing 5 requests/s per client id (burst 5) behind a gateway pacing at 5/s."""
+    config = SandboxConfig(testing=True, today=TODAY, rate_limit=5.0, tenants=TENANTS[:1])
+    with Sandbox(config) as sandbox:
+        env = gateway_env(sandbox, AP_RATE_LIMIT="5")
+        with http_servers((env, ()), cwd=tmp_path_factory.mktemp("paced")) as (server,):
+            yield sandbox, server
+
+
+@pytest.mark.anyio
+async def test_per_tenant_rate_limit_held(paced: tuple[Sandbox, HTTPServer]) -> None:
+    """Two tenants at once, each well past the API's burst: the sandbox never had to say 429."""
+    sandbox, server = paced
+
+    async def work(creds: tuple[str, str]) -> None:
+        for status in ("open", "paid", "overdue"):
+            r = await call(server, creds, "summarize_invoices", {"status": status})
+            assert not r.is_error, text_of(r)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(work, A)
+        tg.start_soon(work, B)
+    for tenant in (DEMO_CLIENT_ID, B[0]):
+        assert len(sandbox.requests(tenant=tenant)) > 5
+    assert [r for r in sandbox.requests() if r.status == 429] == []
+
+
+def test_tenant_configs_distinct() -> None:
+    assert len({dataclasses.astuple(t)[:2] for t in TENANTS}) == len(TENANTS)
