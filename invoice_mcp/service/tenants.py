@@ -225,7 +225,7 @@ class Tenants:
                     self.settings.redis_url.get_secret_value(), settings.rate_key, settings.rate_limit
                 )
             else:
-                limiter = LocalRateLimiter(settings.rate_limit)
+                limiter = LocalRateLimiter(settings.rate_limit, clock=self._clock)
             entry = self._limiters[settings.rate_key] = _Limiter(limiter)
         entry.users += 1
         return entry

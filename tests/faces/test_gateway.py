@@ -3,7 +3,6 @@ client over HTTP with per-request credential headers, a multi-tenant sandbox beh
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from mcp.client import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
 
+from invoice_mcp.logs import RedactingFilter
 from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig, TenantConfig
 from invoice_mcp.server.gateway import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, ENVIRONMENT_HEADER
 
@@ -106,11 +106,12 @@ async def test_each_tenant_sees_only_its_own(gateway: HTTPServer, sb: Sandbox, m
 
 
 @pytest.mark.anyio
-async def test_same_http_session_headers_per_request(gateway: HTTPServer, sb: Sandbox) -> None:
-    """The modern era has no session: the headers of each HTTP request decide, even on one connection pool."""
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_headers_count_per_http_request(gateway: HTTPServer, sb: Sandbox, mode: Any) -> None:
+    """The headers of each HTTP request decide, even within one legacy session."""
     async with (
         httpx2.AsyncClient(headers=headers_for(A)) as http,
-        Client(streamable_http_client(gateway.url, http_client=http)) as client,
+        Client(streamable_http_client(gateway.url, http_client=http), mode=mode) as client,
     ):
         first = ids(await client.call_tool("list_invoices", {"limit": 3}))
         http.headers[CLIENT_ID_HEADER], http.headers[CLIENT_SECRET_HEADER] = B
@@ -262,5 +263,13 @@ async def test_per_tenant_rate_limit_held(paced: tuple[Sandbox, HTTPServer]) -> 
     assert [r for r in sandbox.requests() if r.status == 429] == []
 
 
-def test_tenant_configs_distinct() -> None:
-    assert len({dataclasses.astuple(t)[:2] for t in TENANTS}) == len(TENANTS)
+def test_credential_headers_redacted_in_every_shape() -> None:
+    r = RedactingFilter()
+    for text in (
+        f"{CLIENT_SECRET_HEADER}: s3cret-value",
+        f"{{'{CLIENT_SECRET_HEADER.lower()}': 's3cret-value', '{CLIENT_ID_HEADER.lower()}': 'acme-id'}}",
+        f"[(b'{CLIENT_SECRET_HEADER.lower()}', b's3cret-value'), (b'{CLIENT_ID_HEADER.lower()}', b'acme-id')]",
+        f'Headers({{"{CLIENT_SECRET_HEADER.lower()}": "s3cret-value"}})',
+    ):
+        out = r.redact(text, urls=True)
+        assert "s3cret-value" not in out and "acme-id" not in out and "***" in out
