@@ -1,7 +1,7 @@
 """OAuth2 client-credentials tokens: cached, minted once however many callers ask.
 
 The API has no refresh token; a token lives `expires_in` seconds (3600 today).
-It is cached under (base URL, client id) until a safety margin before expiry,
+It is cached under (base URL, client id, digest of the secret) until a safety margin before expiry,
 and concurrent cold callers share a single token request (single flight).
 """
 

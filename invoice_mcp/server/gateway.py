@@ -95,6 +95,14 @@ class GatewayState(AppState):
     def __init__(self, settings: Settings, tenants: Tenants | None = None) -> None:
         super().__init__(settings)
         self.tenants = tenants if tenants is not None else Tenants(settings)
+        log.info(
+            "gateway mode: API credentials per request in the headers %s and %s; "
+            "up to %d tenants, idle ones evicted after %.0f s",
+            CLIENT_ID_HEADER,
+            CLIENT_SECRET_HEADER,
+            self.tenants.max_tenants,
+            self.tenants.idle_s,
+        )
 
     @property
     def service(self) -> InvoiceService:

@@ -14,6 +14,7 @@ from invoice_mcp.api.client import APIClient
 from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
 from invoice_mcp.api.settings import BASE_URLS, Settings, load_settings
 from invoice_mcp.api.shared_state import RedisRateLimiter, RedisTokenStore, make_shared_state
+from invoice_mcp.sandbox import Sandbox, SandboxConfig, TenantConfig
 from invoice_mcp.server.app import cursor_key
 from invoice_mcp.server.gateway import (
     CLIENT_ID_HEADER,
@@ -23,6 +24,8 @@ from invoice_mcp.server.gateway import (
     credentials_from_headers,
 )
 from invoice_mcp.service.tenants import Tenants, environments
+
+from ..conftest import TODAY
 
 
 class FakeClock:
@@ -218,3 +221,23 @@ async def test_gateway_state_holds_tenants_for_the_call(tenants: Tenants) -> Non
         _ = state.service
     await state.aclose()
     assert RecordingClient.closed == ["acme"]
+
+
+@pytest.mark.anyio
+async def test_tenants_share_one_pool_and_survive_each_others_eviction(clock: FakeClock) -> None:
+    """Against a real two-tenant sandbox: the default client factory lends every tenant the one
+    transport; evicting (closing) a tenant leaves the pool open for the others."""
+    other = TenantConfig.numbered(1)
+    with Sandbox(SandboxConfig(today=TODAY, rate_limit=None, invoices=20, tenants=(other,))) as sb:
+        t = Tenants(gateway_settings(AP_BASE_URL=sb.base_url, AP_RATE_LIMIT="1000"), max_tenants=1, clock=clock)
+        a = t.acquire(t.credentials(sb.config.client_id, sb.config.client_secret))
+        first = await a.service.find_customers("")
+        t.release(a)
+        b = t.acquire(t.credentials(other.client_id, other.client_secret))  # cap 1: a is evicted and closed
+        await t.drain()
+        assert a.retired and a.client._transport is b.client._transport
+        names = {c.id for c in await b.service.find_customers("")}
+        assert names == {c["id"] for c in sb.customers(tenant=other.client_id)}
+        assert not names & {c.id for c in first}
+        t.release(b)
+        await t.aclose()
