@@ -41,7 +41,9 @@ class Settings(BaseModel):
     confirm: ConfirmPolicy = "auto"
     http_token: SecretStr | None = None
     gateway: bool = False
-    """Gateway mode: no credentials of its own; each HTTP request brings a tenant's (faces/gateway.py)."""
+    """Gateway mode: no credentials of its own; each HTTP request brings a tenant's (server/gateway.py)."""
+    gateway_max_tenants: int = 100
+    gateway_idle_s: float = 900.0
 
     @property
     def cache_key(self) -> str:
@@ -138,6 +140,12 @@ def load_settings(
         problems.append(f"INVOICE_MCP_CONFIRM must be auto, always or never (got {confirm!r})")
         confirm = "auto"
     read_only = _flag(e.get("INVOICE_MCP_READ_ONLY", ""), "INVOICE_MCP_READ_ONLY", problems)
+    max_tenants = _positive_float(
+        e.get("INVOICE_MCP_GATEWAY_MAX_TENANTS", "100"), "INVOICE_MCP_GATEWAY_MAX_TENANTS", problems
+    )
+    if max_tenants is not None and max_tenants != int(max_tenants):
+        problems.append(f"INVOICE_MCP_GATEWAY_MAX_TENANTS must be a whole number (got {max_tenants:g})")
+    idle_s = _positive_float(e.get("INVOICE_MCP_GATEWAY_IDLE_S", "900"), "INVOICE_MCP_GATEWAY_IDLE_S", problems)
     redis_url = e.get("INVOICE_MCP_REDIS_URL", "").strip() or None
     http_token = e.get("INVOICE_MCP_HTTP_TOKEN", "").strip() or None
 
@@ -155,4 +163,6 @@ def load_settings(
         confirm=confirm,  # type: ignore[arg-type]
         http_token=SecretStr(http_token) if http_token else None,
         gateway=gateway,
+        gateway_max_tenants=int(max_tenants or 100),
+        gateway_idle_s=idle_s or 900.0,
     )

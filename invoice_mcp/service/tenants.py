@@ -16,10 +16,10 @@ All tenants send through one connection pool and TLS context (`SharedTransport`)
 connection carries no account state (each request has its own bearer token), and an httpx
 client of its own would cost each tenant ~0.9 MB and ~30 ms of certificate loading.
 
-Memory is bounded: at most `max_tenants` tenants are held; one idle for
-`idle_s` seconds, or the least recently used beyond the cap, is evicted and its
-HTTP client closed (after its in-flight calls end: callers `acquire` and
-`release`).
+Memory is bounded: at most `max_tenants` tenants are held (INVOICE_MCP_GATEWAY_MAX_TENANTS,
+default 100); one idle for `idle_s` seconds (INVOICE_MCP_GATEWAY_IDLE_S, default 900), or
+the least recently used beyond the cap, is evicted and its HTTP client closed (after its
+in-flight calls end: callers `acquire` and `release`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import SecretStr
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
 
 log = logging.getLogger(__name__)
-
-MAX_TENANTS: Final = 100
-IDLE_S: Final = 900.0
 
 TenantKey = tuple[str, str, str]
 """(base URL, client id, digest of the client secret)."""
@@ -125,16 +122,16 @@ class Tenants:
         self,
         settings: Settings,
         *,
-        max_tenants: int = MAX_TENANTS,
-        idle_s: float = IDLE_S,
+        max_tenants: int | None = None,
+        idle_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         client_factory: TenantClientFactory | None = None,
     ) -> None:
-        if max_tenants < 1:
-            raise ValueError("max_tenants must be at least 1")
         self.settings = settings
-        self.max_tenants = max_tenants
-        self.idle_s = idle_s
+        self.max_tenants = max_tenants if max_tenants is not None else settings.gateway_max_tenants
+        self.idle_s = idle_s if idle_s is not None else settings.gateway_idle_s
+        if self.max_tenants < 1:
+            raise ValueError("max_tenants must be at least 1")
         self._clock = clock
         self._factory = client_factory
         self._tenants: OrderedDict[TenantKey, Tenant] = OrderedDict()

@@ -241,3 +241,11 @@ async def test_tenants_share_one_pool_and_survive_each_others_eviction(clock: Fa
         assert not names & {c.id for c in first}
         t.release(b)
         await t.aclose()
+
+
+def test_cap_and_idle_from_the_environment() -> None:
+    s = gateway_settings(INVOICE_MCP_GATEWAY_MAX_TENANTS="7", INVOICE_MCP_GATEWAY_IDLE_S="30")
+    t = Tenants(s)
+    assert (t.max_tenants, t.idle_s) == (7, 30.0)
+    with pytest.raises(Exception, match="INVOICE_MCP_GATEWAY_MAX_TENANTS"):
+        gateway_settings(INVOICE_MCP_GATEWAY_MAX_TENANTS="2.5")
