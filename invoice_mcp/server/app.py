@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, cast
 
@@ -86,6 +86,10 @@ class AppState:
     def service_for(self, ctx: Context[Any, Any]) -> InvoiceService:
         """The service for the account this request acts on (one per process; a gateway
         picks it from the request's credentials, server/gateway.py)."""
+        return self.service
+
+    def service_for_headers(self, headers: Mapping[str, str] | None) -> InvoiceService:
+        """`service_for` for handlers that have the request's headers but no tool Context (completions)."""
         return self.service
 
     def request_scope(self) -> AbstractContextManager[None]:
@@ -196,7 +200,6 @@ def build_server(
     *,
     read_only: bool | None = None,
     client_factory: ClientFactory | None = None,
-    state_factory: Callable[[Settings], AppState] | None = None,
     **server_kw: Any,
 ) -> InvoiceMCPServer:
     ro = settings.read_only if read_only is None else read_only
@@ -204,7 +207,7 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        app = state_factory(settings) if state_factory is not None else _default_state(settings, client_factory)
+        app = _default_state(settings, client_factory)
         try:
             yield app
         finally:

@@ -24,16 +24,18 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 from cachetools import TTLCache
 from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     CompleteRequestParams,
     CompleteResult,
     Completion,
@@ -140,34 +142,42 @@ class Completer:
         self._numbers: weakref.WeakKeyDictionary[InvoiceService, _NumberCache] = weakref.WeakKeyDictionary()
 
     async def complete(
-        self, app: AppState, ref: PromptReference | ResourceTemplateReference, name: str, value: str
+        self,
+        app: AppState,
+        ref: PromptReference | ResourceTemplateReference,
+        name: str,
+        value: str,
+        headers: Mapping[str, str] | None = None,
     ) -> Completion:
         typed = clean(value[: MAX_TYPED * 4], MAX_TYPED * 4)[:MAX_TYPED]  # cut, never "…"-marked
         try:
             if isinstance(ref, PromptReference):
                 spec = self._prompts.get(ref.name, {}).get(name)
-                return EMPTY if spec is None else await self._prompt_argument(app, spec, typed)
+                return EMPTY if spec is None else await self._prompt_argument(app, headers, spec, typed)
             if ref.uri == INVOICE_TEMPLATE and name == INVOICE_TEMPLATE_ARG:
-                return await self._invoice_numbers(app, typed)
+                return await self._invoice_numbers(app.service_for_headers(headers), typed)
+        except ToolError as exc:  # a gateway request without usable credentials
+            raise MCPError(INVALID_PARAMS, f"no suggestions for {name!r}: {exc}") from None
         except APIError as exc:
             raise MCPError(
                 INTERNAL_ERROR, f"no suggestions for {name!r}: the invoice API failed ({clean(exc.message)})"
             ) from None
         return EMPTY
 
-    async def _prompt_argument(self, app: AppState, spec: PromptArgumentSpec, typed: str) -> Completion:
+    async def _prompt_argument(
+        self, app: AppState, headers: Mapping[str, str] | None, spec: PromptArgumentSpec, typed: str
+    ) -> Completion:
         if spec.choices:
             return bounded(rank(spec.choices, typed))
         if spec.format == YEAR_MONTH:
             return bounded(rank(recent_months(self._today()), typed))
         if spec.name in CUSTOMER_ARGUMENTS:
-            directory = await app.service.customer_directory()
+            directory = await app.service_for_headers(headers).customer_directory()
             names = sorted({clean(c.name, NAME_MAX) for c in directory if c.name}, key=str.casefold)
             return bounded(rank(names, typed))
         return EMPTY
 
-    async def _invoice_numbers(self, app: AppState, typed: str) -> Completion:
-        svc = app.service
+    async def _invoice_numbers(self, svc: InvoiceService, typed: str) -> Completion:
         entry = self._numbers.get(svc)
         if entry is None:
             entry = self._numbers[svc] = _NumberCache(self._numbers_ttl_s, self._timer)
@@ -176,7 +186,7 @@ class Completer:
             async with entry.lock:  # single flight: a burst of keystrokes costs one request
                 hit = entry.cache.get("newest")
                 if hit is None:
-                    page = await app.client.list_invoices(limit=PAGE_SIZE)
+                    page = await svc.client.list_invoices(limit=PAGE_SIZE)
                     numbers = [clean(i.invoice_number, NUMBER_MAX) for i in page.data if i.invoice_number]
                     hit = (numbers, page.has_next_page)
                     entry.cache["newest"] = hit
@@ -191,7 +201,8 @@ def register_completions(server: MCPServer[Any], completer: Completer | None = N
 
     async def handler(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
         app: AppState = ctx.lifespan_context
-        completion = await comp.complete(app, params.ref, params.argument.name, params.argument.value)
+        headers = getattr(ctx.request, "headers", None)  # HTTP only; a gateway picks the tenant by them
+        completion = await comp.complete(app, params.ref, params.argument.name, params.argument.value, headers)
         return CompleteResult(completion=completion)
 
     server._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, handler)

@@ -109,10 +109,13 @@ class GatewayState(AppState):
         raise RuntimeError("gateway mode has no service of its own: use service_for(ctx)")
 
     def service_for(self, ctx: Context[Any, Any]) -> InvoiceService:
-        creds = credentials_from_headers(ctx.headers, self.tenants)
+        return self.service_for_headers(ctx.headers)
+
+    def service_for_headers(self, headers: Mapping[str, str] | None) -> InvoiceService:
+        creds = credentials_from_headers(headers, self.tenants)
         tenant = self.tenants.acquire(creds)
         held = _held.get()
-        if held is None:  # outside a tool call (a resource read): nothing to hold it for
+        if held is None:  # outside a tool call (a resource read, a completion): nothing to hold it for
             self.tenants.release(tenant)
         else:
             held.append(tenant)

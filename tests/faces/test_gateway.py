@@ -11,10 +11,10 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client import ClientRequestContext
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult
+from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, PromptReference
 
 from invoice_mcp.logs import RedactingFilter
 from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig, TenantConfig
@@ -206,6 +206,25 @@ async def test_missing_or_partial_credentials(gateway: HTTPServer) -> None:
 
     async with connect(gateway, headers_for(A, **{ENVIRONMENT_HEADER: "Demo"})) as client:
         assert not (await client.call_tool("list_invoices", {"limit": 1})).is_error
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_completions_per_tenant(gateway: HTTPServer, sb: Sandbox, mode: Any) -> None:
+    """completion/complete has no tool Context: it picks the tenant from the request headers too."""
+    prompt = PromptReference(name="draft_invoice")
+    arg = {"name": "customer", "value": ""}
+    got = {}
+    for creds in (A, B):
+        async with connect(gateway, headers_for(creds), mode) as client:
+            got[creds] = set((await client.complete(prompt, arg)).completion.values)
+    for creds in (A, B):
+        tenant = None if creds == A else creds[0]
+        assert got[creds] == {c["name"] for c in sb.customers(tenant=tenant)}
+    async with connect(gateway, headers_for(None)) as client:
+        with pytest.raises(MCPError) as err:
+            await client.complete(prompt, arg)
+    assert CLIENT_SECRET_HEADER in err.value.error.message
 
 
 def test_server_token_still_required(gateway: HTTPServer) -> None:
