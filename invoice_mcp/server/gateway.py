@@ -35,6 +35,7 @@ from invoice_mcp.server.app import AppState
 from invoice_mcp.service.tenants import Credentials, Tenant, Tenants, environments
 
 if TYPE_CHECKING:
+    from invoice_mcp.api.client import APIClient
     from invoice_mcp.service import InvoiceService
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,10 @@ class GatewayState(AppState):
     @property
     def service(self) -> InvoiceService:
         raise RuntimeError("gateway mode has no service of its own: use service_for(ctx)")
+
+    @property
+    def client(self) -> APIClient:
+        raise RuntimeError("gateway mode has no API client of its own: use service_for(ctx).client")
 
     def service_for(self, ctx: Context[Any, Any]) -> InvoiceService:
         return self.service_for_headers(ctx.headers)

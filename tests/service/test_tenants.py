@@ -219,6 +219,8 @@ async def test_gateway_state_holds_tenants_for_the_call(tenants: Tenants) -> Non
     assert tenant.active == 0
     with pytest.raises(RuntimeError, match="service_for"):
         _ = state.service
+    with pytest.raises(RuntimeError, match="service_for"):
+        _ = state.client
     await state.aclose()
     assert RecordingClient.closed == ["acme"]
 
