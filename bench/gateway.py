@@ -13,8 +13,9 @@ Each does a cold round (the first call per tenant: the gateway builds the tenant
 its token) and then the same number of warm calls, 2 x 50 x ROUNDS: `list_invoices` (limit 5,
 a status filter) and `get_invoice`, round-robin over the tenants. Reported: calls/s (warm),
 the cold round's wall time, upstream token requests (from the sandbox log; 1 per tenant
-expected), the server's peak RSS (VmHWM) and its growth over the single-tenant gateway, per
-extra tenant.
+expected), all upstream requests, the server's peak RSS (VmHWM) and its growth over the
+single-tenant gateway, per extra tenant. The three configurations alternate over REPEATS
+repeats (medians reported; the machine is shared, so calls/s is noisy).
 
     .venv/bin/python bench/gateway.py            # about 1 min on 2 cores
     BENCH_GATEWAY_TENANTS=20 BENCH_GATEWAY_ROUNDS=4 .venv/bin/python bench/gateway.py
@@ -23,6 +24,7 @@ extra tenant.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -47,6 +49,7 @@ from tests.procs import HTTPServer, api_env, http_servers
 
 TENANTS = int(os.environ.get("BENCH_GATEWAY_TENANTS", "50"))
 ROUNDS = int(os.environ.get("BENCH_GATEWAY_ROUNDS", "6"))
+REPEATS = int(os.environ.get("BENCH_GATEWAY_REPEATS", "3"))
 IN_FLIGHT = 8
 TOKEN = "bench-gateway-token-5d2f9a"
 STATUSES = ("open", "paid", "overdue", "partially_paid", "draft")
@@ -67,8 +70,8 @@ class Run:
     cold_s: float
     warm_calls_per_s: float
     token_requests: int
+    upstream: int
     peak_rss_kb: int
-    rss_kb: int
 
 
 @asynccontextmanager
@@ -121,9 +124,9 @@ def measure(name: str, sb: Sandbox, env: dict[str, str], accounts: Sequence[Acco
     with http_servers((env, ("--log-level", "WARNING")), cwd=Path.cwd()) as servers:
         server: HTTPServer = servers[0]
         cold, rate, calls = anyio.run(drive, server.url, accounts, gateway, ROUNDS)
-        pid = server.proc.pid
-        peak, rss = proc_status_kb(pid, "VmHWM"), proc_status_kb(pid, "VmRSS")
-    return Run(name, len({a.client_id for a in accounts}), calls, cold, rate, sb.token_requests, peak, rss)
+        peak = proc_status_kb(server.proc.pid, "VmHWM")
+    tenants = len({a.client_id for a in accounts})
+    return Run(name, tenants, calls, cold, rate, sb.token_requests, len(sb.requests()), peak)
 
 
 def main() -> None:
@@ -138,47 +141,59 @@ def main() -> None:
         common = {"AP_RATE_LIMIT": "100000", "AP_TIMEOUT_S": "30", "INVOICE_MCP_HTTP_TOKEN": TOKEN}
         single = api_env(sb, **{**common, "AP_CLIENT_ID": config.client_id, "AP_CLIENT_SECRET": config.client_secret})
         gw = api_env(sb, **{**common, "AP_CLIENT_ID": "", "AP_CLIENT_SECRET": "", "INVOICE_MCP_GATEWAY": "1"})
-        runs = [
-            measure("single-account server", sb, single, accounts[:1] * TENANTS, gateway=False),
-            measure("gateway, 1 tenant", sb, gw, accounts[:1] * TENANTS, gateway=True),
-            measure(f"gateway, {TENANTS} tenants interleaved", sb, gw, accounts, gateway=True),
+        configs = [
+            ("single-account server", single, accounts[:1] * TENANTS, False),
+            ("gateway, 1 tenant", gw, accounts[:1] * TENANTS, True),
+            (f"gateway, {TENANTS} tenants interleaved", gw, accounts, True),
         ]
-    base, one = runs[0], runs[1]
-    many = runs[2]
-    print(f"# Gateway: {TENANTS} tenants, {ROUNDS} warm rounds, {IN_FLIGHT} calls in flight\n")
+        runs: list[list[Run]] = [[] for _ in configs]
+        for rep in range(REPEATS):  # alternate the order: drift on a shared machine hits every config alike
+            order = list(range(len(configs))) if rep % 2 == 0 else list(reversed(range(len(configs))))
+            for k in order:
+                name, env, accs, gateway = configs[k]
+                runs[k].append(measure(name, sb, env, accs, gateway))
+    print(f"# Gateway: {TENANTS} tenants, {ROUNDS} warm rounds, {IN_FLIGHT} calls in flight, {REPEATS} repeats\n")
+    ratios = [
+        statistics.median(r.warm_calls_per_s / b.warm_calls_per_s for r, b in zip(rs, runs[0], strict=True))
+        for rs in runs
+    ]
     print(
         table(
             [
                 "server",
                 "tenants",
                 "calls",
-                "cold round s",
-                "warm calls/s",
-                "vs baseline",
+                "cold round s (median)",
+                "warm calls/s (median)",
+                "min-max",
+                "vs baseline (median ratio)",
                 "token requests",
-                "peak RSS MB",
-                "RSS MB",
+                "upstream requests",
+                "peak RSS MB (max)",
             ],
             [
                 (
-                    r.name,
-                    r.tenants,
-                    r.calls,
-                    r.cold_s,
-                    r.warm_calls_per_s,
-                    r.warm_calls_per_s / base.warm_calls_per_s,
-                    r.token_requests,
-                    r.peak_rss_kb / 1024,
-                    r.rss_kb / 1024,
+                    rs[0].name,
+                    rs[0].tenants,
+                    rs[0].calls,
+                    statistics.median(r.cold_s for r in rs),
+                    statistics.median(r.warm_calls_per_s for r in rs),
+                    f"{min(r.warm_calls_per_s for r in rs):.0f}-{max(r.warm_calls_per_s for r in rs):.0f}",
+                    ratio,
+                    max(r.token_requests for r in rs),
+                    max(r.upstream for r in rs),
+                    max(r.peak_rss_kb for r in rs) / 1024,
                 )
-                for r in runs
+                for rs, ratio in zip(runs, ratios, strict=True)
             ],
         )
     )
-    per_tenant = (many.peak_rss_kb - one.peak_rss_kb) / max(1, many.tenants - 1)
+    one, many = max(r.peak_rss_kb for r in runs[1]), max(r.peak_rss_kb for r in runs[2])
+    per_tenant = (many - one) / max(1, TENANTS - 1)
+    tokens = max(r.token_requests for r in runs[2])
     print(
-        f"\nPeak RSS per extra tenant: {per_tenant:.0f} kB; token requests per tenant: "
-        f"{many.token_requests / many.tenants:.2f} (expected 1.00)"
+        f"\nPeak RSS per extra tenant: {per_tenant:.0f} kB; "
+        f"token requests per tenant: {tokens / TENANTS:.2f} (expected 1.00)"
     )
     print(f"\n{machine_line()}")
 
