@@ -21,7 +21,7 @@ from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, San
 from invoice_mcp.server.gateway import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, ENVIRONMENT_HEADER
 
 from ..conftest import TODAY, text_of
-from ..procs import HTTPServer, api_env, http_servers, run_cli
+from ..procs import HTTPServer, api_env, http_servers, run_cli, running_redis
 
 TOKEN = "gateway-token-8c1d0f5e2a7b"
 A = (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
@@ -235,7 +235,7 @@ def test_server_token_still_required(gateway: HTTPServer) -> None:
 
 
 def test_no_credential_in_debug_log(gateway: HTTPServer, sb: Sandbox) -> None:
-    """Runs last in this module: everything above went through this DEBUG-logging gateway."""
+    """After every test that uses this DEBUG-logging gateway (tests run in file order)."""
     log = gateway.stderr()
     assert "DEBUG" in log and "tool=list_invoices" in log
     leaks = [s for s in (A[1], *(t.client_secret for t in TENANTS), TOKEN, *sb.issued_tokens) if s in log]
@@ -292,3 +292,31 @@ def test_credential_headers_redacted_in_every_shape() -> None:
     ):
         out = r.redact(text, urls=True)
         assert "s3cret-value" not in out and "acme-id" not in out and "***" in out
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, list[HTTPServer]]]:
+    """Two gateway replicas sharing Redis, in front of a fresh two-tenant sandbox."""
+    with (
+        running_redis() as redis_url,
+        Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, tenants=TENANTS[:1])) as sandbox,
+    ):
+        env = gateway_env(sandbox, INVOICE_MCP_REDIS_URL=redis_url)
+        with http_servers((env, ()), (env, ()), cwd=tmp_path_factory.mktemp("replicas")) as servers:
+            yield sandbox, servers
+
+
+@pytest.mark.anyio
+async def test_replicas_share_tokens_and_accept_each_others_cursors(
+    replicas: tuple[Sandbox, list[HTTPServer]],
+) -> None:
+    sandbox, (one, two) = replicas
+    for creds in (A, B, A, B):
+        for server in (one, two):
+            assert not (await call(server, creds, "list_invoices", {"limit": 1})).is_error
+    assert sandbox.token_requests_for(A[0]) == 1 and sandbox.token_requests_for(B[0]) == 1
+    first = await call(one, B, "list_invoices", {"limit": 2})
+    assert first.structured_content is not None
+    cursor = first.structured_content["next_cursor"]
+    assert ids(await call(two, B, "list_invoices", {"limit": 2, "cursor": cursor})) == oracle(sandbox, B, 4)[2:]
+    assert (await call(two, A, "list_invoices", {"limit": 2, "cursor": cursor})).is_error
