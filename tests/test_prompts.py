@@ -13,7 +13,14 @@ from mcp.server import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, TextContent
 
-from invoice_mcp.server.prompts import PROMPT_NAMES, TEXTS_PACKAGE, prompt_text, register_prompts
+from invoice_mcp.server.prompts import (
+    PROMPT_NAMES,
+    TEXTS_PACKAGE,
+    YEAR_MONTH,
+    prompt_specs,
+    prompt_text,
+    register_prompts,
+)
 
 from .procs import ALL_TOOLS
 
@@ -214,3 +221,13 @@ def test_one_shipped_text_per_prompt() -> None:
 @pytest.mark.anyio
 async def test_unknown_prompt_is_a_clear_error(client: Client) -> None:
     await assert_invalid(client, "overdue_follow_up", {}, "unknown prompt 'overdue_follow_up'", *EXPECTED)
+
+
+@pytest.mark.anyio
+async def test_completion_specs_match_the_prompts(client: Client) -> None:
+    listed = {p.name: [a.name for a in p.arguments or []] for p in (await client.list_prompts()).prompts}
+    specs = {s.name: {a.name: a for a in s.arguments} for s in prompt_specs()}
+    assert {name: list(args) for name, args in specs.items()} == listed
+    for tone in specs["overdue_followup"]["tone"].choices:  # every offered value is accepted
+        assert f"{tone} tone" in await render(client, "overdue_followup", {"customer": "Acme", "tone": tone})
+    assert specs["month_end_review"]["month"].format == YEAR_MONTH

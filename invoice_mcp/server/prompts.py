@@ -15,9 +15,11 @@ error", so :func:`register_prompts` also installs a small middleware that checks
 from __future__ import annotations
 
 import calendar
+import inspect
 import re
 import string
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from importlib.resources import files
@@ -31,12 +33,22 @@ from pydantic import Field
 
 from invoice_mcp.text import clean
 
-__all__ = ["PROMPT_NAMES", "TEXTS_PACKAGE", "prompt_text", "register_prompts"]
+__all__ = [
+    "PROMPT_NAMES",
+    "TEXTS_PACKAGE",
+    "YEAR_MONTH",
+    "PromptArgumentSpec",
+    "PromptSpec",
+    "prompt_specs",
+    "prompt_text",
+    "register_prompts",
+]
 
 TEXTS_PACKAGE: Final = "invoice_mcp.prompt_texts"
 MAX_ARG_LENGTH: Final = 500
 MAX_DESCRIPTION_LENGTH: Final = 2000
 TONES: Final = ("polite", "firm", "final")
+YEAR_MONTH: Final = "year-month"
 _YEAR_MONTH: Final = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
@@ -130,6 +142,44 @@ _PROMPTS: Final = (
     ),
 )
 PROMPT_NAMES: Final = tuple(fn.__name__ for fn, _, _ in _PROMPTS)
+
+
+# --------------------------------------------------------------------------- for completions
+
+
+@dataclass(frozen=True, slots=True)
+class PromptArgumentSpec:
+    """What completion/complete needs to know about one prompt argument."""
+
+    name: str
+    choices: tuple[str, ...] = ()
+    format: str | None = None  # YEAR_MONTH: a month as YYYY-MM
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSpec:
+    name: str
+    arguments: tuple[PromptArgumentSpec, ...]
+
+
+_ARGUMENT_HINTS: Final[dict[tuple[str, str], dict[str, Any]]] = {
+    ("overdue_followup", "tone"): {"choices": TONES},
+    ("month_end_review", "month"): {"format": YEAR_MONTH},
+}
+
+
+def prompt_specs() -> list[PromptSpec]:
+    """Every prompt with its arguments (names from the prompt functions' signatures)."""
+    return [
+        PromptSpec(
+            fn.__name__,
+            tuple(
+                PromptArgumentSpec(arg, **_ARGUMENT_HINTS.get((fn.__name__, arg), {}))
+                for arg in inspect.signature(fn).parameters
+            ),
+        )
+        for fn, _, _ in _PROMPTS
+    ]
 
 
 # --------------------------------------------------------------------------- wiring
