@@ -176,7 +176,7 @@ async def run() -> str:
             by_pkg[m.split(".")[0]][1] += 1
         top_extra = sorted(by_pkg.items(), key=lambda kv: -kv[1][0])[:10]
         ours_pkg = sorted(
-            ((m, v) for m, v in ours_imp.items() if m.split(".")[0] in ("invoice_mcp", "invoice_mcp_prompts")),
+            ((m, v) for m, v in ours_imp.items() if m.split(".")[0] == "invoice_mcp"),
             key=lambda kv: -kv[1][1],
         )[:10]
         rows: list[list[Any]] = [[pkg, int(n), s / 1e3, s / extra_self] for pkg, (s, n) in top_extra]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -106,3 +107,18 @@ def no_secret_in_any_log() -> Iterator[None]:
     leaked = [t for t in issued if t in text]
     assert not leaked, f"{len(leaked)} access token(s) appear in log lines"
     assert DEMO_CLIENT_SECRET not in text
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-snapshots",
+        action="store_true",
+        default=False,
+        help="rewrite tests/snapshots/ from the code instead of comparing (or INVOICE_MCP_UPDATE_SNAPSHOTS=1)",
+    )
+
+
+@pytest.fixture
+def update_snapshots(request: pytest.FixtureRequest) -> bool:
+    """True only when asked explicitly: a missing or different snapshot otherwise fails the test."""
+    return bool(request.config.getoption("--update-snapshots")) or os.environ.get("INVOICE_MCP_UPDATE_SNAPSHOTS") == "1"

@@ -32,6 +32,13 @@ ALL_TOOLS = {
 }
 
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+# Set by `coverage run` (patch = ["subprocess"]): a child that gets them is measured too.
+_COVERAGE = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+
+def coverage_env() -> dict[str, str]:
+    """What a child process needs to be measured when the suite runs under coverage (else nothing)."""
+    return {k: os.environ[k] for k in _COVERAGE if k in os.environ}
 
 
 def free_port() -> int:
@@ -53,13 +60,14 @@ def api_env(sb: Sandbox, **extra: str) -> dict[str, str]:
         "INVOICE_MCP_CONFIRM": "auto",
         "INVOICE_MCP_REDIS_URL": "",
         "INVOICE_MCP_HTTP_TOKEN": "",
+        **coverage_env(),
         **extra,
     }
 
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A clean process environment: nothing of the developer's AP_*/INVOICE_MCP_* leaks in."""
-    return {**{k: os.environ[k] for k in _INHERITED if k in os.environ}, **(extra or {})}
+    return {**{k: os.environ[k] for k in _INHERITED if k in os.environ}, **coverage_env(), **(extra or {})}
 
 
 def run_cli(

@@ -199,3 +199,17 @@ def test_log_redaction() -> None:
         rec = logging.LogRecord("invoice_mcp", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
     f.filter(rec)
     assert rec.exc_text is not None and "client-secret-value" not in rec.exc_text and "boom" in rec.exc_text
+
+
+def test_help_lists_every_setting_and_points_to_no_unshipped_file() -> None:
+    import re
+
+    from invoice_mcp.api import settings
+    from invoice_mcp.faces.cli import build_parser
+
+    text = build_parser().format_help()
+    source = Path(settings.__file__).read_text(encoding="utf-8")
+    names = set(re.findall(r"""e\.get\(["']((?:AP|INVOICE_MCP)_[A-Z_]+)["']""", source))
+    assert {"AP_CLIENT_ID", "AP_CLIENT_SECRET", "INVOICE_MCP_HTTP_TOKEN"} <= names
+    assert sorted(n for n in names if n not in text) == []
+    assert ".env.example" not in text

@@ -29,6 +29,7 @@ from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
 
 from .conftest import settings_for, text_of
+from .procs import coverage_env
 from .test_faults import VirtualTime
 
 pytestmark = pytest.mark.anyio
@@ -173,6 +174,7 @@ async def test_no_secrets_in_stdio_server_stderr(
         "AP_BASE_URL": sandbox.base_url,
         "AP_RATE_LIMIT": "1000",
         "AP_TIMEOUT_S": "2",
+        **coverage_env(),
     }
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "invoice_mcp", "--log-level", "DEBUG"], env=env, cwd=tempfile.gettempdir()

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.server.mcpserver.exceptions import ToolError
 
+from invoice_mcp.api.client import APIClient
+from invoice_mcp.api.errors import InvalidRequestError
+from invoice_mcp.api.models import NewInvoice, NewLineItem
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
+from invoice_mcp.server.errors import tool_errors
 
 from .conftest import settings_for, text_of
 
@@ -194,20 +200,41 @@ async def test_invalid_input_names_field_and_sends_nothing(
     assert sandbox.requests() == []
 
 
-async def test_api_validation_errors_are_all_reported() -> None:
-    """422 from the API: every field error reaches the model (the sandbox rejects what our schema allows)."""
-    from mcp.server.mcpserver.exceptions import ToolError
+async def test_api_validation_error_reaches_the_model(mcp_client: Client, sandbox: Sandbox) -> None:
+    """A real 422 from the sandbox (payment link of an archived invoice): the model reads the API's field error."""
+    inv = visible(sandbox, status="open")[0]
+    archived = await mcp_client.call_tool("archive_invoice", {"invoice": inv["id"]})
+    assert not archived.is_error
+    r = await mcp_client.call_tool("get_invoice_payment_link", {"invoice": inv["id"]})
+    text = text_of(r)
+    assert r.is_error and "invoice is archived" in text, text
+    assert "Traceback" not in text and "https://" not in text
+    assert [q.status for q in sandbox.requests(path_prefix=f"/invoices/{inv['id']}/payment-link")] == [422]
 
-    from invoice_mcp.api.errors import InvalidRequestError
-    from invoice_mcp.server.errors import tool_errors
 
-    with pytest.raises(ToolError) as err, tool_errors():
-        raise InvalidRequestError(
-            "Validation Exception",
-            status=422,
-            validation_errors={"customer_id": "unknown customer", "due_date": "in the past"},
-        )
-    assert "customer_id: unknown customer" in str(err.value) and "due_date: in the past" in str(err.value)
+async def test_api_validation_errors_are_all_kept(sandbox: Sandbox) -> None:
+    """The API client keeps every field of a real 422 (the sandbox rejects what the wire model allows)."""
+    bad = NewInvoice(
+        customer_id="cus_nobody",
+        currency="EUR",
+        due_date="2026-02-30",
+        line_items=[NewLineItem(description="x", amount=Decimal("1"), quantity=1)],
+    )
+    async with APIClient(settings_for(sandbox)) as api:
+        with pytest.raises(InvalidRequestError) as err:
+            await api.create_invoice(bad)
+    assert err.value.status == 422
+    assert err.value.validation_errors == {
+        "customer_id": "customer not found",
+        "currency": "must be one of: USD",
+        "due_date": "must be a valid date in YYYY-MM-DD format",
+    }
+    assert [q.status for q in sandbox.requests(method="POST", path_prefix="/invoices")] == [422]
+    # ... and the one error mapping hands every field to the model.
+    with pytest.raises(ToolError) as shown, tool_errors():
+        raise err.value
+    for field, problem in err.value.validation_errors.items():
+        assert f"{field}: {problem}" in str(shown.value)
 
 
 async def test_create_unknown_customer_sends_no_post(mcp_client: Client, sandbox: Sandbox) -> None:

@@ -12,6 +12,7 @@ from mcp.types import ElicitResult
 
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
+from invoice_mcp.text import usd
 
 from .conftest import settings_for, text_of
 
@@ -47,10 +48,15 @@ def oracle(sb: Sandbox, as_of: date, **where: str) -> dict[str, Any]:
             aging[key] += amount
     return {
         "count": len(rows),
-        "total": float(sum((Decimal(str(i["total"])) for i in rows), Decimal("0"))),
-        "by_status": {k: {"count": len(v), "total": float(sum(v, Decimal("0")))} for k, v in by_status.items()},
-        "aging": {k: float(v) for k, v in aging.items()},
+        "total": sum((Decimal(str(i["total"])) for i in rows), Decimal("0")),
+        "by_status": {k: {"count": len(v), "total": sum(v, Decimal("0"))} for k, v in by_status.items()},
+        "aging": aging,
     }
+
+
+def exact(number: float) -> Decimal:
+    """A JSON number from the server as the decimal it was written as (shortest repr round-trips)."""
+    return Decimal(repr(number))
 
 
 @pytest.mark.parametrize("where", [{}, {"status": "overdue"}, {"status": "paid"}, "customer"])
@@ -66,11 +72,12 @@ async def test_summary_equals_sums_from_sandbox_data(mcp_client: Client, sandbox
     assert not r.is_error, text_of(r)
     got = r.structured_content
     want = oracle(sandbox, as_of, **filters)
-    assert got["count"] == want["count"] and got["total"] == pytest.approx(want["total"], abs=0.001)
-    assert got["by_status"] == {
-        k: {"count": v["count"], "total": pytest.approx(v["total"], abs=0.001)} for k, v in want["by_status"].items()
+    assert got["count"] == want["count"] and exact(got["total"]) == want["total"]
+    assert {k: (v["count"], exact(v["total"])) for k, v in got["by_status"].items()} == {
+        k: (v["count"], v["total"]) for k, v in want["by_status"].items()
     }
-    assert {k: b["total"] for k, b in got["aging"].items()} == pytest.approx(want["aging"], abs=0.001)
+    assert {k: exact(b["total"]) for k, b in got["aging"].items()} == want["aging"]
+    assert usd(want["total"]) in text_of(r)  # the text view shows the same exact figure
     assert got["truncated"] is False and got["as_of"] == "2026-10-01"
 
 

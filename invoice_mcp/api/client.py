@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
@@ -329,17 +329,6 @@ class APIClient:
             if v is not None
         }
         return await self._call("GET", "/invoices", "list invoices", params=params, model=Page[Invoice])
-
-    async def iter_invoices(self, **filters: str | None) -> AsyncIterator[Invoice]:
-        """Every matching invoice, page by page (100 at a time), in the API's order."""
-        after: str | None = None
-        while True:
-            page = await self.list_invoices(limit=PAGE_SIZE, after=after, **filters)
-            for inv in page.data:
-                yield inv
-            if not page.has_next_page or not page.end_cursor or not page.data:
-                return
-            after = page.end_cursor
 
     async def create_invoice(self, new: NewInvoice) -> Invoice:
         return await self._call(

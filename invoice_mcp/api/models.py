@@ -51,17 +51,10 @@ class _Wire(BaseModel):
 
 
 class InvoiceStatus:
-    """Status values seen in the docs and in peer integrations. Not exhaustive:
-    the API may add values at any time, and they are passed through untouched."""
+    """The status values the code branches on. The API's set is open (draft, open, paid,
+    partially_paid, overdue, archived, and any it adds later); values are passed through untouched."""
 
-    DRAFT: Final = "draft"
-    OPEN: Final = "open"
-    PAID: Final = "paid"
-    PARTIALLY_PAID: Final = "partially_paid"
-    OVERDUE: Final = "overdue"
     ARCHIVED: Final = "archived"
-
-    KNOWN: Final = ("draft", "open", "paid", "partially_paid", "overdue", "archived")
     SETTLED: Final = frozenset({"paid", "archived", "draft"})
     """Statuses whose total is not owed (draft is not yet issued)."""
 

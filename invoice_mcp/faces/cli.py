@@ -24,13 +24,26 @@ from invoice_mcp.api.settings import Settings, SettingsError, load_settings
 from invoice_mcp.logs import RedactingFilter, setup_logging
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+CONFIG_HELP = """\
+configuration, from the environment or ./.env (a real environment variable wins):
+  AP_CLIENT_ID, AP_CLIENT_SECRET   API key and its secret (required; the secret is never logged)
+  AP_ENVIRONMENT                   production (default) or demo
+  AP_BASE_URL                      override the API base URL (e.g. a local `invoice-mcp sandbox`)
+  AP_TIMEOUT_S                     per-request timeout in seconds (default 30)
+  AP_RATE_LIMIT                    requests per second sent to the API (default 5)
+  INVOICE_MCP_READ_ONLY            1 = read tools only: no create, archive or restore
+  INVOICE_MCP_CONFIRM              auto (default), always or never: confirm writes with the user
+  INVOICE_MCP_REDIS_URL            share token and rate limit between processes (redis extra)
+  INVOICE_MCP_HTTP_TOKEN           bearer token for --transport http (required off loopback)
+`invoice-mcp check` validates the configuration against the API."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="invoice-mcp",
         description="MCP server for Alternative Payments invoices.",
-        epilog="Configuration comes from the environment or ./.env (see .env.example).",
+        epilog=CONFIG_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"invoice-mcp {__version__}")
     p.add_argument(

@@ -7,7 +7,7 @@ about an unknown prompt or argument simply sees no suggestions):
   service's cached customer directory (one directory load serves every completion for
   ``CUSTOMER_CACHE_TTL_S``; an account with up to 100 customers loads it in one request);
 * prompt arguments with a fixed list of ``choices`` (overdue_followup's ``tone``): that list;
-* prompt arguments with ``format: year-month`` (month_end_review's ``month``): the current month and
+* prompt arguments with the ``YEAR_MONTH`` format (month_end_review's ``month``): the current month and
   the ``RECENT_MONTHS - 1`` before it, newest first;
 * the ``ref`` of ``invoice://{ref}``: invoice numbers from the newest page of invoices (one list
   request of ``PAGE_SIZE``, cached for ``INVOICE_NUMBERS_TTL_S``; the API only filters numbers
@@ -45,7 +45,7 @@ from mcp.types import (
 
 from invoice_mcp.api.errors import APIError
 from invoice_mcp.api.models import PAGE_SIZE
-from invoice_mcp.server.prompts import YEAR_MONTH, PromptArgumentSpec, PromptTemplate, load_prompts
+from invoice_mcp.server.prompts import YEAR_MONTH, PromptArgumentSpec, PromptSpec, prompt_specs
 from invoice_mcp.text import clean
 
 if TYPE_CHECKING:
@@ -125,11 +125,11 @@ class _NumberCache:
 
 
 class Completer:
-    """Answers completion/complete for the prompt files and the invoice resource template."""
+    """Answers completion/complete for the prompts and the invoice resource template."""
 
     def __init__(
         self,
-        templates: Iterable[PromptTemplate],
+        templates: Iterable[PromptSpec],
         *,
         today: Callable[[], date] = _utc_today,
         timer: Callable[[], float] = time.monotonic,
@@ -197,7 +197,7 @@ class Completer:
 def register_completions(server: MCPServer[Any], completer: Completer | None = None) -> Completer:
     """Serve completion/complete on ``server`` (which then advertises the completions capability
     in both protocol eras). Returns the completer (tests pass one with fixed clocks)."""
-    comp = completer if completer is not None else Completer(load_prompts())
+    comp = completer if completer is not None else Completer(prompt_specs())
 
     async def handler(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
         app: AppState = ctx.lifespan_context

@@ -20,7 +20,7 @@ from mcp.types import Completion, PromptReference, ResourceTemplateReference
 from invoice_mcp.sandbox import Sandbox, SandboxConfig
 from invoice_mcp.server import build_server
 from invoice_mcp.server.completions import MAX_VALUES, NAME_MAX, Completer, rank, recent_months, register_completions
-from invoice_mcp.server.prompts import load_prompts
+from invoice_mcp.server.prompts import prompt_specs
 
 from ..conftest import TODAY, settings_for
 
@@ -83,7 +83,7 @@ async def test_customer_completions_cost_one_upstream_request(sandbox: Sandbox, 
 
 
 async def test_fixed_choices_and_recent_months(sandbox: Sandbox, era: str) -> None:
-    completer = Completer(load_prompts(), today=lambda: TODAY)
+    completer = Completer(prompt_specs(), today=lambda: TODAY)
     async with connect(sandbox, era, completer) as c:
         sandbox.clear_log()
         tone = await complete(c, PromptReference(name="overdue_followup"), "tone", "F")
@@ -122,7 +122,7 @@ async def test_unknown_prompt_argument_or_template_gets_no_values(sandbox: Sandb
 
 async def test_invoice_numbers_from_the_newest_page(sandbox: Sandbox, era: str) -> None:
     timer = FakeTimer()
-    async with connect(sandbox, era, Completer(load_prompts(), timer=timer)) as c:
+    async with connect(sandbox, era, Completer(prompt_specs(), timer=timer)) as c:
         sandbox.clear_log()
         got = await complete(c, INVOICE, "ref", "inv-129")
         assert got.values == [f"INV-{n}" for n in range(1299, 1289, -1)]

@@ -1,0 +1,224 @@
+"""Import contracts between the layers, read from the source with ``ast`` (nothing is imported).
+
+face -> server -> service -> api, never back; the API layer and the service know nothing of MCP;
+only the faces import the sandbox, and the sandbox shares no code with the rest; no import cycles.
+Every import counts for the layer rules: module level, inside functions, and under ``TYPE_CHECKING``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "invoice_mcp"
+
+
+@dataclass(frozen=True)
+class Import:
+    target: str  # absolute dotted module name
+    line: int
+    module_level: bool  # executed on import (not inside a function, not under TYPE_CHECKING)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES: dict[str, Path] = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+    if node.level == 0:
+        return node.module or ""
+    is_package = MODULES[module].name == "__init__.py"
+    base = module.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imports_of(module: str) -> Iterator[Import]:
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"), filename=str(MODULES[module]))
+
+    def walk(node: ast.AST, module_level: bool) -> Iterator[Import]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield Import(alias.name, child.lineno, module_level)
+            elif isinstance(child, ast.ImportFrom):
+                target = _resolve(module, child)
+                yield Import(target, child.lineno, module_level)
+                for alias in child.names:  # `from pkg import submodule` imports the submodule too
+                    if f"{target}.{alias.name}" in MODULES:
+                        yield Import(f"{target}.{alias.name}", child.lineno, module_level)
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                yield from walk(child, False)
+            elif isinstance(child, ast.If) and _is_type_checking(child.test):
+                for stmt in child.body:
+                    yield from walk(ast.Module(body=[stmt], type_ignores=[]), False)
+                for stmt in child.orelse:
+                    yield from walk(ast.Module(body=[stmt], type_ignores=[]), module_level)
+            else:
+                yield from walk(child, module_level)
+
+    yield from walk(tree, True)
+
+
+IMPORTS: dict[str, list[Import]] = {m: list(imports_of(m)) for m in MODULES}
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+# (layer, forbidden import prefixes); a layer is a module prefix inside the package.
+RULES: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "invoice_mcp.api",
+        ("mcp", "mcp_types", "invoice_mcp.service", "invoice_mcp.server", "invoice_mcp.faces", "invoice_mcp.sandbox"),
+    ),
+    ("invoice_mcp.service", ("mcp", "mcp_types", "invoice_mcp.server", "invoice_mcp.faces", "invoice_mcp.sandbox")),
+    ("invoice_mcp.server", ("invoice_mcp.faces", "invoice_mcp.sandbox")),
+    # The shared leaf helpers stay leaves.
+    ("invoice_mcp.text", ("invoice_mcp.", "mcp", "mcp_types")),
+    ("invoice_mcp.logs", ("invoice_mcp.", "mcp", "mcp_types")),
+]
+
+
+def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
+    found = []
+    for module, imports in IMPORTS.items():
+        if not _within(module, layer):
+            continue
+        for imp in imports:
+            for prefix in forbidden:
+                hit = imp.target.startswith(prefix) if prefix.endswith(".") else _within(imp.target, prefix)
+                if hit:
+                    found.append(f"{MODULES[module].relative_to(ROOT)}:{imp.line} imports {imp.target}")
+    return found
+
+
+def test_the_scan_sees_the_layers() -> None:
+    for layer in ("invoice_mcp.api", "invoice_mcp.service", "invoice_mcp.server", "invoice_mcp.faces"):
+        assert any(_within(m, layer) for m in MODULES), layer
+    # The checks do see imports: the MCP layer imports mcp, the faces import the sandbox.
+    assert _violations("invoice_mcp.server", ("mcp",))
+    assert _violations("invoice_mcp.faces", ("invoice_mcp.sandbox",))
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), RULES, ids=[layer for layer, _ in RULES])
+def test_layer_imports(layer: str, forbidden: tuple[str, ...]) -> None:
+    assert _violations(layer, forbidden) == []
+
+
+def test_only_the_faces_import_the_sandbox() -> None:
+    allowed = ("invoice_mcp.faces", "invoice_mcp.sandbox")
+    found = [
+        f"{MODULES[m].relative_to(ROOT)}:{i.line} imports {i.target}"
+        for m, imports in IMPORTS.items()
+        if not any(_within(m, a) for a in allowed)
+        for i in imports
+        if _within(i.target, "invoice_mcp.sandbox")
+    ]
+    assert found == []
+
+
+def test_the_sandbox_shares_no_code() -> None:
+    found = [
+        f"{MODULES[m].relative_to(ROOT)}:{i.line} imports {i.target}"
+        for m, imports in IMPORTS.items()
+        if _within(m, "invoice_mcp.sandbox")
+        for i in imports
+        if _within(i.target, "invoice_mcp") and not _within(i.target, "invoice_mcp.sandbox")
+    ]
+    assert found == []
+
+
+def _cycles(module_level_only: bool, imports_by_module: dict[str, list[Import]] | None = None) -> list[list[str]]:
+    table = IMPORTS if imports_by_module is None else imports_by_module
+    graph = {
+        m: sorted({i.target for i in imports if i.target in table and (i.module_level or not module_level_only)})
+        for m, imports in table.items()
+    }
+    # Tarjan's strongly connected components: any component of more than one module is a cycle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1 or v in graph[v]:
+                components.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(components)
+
+
+def _cycle_edges(module_level_only: bool) -> list[str]:
+    """The imports inside each cycle, as ``file:line imports module`` (readable in a failure)."""
+    edges = [
+        (
+            i.module_level,
+            f"{MODULES[m].relative_to(ROOT)}:{i.line} imports {i.target}" + ("" if i.module_level else " (deferred)"),
+        )
+        for component in _cycles(module_level_only)
+        for m in component
+        for i in IMPORTS[m]
+        if i.target in component and (i.module_level or not module_level_only)
+    ]
+    return [edge for _, edge in sorted(edges)]  # deferred imports (the ones that close a cycle) first
+
+
+def test_no_import_cycles_at_module_level() -> None:
+    """What runs on import: a cycle here is an import-order bug waiting to happen."""
+    assert _cycle_edges(module_level_only=True) == []
+
+
+def test_no_import_cycles_at_all() -> None:
+    """Imports inside functions and under TYPE_CHECKING count too: a deferred import that closes a
+    cycle hides a dependency that points the wrong way."""
+    assert _cycle_edges(module_level_only=False) == []
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    fake = {
+        "a": [Import("b", 1, True)],
+        "b": [Import("a", 2, False), Import("c", 3, True)],
+        "c": [Import("c", 4, True)],
+    }
+    assert _cycles(module_level_only=False, imports_by_module=fake) == [["a", "b"], ["c"]]
+    assert _cycles(module_level_only=True, imports_by_module=fake) == [["c"]]
