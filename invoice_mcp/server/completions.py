@@ -51,7 +51,7 @@ from invoice_mcp.text import clean
 if TYPE_CHECKING:
     from mcp.server import MCPServer
 
-    from invoice_mcp.server.app import AppState
+    from invoice_mcp.server.state import AppState
     from invoice_mcp.service import InvoiceService
 
 log = logging.getLogger("invoice_mcp.completions")

@@ -31,7 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from invoice_mcp.api.keys import derive_key
 from invoice_mcp.api.settings import Settings
-from invoice_mcp.server.app import AppState
+from invoice_mcp.server.state import AppState
 from invoice_mcp.service.tenants import Credentials, Tenant, Tenants, environments
 
 if TYPE_CHECKING:
