@@ -35,6 +35,9 @@ configuration, from the environment or ./.env (a real environment variable wins)
   INVOICE_MCP_CONFIRM              auto (default), always or never: confirm writes with the user
   INVOICE_MCP_REDIS_URL            share token and rate limit between processes (redis extra)
   INVOICE_MCP_HTTP_TOKEN           bearer token for --transport http (required off loopback)
+  INVOICE_MCP_GATEWAY              1 = --gateway: API credentials come per request in headers
+  INVOICE_MCP_GATEWAY_IDLE_S       gateway: drop a tenant idle this long (default 900)
+  INVOICE_MCP_GATEWAY_MAX_TENANTS  gateway: tenants held at most (default 100)
 `invoice-mcp check` validates the configuration against the API."""
 
 
