@@ -31,7 +31,7 @@ from invoice_mcp.api.errors import (
     RateLimitedError,
     UpstreamError,
 )
-from invoice_mcp.api.models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link, NewInvoice, Page
+from invoice_mcp.api.models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link, NewInvoice, Page, Payment
 from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import count as _count
@@ -379,3 +379,43 @@ class APIClient:
     async def get_customer(self, customer_id: str) -> Customer:
         path = f"/customers/{check_id(customer_id, 'customer_id')}"
         return await self._call("GET", path, f"customer {customer_id}", model=Customer)
+
+    # -- payments -----------------------------------------------------------
+
+    async def list_payments(
+        self,
+        *,
+        limit: int = PAGE_SIZE,
+        after: str | None = None,
+        before: str | None = None,
+        type: str | None = None,
+        status: str | None = None,
+        customer_id: str | None = None,
+        invoice_id: str | None = None,
+        payment_method: str | None = None,
+        created_at_start: str | None = None,
+        created_at_end: str | None = None,
+    ) -> Page[Payment]:
+        """One page of payments (newest first). `invoice_id` is only a filter: a Payment never says
+        which invoice it paid, so attributing money to an invoice takes one walk per invoice."""
+        params = {
+            k: v
+            for k, v in {
+                "limit": str(limit),
+                "after": after,
+                "before": before,
+                "type": type,
+                "status": status,
+                "customer_id": customer_id,
+                "invoice_id": invoice_id,
+                "payment_method": payment_method,
+                "created_at_start": created_at_start,
+                "created_at_end": created_at_end,
+            }.items()
+            if v is not None
+        }
+        return await self._call("GET", "/payments", "list payments", params=params, model=Page[Payment])
+
+    async def get_payment(self, payment_id: str) -> Payment:
+        path = f"/payments/{check_id(payment_id, 'payment_id')}"
+        return await self._call("GET", path, f"payment {payment_id}", model=Payment)

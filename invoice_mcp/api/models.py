@@ -145,3 +145,44 @@ class NewInvoice(BaseModel):
         if self.exclude_from_autopay is not None:
             body["exclude_from_autopay"] = self.exclude_from_autopay
         return body
+
+
+class PaymentStatus:
+    """Payment status values the docs imply (from the ``payment_*`` webhook topics); the enum
+    itself is undocumented, so any other value is passed through and counts as unknown."""
+
+    SUCCEEDED: Final = "succeeded"
+    FAILED: Final = "failed"
+    PENDING: Final = "pending"
+    REFUNDED: Final = "refunded"
+    CHARGEBACK: Final = "chargeback"
+
+    KNOWN: Final = ("succeeded", "failed", "pending", "refunded", "chargeback")
+
+
+class PaymentFee(_Wire):
+    amount: Decimal | None = None
+    covered_by_customer: bool | None = None
+    name: str | None = None
+    type: str | None = None
+
+
+class Payment(_Wire):
+    """A payment (``/payments``). It carries no invoice id: that link exists only as a filter."""
+
+    id: str | None = None
+    customer_id: str | None = None
+    due_date: str | None = None
+    created_at: str | None = None
+    payment_method: str | None = None
+    status: str | None = None
+    type: str | None = None
+    sub_total: Decimal | None = None
+    total: Decimal | None = None
+    fees: list[PaymentFee] | None = None
+
+    @property
+    def applied(self) -> Decimal | None:
+        """The amount applied to the invoice: ``sub_total`` (``total`` also holds the fees the
+        customer covered), else ``total`` when that is all the API sent."""
+        return self.sub_total if self.sub_total is not None else self.total
