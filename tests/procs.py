@@ -24,6 +24,7 @@ ALL_TOOLS = {
     "get_invoice",
     "summarize_invoices",
     "find_customers",
+    "list_payments",
     "create_invoice",
     "archive_invoice",
     "restore_invoice",

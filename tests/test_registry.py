@@ -29,6 +29,7 @@ EXPECTED = {
     "get_invoice": (True, False, True),
     "summarize_invoices": (True, False, True),
     "find_customers": (True, False, True),
+    "list_payments": (True, False, True),
     "create_invoice": (False, False, False),
     "archive_invoice": (False, True, True),
     "restore_invoice": (False, False, True),

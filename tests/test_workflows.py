@@ -92,7 +92,7 @@ async def test_summary_by_customer_name_and_top_debtors(mcp_client: Client, sand
     whole = (await mcp_client.call_tool("summarize_invoices", {"top": 3})).structured_content
     top = whole["by_customer"]
     assert len(top) == 3 and all(t["customer"] for t in top)
-    assert [t["unpaid"] for t in top] == sorted((t["unpaid"] for t in top), reverse=True)
+    assert [t["balance"] for t in top] == sorted((t["balance"] for t in top), reverse=True)
 
 
 async def test_summary_truncation_is_explicit(mcp_client: Client) -> None:

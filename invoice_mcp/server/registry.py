@@ -10,6 +10,7 @@ from invoice_mcp.server.tools.customers import SPEC_FIND
 from invoice_mcp.server.tools.detail import SPEC_GET
 from invoice_mcp.server.tools.links import SPEC_PAYMENT_LINK, SPEC_PDF_LINK
 from invoice_mcp.server.tools.listing import SPEC_LIST, SPEC_SUMMARY
+from invoice_mcp.server.tools.payments import SPEC_PAYMENTS
 from invoice_mcp.server.tools.writes import SPEC_ARCHIVE, SPEC_CREATE, SPEC_RESTORE
 
 TOOLS: tuple[ToolSpec[Any], ...] = (
@@ -17,6 +18,7 @@ TOOLS: tuple[ToolSpec[Any], ...] = (
     SPEC_GET,
     SPEC_SUMMARY,
     SPEC_FIND,
+    SPEC_PAYMENTS,
     SPEC_CREATE,
     SPEC_ARCHIVE,
     SPEC_RESTORE,

@@ -3,7 +3,14 @@
 Imports the API layer, never MCP."""
 
 from invoice_mcp.service.chunks import Chunk
-from invoice_mcp.service.invoices import InvoiceService, Listed, Query, looks_like_number
+from invoice_mcp.service.invoices import (
+    InvoiceService,
+    Listed,
+    PaymentsListed,
+    PaymentsQuery,
+    Query,
+    looks_like_number,
+)
 from invoice_mcp.service.summaries import AGING_BUCKETS, Summary, Tally
 from invoice_mcp.service.writes import Draft, DraftLine
 
@@ -14,6 +21,8 @@ __all__ = [
     "DraftLine",
     "InvoiceService",
     "Listed",
+    "PaymentsListed",
+    "PaymentsQuery",
     "Query",
     "Summary",
     "Tally",

@@ -16,6 +16,14 @@ from invoice_mcp.service.cursors import CursorCodec
 from invoice_mcp.service.customers import Customers
 from invoice_mcp.service.errors import DuplicateInvoice, NotFound, UnusableLink
 from invoice_mcp.service.guard import Clock, Reservations, utc_now
+from invoice_mcp.service.payments import (
+    Ledger,
+    PaymentBook,
+    PaymentChunk,
+    PaymentCursors,
+    PaymentLister,
+    ledger,
+)
 from invoice_mcp.service.summaries import Progress, Summary, summarize
 from invoice_mcp.service.writes import Draft, Writer
 
@@ -62,6 +70,24 @@ class Listed:
     """The resolved customer name, when the query named one."""
 
 
+@dataclass
+class PaymentsQuery:
+    """The API's payment filters, plus a customer name and an invoice id or number to resolve."""
+
+    filters: dict[str, str] = field(default_factory=dict)
+    customer: str | None = None
+    invoice: str | None = None
+
+
+@dataclass
+class PaymentsListed:
+    chunk: PaymentChunk
+    names: dict[str, str]
+    customer: str | None
+    invoice: str | None
+    """The invoice the query named (its number when it was given as one)."""
+
+
 class InvoiceService:
     def __init__(
         self,
@@ -75,6 +101,8 @@ class InvoiceService:
         self.chunks = ChunkReader(client, CursorCodec(cursor_key))
         self.customers = Customers(client)
         self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key)
+        self.payments = PaymentBook(client)
+        self.payment_lists = PaymentLister(client, PaymentCursors(cursor_key))
 
     # -- reading -----------------------------------------------------------------
 
@@ -102,10 +130,23 @@ class InvoiceService:
         return Listed(chunk=chunk, names=names, customer=name)
 
     async def summarize(
-        self, query: Query, *, as_of: date, max_invoices: int, progress: Progress | None = None
+        self,
+        query: Query,
+        *,
+        as_of: date,
+        max_invoices: int,
+        progress: Progress | None = None,
+        balances: bool = True,
     ) -> tuple[Summary, str | None]:
         filters, name = await self.resolve_query(query)
-        s = await summarize(self.client, filters, as_of=as_of, max_invoices=max_invoices, progress=progress)
+        s = await summarize(
+            self.client,
+            filters,
+            as_of=as_of,
+            max_invoices=max_invoices,
+            progress=progress,
+            book=self.payments if balances else None,
+        )
         return s, name
 
     async def resolve_invoice(self, ref: str) -> Invoice:
@@ -159,6 +200,33 @@ class InvoiceService:
             raise NotFound("invoice", invoice_id) from None
         return usable_link(link, "PDF", invoice_id)
 
+    # -- payments ----------------------------------------------------------------
+
+    async def invoice_ledger(self, inv: Invoice) -> Ledger:
+        """The invoice's payments and balance (one upstream request, cached briefly)."""
+        payments = await self.payments.of_invoice(inv.id) if inv.id else []
+        return ledger(inv, payments)
+
+    async def list_payments(self, query: PaymentsQuery, limit: int, cursor: str | None) -> PaymentsListed:
+        """One chunk of payments (newest first). A cursor is checked before anything is fetched and
+        carries the query; given with a cursor, the query must be empty or the cursor's own."""
+        if cursor:
+            self.payment_lists.decode(cursor, {})
+        filters = dict(query.filters)
+        customer = invoice = None
+        if query.customer:
+            found = await self.customers.resolve(query.customer)
+            if found.id:
+                filters["customer_id"] = found.id
+            customer = found.name
+        if query.invoice:
+            inv_id, inv = await self.invoice_id(query.invoice)
+            filters["invoice_id"] = inv_id
+            invoice = (inv.invoice_number if inv else None) or inv_id
+        chunk = await self.payment_lists.chunk(filters, limit, cursor)
+        names = await self.customers.names({p.customer_id for p in chunk.rows if p.customer_id})
+        return PaymentsListed(chunk=chunk, names=names, customer=customer, invoice=invoice)
+
     # -- writing -----------------------------------------------------------------
 
     async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
@@ -171,13 +239,16 @@ class InvoiceService:
             return await self.writer.create(draft, allow_duplicate=allow_duplicate)
         finally:
             self.chunks.forget()
+            self.payments.forget()
 
     async def archive(self, invoice_id: str) -> Invoice:
         inv = await self.writer.archive(invoice_id)
         self.chunks.forget()
+        self.payments.forget()
         return inv
 
     async def restore(self, invoice_id: str) -> Invoice:
         inv = await self.writer.restore(invoice_id)
         self.chunks.forget()
+        self.payments.forget()
         return inv

@@ -1,4 +1,12 @@
-"""Summaries: one streaming fold over every matching invoice (memory stays flat)."""
+"""Summaries: one streaming fold over every matching invoice (memory stays flat), balance-aware.
+
+Owed invoices (service/statuses.py) are tallied at their total and at their **balance**: the
+total less the money that certainly arrived (service/payments.py). Payments are fetched only
+where they change the answer: owed invoices whose status says money may already be applied
+(partially_paid, or a status nobody documented). Open and overdue invoices owe their total, and
+settled ones nothing, without a request. Those fetches run while the walk goes on (a few at a
+time, paced by the client's limiter), so they add requests but no serial latency.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +16,60 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
-from invoice_mcp.api.models import PAGE_SIZE, InvoiceStatus
+import anyio
+
+from invoice_mcp.api.models import PAGE_SIZE
 from invoice_mcp.service.paging import walk
+from invoice_mcp.service.payments import CONCURRENT_FETCHES, collected
+from invoice_mcp.service.statuses import is_apart, is_owed, is_unknown, may_have_payments, normalize
 from invoice_mcp.text import q2
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from invoice_mcp.api.client import APIClient
+    from invoice_mcp.api.models import Invoice
+    from invoice_mcp.service.payments import PaymentBook
 
 Progress = Callable[[int, str], Awaitable[None]]
 
 AGING_BUCKETS: Final = ("current", "1-30", "31-60", "61-90", "90+")
+ZERO: Final = Decimal("0")
 
 
 @dataclass
 class Tally:
-    """A count of invoices and the sum of their totals."""
+    """A count of invoices, the sum of their totals and of their balances (what is still owed)."""
 
     count: int = 0
-    total: Decimal = Decimal("0")
+    total: Decimal = ZERO
+    balance: Decimal = ZERO
 
-    def add(self, amount: Decimal) -> None:
+    def add(self, amount: Decimal, balance: Decimal = ZERO) -> None:
         self.count += 1
         self.total += amount
+        self.balance += balance
 
 
 @dataclass
 class Summary:
     count: int = 0
-    total: Decimal = Decimal("0")
+    total: Decimal = ZERO
     currency: set[str] = field(default_factory=set)
     by_status: dict[str, Tally] = field(default_factory=dict)
     unpaid_by_customer: dict[str, Tally] = field(default_factory=dict)
+    """Owed invoices per customer id: totals and balances."""
     aging: dict[str, Tally] = field(default_factory=lambda: {b: Tally() for b in AGING_BUCKETS})
     unpaid: Tally = field(default_factory=Tally)
+    """Every owed invoice: `total` is their totals, `balance` what is still owed on them."""
+    apart: dict[str, Tally] = field(default_factory=dict)
+    """Drafts and archived invoices: neither owed nor settled, reported apart."""
+    unknown_statuses: dict[str, int] = field(default_factory=dict)
+    """Statuses with no rule here (counted as owed), with how many invoices carry them."""
+    with_payments: int = 0
+    """Owed invoices whose balance is below their total because payments were applied."""
+    payments_checked: int = 0
+    """Owed invoices whose payments were fetched (one upstream walk each)."""
     truncated: bool = False
     undated_unpaid: int = 0
 
@@ -65,9 +94,69 @@ def aging_bucket(due: str | None, as_of: date) -> str | None:
 
 
 def is_unpaid(status: str | None) -> bool:
-    """Owed unless settled. Unknown (new) statuses count as owed: better to show
-    money that may be due than to hide it."""
-    return (status or "").lower() not in InvoiceStatus.SETTLED
+    """Owed (see service/statuses.py): unknown statuses count as owed."""
+    return is_owed(status)
+
+
+class _Fold:
+    def __init__(self, s: Summary, as_of: date, book: PaymentBook | None) -> None:
+        self.s = s
+        self.as_of = as_of
+        self.book = book
+        self.slots = anyio.CapacityLimiter(CONCURRENT_FETCHES)
+        self.error: BaseException | None = None
+        self.scope: anyio.CancelScope | None = None
+
+    def fail(self, exc: Exception) -> None:
+        """The first error wins and stops everything; it is re-raised as itself (not as a group)."""
+        if self.error is None:
+            self.error = exc
+        if self.scope is not None:
+            self.scope.cancel()
+
+    def add(self, inv: Invoice, tg: TaskGroup) -> None:
+        s = self.s
+        total = inv.total if inv.total is not None else ZERO
+        status = inv.status or "unknown"
+        s.count += 1
+        s.total += total
+        if inv.currency:
+            s.currency.add(inv.currency)
+        if is_apart(status):
+            s.by_status.setdefault(status, Tally()).add(total)
+            s.apart.setdefault(normalize(status), Tally()).add(total)
+            return
+        if not is_owed(status):
+            s.by_status.setdefault(status, Tally()).add(total)
+            return
+        if is_unknown(status):
+            s.unknown_statuses[status] = s.unknown_statuses.get(status, 0) + 1
+        tallies = [s.by_status.setdefault(status, Tally()), s.unpaid]
+        tallies.append(s.unpaid_by_customer.setdefault(inv.customer_id or "?", Tally()))
+        bucket = aging_bucket(inv.due_date, self.as_of)
+        if bucket is None:
+            s.undated_unpaid += 1
+        else:
+            tallies.append(s.aging[bucket])
+        for t in tallies:
+            t.add(total, total)
+        if self.book is not None and inv.id and may_have_payments(status):
+            s.payments_checked += 1
+            tg.start_soon(self._apply, inv.id, total, tallies)
+
+    async def _apply(self, invoice_id: str, total: Decimal, tallies: list[Tally]) -> None:
+        assert self.book is not None
+        try:
+            async with self.slots:
+                payments = await self.book.of_invoice(invoice_id)
+        except Exception as exc:
+            self.fail(exc)
+            return
+        paid = min(max(ZERO, collected(payments)), max(ZERO, total))
+        if paid > 0:
+            self.s.with_payments += 1
+            for t in tallies:
+                t.balance -= paid
 
 
 async def summarize(
@@ -77,35 +166,43 @@ async def summarize(
     as_of: date,
     max_invoices: int,
     progress: Progress | None = None,
+    book: PaymentBook | None = None,
 ) -> Summary:
+    """`book`: where payments come from; without it balances equal totals (no payment requests)."""
     s = Summary()
+    fold = _Fold(s, as_of, book)
+    async with anyio.create_task_group() as tg:
+        fold.scope = tg.cancel_scope
+        try:
+            await _walk(client, filters, s, fold, tg, max_invoices, progress)
+        except Exception as exc:
+            fold.fail(exc)
+    if fold.error is not None:
+        raise fold.error
+    for b in s.by_status.values():
+        b.total = q2(b.total)
+    return s
+
+
+async def _walk(
+    client: APIClient,
+    filters: dict[str, str],
+    s: Summary,
+    fold: _Fold,
+    tg: TaskGroup,
+    max_invoices: int,
+    progress: Progress | None,
+) -> None:
     async for page in walk(lambda after: client.list_invoices(limit=PAGE_SIZE, after=after, **filters)):
         for inv in page.data:
             if s.count >= max_invoices:
                 s.truncated = True
                 break
-            total = inv.total if inv.total is not None else Decimal("0")
-            status = inv.status or "unknown"
-            s.count += 1
-            s.total += total
-            if inv.currency:
-                s.currency.add(inv.currency)
-            s.by_status.setdefault(status, Tally()).add(total)
-            if is_unpaid(status):
-                s.unpaid.add(total)
-                s.unpaid_by_customer.setdefault(inv.customer_id or "?", Tally()).add(total)
-                bucket = aging_bucket(inv.due_date, as_of)
-                if bucket is None:
-                    s.undated_unpaid += 1
-                else:
-                    s.aging[bucket].add(total)
+            fold.add(inv, tg)
         if progress is not None:
             await progress(s.count, f"{s.count} invoices read")
         if s.truncated:
-            break
+            return
         if s.count >= max_invoices and page.has_next_page:
             s.truncated = True
-            break
-    for b in s.by_status.values():
-        b.total = q2(b.total)
-    return s
+            return

@@ -21,14 +21,17 @@ class InvoiceInput(Strict):
 async def get_invoice(args: InvoiceInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     inv = await svc.resolve_invoice(args.invoice)
     name = await svc.customer_name(inv.customer_id)
-    d = detail(inv, name)
+    d = detail(inv, name, await svc.invoice_ledger(inv))
     return result(detail_text(d), d)
 
 
 SPEC_GET = ToolSpec(
     name="get_invoice",
     title="Get invoice",
-    description="One invoice in full: line items (unit price × quantity, dollars), totals, dates, memo, status.",
+    description=(
+        "One invoice in full: line items (unit price × quantity, dollars), totals, dates, memo, status, its "
+        "payments (date, method, status, amount), amount paid (succeeded payments only), balance due, when paid."
+    ),
     input=InvoiceInput,
     output=InvoiceDetail,
     annotations=READ_ONLY,

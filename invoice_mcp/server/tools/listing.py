@@ -16,7 +16,7 @@ from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:
-    from invoice_mcp.service import InvoiceService
+    from invoice_mcp.service import InvoiceService, Tally
 
 
 class ListInput(Filters):
@@ -73,18 +73,23 @@ class SummaryInput(Filters):
     as_of: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Aging reference date (default today)")
     max_invoices: int = Field(10_000, ge=1, le=1_000_000, description="Stop after this many")
     top: int = Field(10, ge=1, le=50, description="Customers listed in by_customer")
+    balances: bool = Field(
+        True, description="Subtract payments from partially paid invoices (one request each); false: totals only"
+    )
 
 
 class Bucket(BaseModel):
     count: int
     total: float
+    balance: float | None = Field(None, description="Still owed: total less succeeded payments")
 
 
 class CustomerDebt(BaseModel):
     customer_id: str
     customer: str | None
     count: int
-    unpaid: float
+    unpaid: float = Field(description="Totals of the owed invoices")
+    balance: float = Field(description="Still owed")
 
 
 class SummaryOutput(BaseModel):
@@ -92,16 +97,25 @@ class SummaryOutput(BaseModel):
     total: float
     currency: str | None
     by_status: dict[str, Bucket]
-    unpaid: Bucket
-    by_customer: list[CustomerDebt] = Field(description="Top customers by amount not yet paid")
-    aging: dict[str, Bucket] = Field(description="Unpaid by days past due: current, 1-30, 31-60, 61-90, 90+")
+    unpaid: Bucket = Field(description="Owed invoices (not settled, not draft/archived): totals and balance")
+    by_customer: list[CustomerDebt] = Field(description="Top customers by balance still owed")
+    aging: dict[str, Bucket] = Field(description="Owed by days past due: current, 1-30, 31-60, 61-90, 90+")
+    apart: dict[str, Bucket] = Field(description="Drafts and archived invoices: neither owed nor settled")
+    unknown_statuses: dict[str, int] = Field(description="Statuses with no rule, counted as owed")
+    with_payments: int = Field(description="Owed invoices with payments applied")
+    balances: bool = Field(description="False: balances were not computed (equal totals)")
     as_of: str
     truncated: bool
     customer: str | None = Field(None, description="Resolved customer name, when filtered by customer")
 
 
+def _bucket(t: Tally, balances: bool = True) -> Bucket:
+    return Bucket(count=t.count, total=float(q2(t.total)), balance=float(q2(t.balance)) if balances else None)
+
+
 async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     from invoice_mcp.service import AGING_BUCKETS
+    from invoice_mcp.service.statuses import is_owed
 
     try:
         as_of = date.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC).date()
@@ -111,49 +125,76 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
     async def progress(done: int, msg: str) -> None:
         await call.ctx.report_progress(done, None, msg)
 
-    s, name = await svc.summarize(args.query(), as_of=as_of, max_invoices=args.max_invoices, progress=progress)
-    top = sorted(s.unpaid_by_customer.items(), key=lambda kv: kv[1].total, reverse=True)[: args.top]
+    s, name = await svc.summarize(
+        args.query(), as_of=as_of, max_invoices=args.max_invoices, progress=progress, balances=args.balances
+    )
+    top = sorted(s.unpaid_by_customer.items(), key=lambda kv: (kv[1].balance, kv[1].total), reverse=True)[: args.top]
     names = await svc.customer_names({cid for cid, _ in top if cid != "?"})
     currency = ",".join(sorted(s.currency)) or None
+    statuses = sorted(s.by_status.items())
     out = SummaryOutput(
         count=s.count,
         total=float(q2(s.total)),
         currency=currency,
-        by_status={k: Bucket(count=b.count, total=float(q2(b.total))) for k, b in sorted(s.by_status.items())},
-        unpaid=Bucket(count=s.unpaid.count, total=float(q2(s.unpaid.total))),
+        by_status={k: _bucket(b, is_owed(k)) for k, b in statuses},
+        unpaid=_bucket(s.unpaid),
         by_customer=[
             CustomerDebt(
                 customer_id=cid,
                 customer=clean(names.get(cid), 80) or None,
                 count=b.count,
                 unpaid=float(q2(b.total)),
+                balance=float(q2(b.balance)),
             )
             for cid, b in top
         ],
-        aging={k: Bucket(count=s.aging[k].count, total=float(q2(s.aging[k].total))) for k in AGING_BUCKETS},
+        aging={k: _bucket(s.aging[k]) for k in AGING_BUCKETS},
+        apart={k: _bucket(b, False) for k, b in sorted(s.apart.items())},
+        unknown_statuses={clean(k, 32): n for k, n in sorted(s.unknown_statuses.items())},
+        with_payments=s.with_payments,
+        balances=args.balances,
         as_of=as_of.isoformat(),
         truncated=s.truncated,
         customer=clean(name, 80) if name else None,
     )
     scope = f" for {quoted(name, 60)}" if name else ""
+
+    def owed(t: Tally) -> str:
+        return usd(t.balance) if t.balance == t.total else f"{usd(t.balance)} (of {usd(t.total)})"
+
     lines = [
         f"{s.count} invoices{scope}, total {usd(s.total)} {currency or ''}".rstrip()
         + (f" (TRUNCATED at max_invoices={args.max_invoices}: partial figures)" if s.truncated else ""),
-        "by status: " + ", ".join(f"{k} {b.count} {usd(b.total)}" for k, b in sorted(s.by_status.items())),
-        f"unpaid {s.unpaid.count} {usd(s.unpaid.total)}; aging as of {as_of}: "
-        + ", ".join(f"{k} {usd(s.aging[k].total)}" for k in AGING_BUCKETS),
+        "by status: "
+        + ", ".join(f"{clean(k, 32)} {b.count} {owed(b) if is_owed(k) else usd(b.total)}" for k, b in statuses),
+        f"owed {s.unpaid.count} invoices, balance {owed(s.unpaid)}"
+        + (f"; {s.with_payments} partly paid" if s.with_payments else "")
+        + f"; aging as of {as_of}: "
+        + ", ".join(f"{k} {usd(s.aging[k].balance)}" for k in AGING_BUCKETS),
     ]
+    if not args.balances:
+        lines.append("balances not computed (balances=false): owed figures are invoice totals")
     if top and not name:
         lines.append(
-            "top unpaid: "
+            "top balances: "
             + "; ".join(
-                f"{quoted(names[cid], 40) if names.get(cid) else cid} {usd(b.total)} ({b.count})" for cid, b in top
+                f"{quoted(names.get(cid), 40) if names.get(cid) else cid} {usd(b.balance)} ({b.count})"
+                for cid, b in top
             )
         )
-    if name or (top and any(names.get(cid) for cid, _ in top)):
-        lines.append(DATA_NOTE)
+    if s.apart:
+        lines.append(
+            "not owed, apart: " + ", ".join(f"{k} {b.count} {usd(b.total)}" for k, b in sorted(s.apart.items()))
+        )
+    if s.unknown_statuses:
+        lines.append(
+            "unknown statuses counted as owed: "
+            + ", ".join(f"{quoted(k, 32)} {n}" for k, n in sorted(s.unknown_statuses.items()))
+        )
     if s.undated_unpaid:
-        lines.append(f"{s.undated_unpaid} unpaid invoices have no due date (not aged)")
+        lines.append(f"{s.undated_unpaid} owed invoices have no due date (not aged)")
+    if any("«" in ln for ln in lines):
+        lines.append(DATA_NOTE)
     return result("\n".join(lines), out)
 
 
@@ -162,8 +203,10 @@ SPEC_SUMMARY = ToolSpec(
     title="Summarize invoices",
     description=(
         "Totals over every matching invoice in one call (walks all pages server-side): count, total, by status, "
-        "top customers by unpaid amount, aging of unpaid invoices (days past due). Same filters as list_invoices. "
-        "Dollars, exact. Use for 'how much is overdue', 'what does X owe'."
+        "balance still owed (totals less succeeded payments) overall, per status, per customer (top by balance) "
+        "and by aging (days past due). Paid/void/canceled/uncollectible/written-off are not owed; drafts and "
+        "archived are reported apart. Same filters as list_invoices. Dollars, exact. Use for 'how much is "
+        "overdue', 'what does X still owe'."
     ),
     input=SummaryInput,
     output=SummaryOutput,

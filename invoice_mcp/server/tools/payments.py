@@ -1,0 +1,132 @@
+"""list_payments: the payments themselves (what was collected, what failed), cursored like list_invoices."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated
+
+from mcp.types import CallToolResult
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+
+from invoice_mcp.server.inputs import CustomerId, DateOrTime, InvoiceRef, Strict, to_rfc3339
+from invoice_mcp.server.render import DATA_NOTE, PaymentRow, money, payment_line, payment_row
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
+from invoice_mcp.service.payments import collected
+from invoice_mcp.text import quoted, usd
+
+if TYPE_CHECKING:
+    from invoice_mcp.service import InvoiceService
+
+_WORD = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _word(value: str) -> str:
+    """Payment statuses and methods are open enums: any short lowercase word goes to the API."""
+    value = value.lower()
+    if not _WORD.fullmatch(value):
+        raise ValueError(f"{value[:40]!r} is not a status/method word (e.g. succeeded, failed; card, ach)")
+    return value
+
+
+Word = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_word)]
+
+
+class PaymentsInput(Strict):
+    customer: str | None = Field(None, min_length=1, max_length=200, description="Customer company name")
+    customer_id: CustomerId | None = None
+    invoice: InvoiceRef | None = None
+    status: Word | None = Field(None, description="succeeded, failed, pending, refunded, chargeback")
+    method: Word | None = Field(None, description="Payment method, e.g. card, ach")
+    created_at_start: DateOrTime | None = None
+    created_at_end: DateOrTime | None = None
+    limit: int = Field(25, ge=1, le=100, description="Payments per chunk")
+    cursor: str | None = Field(None, min_length=1, max_length=4000, description="next_cursor from a call")
+
+    @field_validator("created_at_start")
+    @classmethod
+    def _start(cls, v: str | None) -> str | None:
+        return None if v is None else to_rfc3339(v, end=False)
+
+    @field_validator("created_at_end")
+    @classmethod
+    def _end(cls, v: str | None) -> str | None:
+        return None if v is None else to_rfc3339(v, end=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PaymentsInput:
+        if self.customer and self.customer_id:
+            raise ValueError("give either customer (a name) or customer_id, not both")
+        if self.created_at_start and self.created_at_end and self.created_at_start > self.created_at_end:
+            raise ValueError("created_at_start is after created_at_end")
+        return self
+
+    def api_filters(self) -> dict[str, str]:
+        pairs = {
+            "customer_id": self.customer_id,
+            "status": self.status,
+            "payment_method": self.method,
+            "created_at_start": self.created_at_start,
+            "created_at_end": self.created_at_end,
+        }
+        return {k: v for k, v in pairs.items() if v is not None}
+
+
+class PaymentsOutput(BaseModel):
+    payments: list[PaymentRow]
+    count: int
+    collected: float = Field(description="Succeeded payments in this chunk, dollars (applied to invoices)")
+    next_cursor: str | None
+    has_more: bool
+    customer: str | None = None
+    invoice: str | None = None
+
+
+async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    from invoice_mcp.service import PaymentsQuery
+
+    query = PaymentsQuery(filters=args.api_filters(), customer=args.customer, invoice=args.invoice)
+    listed = await svc.list_payments(query, args.limit, args.cursor)
+    chunk = listed.chunk
+    rows = [payment_row(p, listed.names) for p in chunk.rows]
+    got = collected(chunk.rows)
+    out = PaymentsOutput(
+        payments=rows,
+        count=len(rows),
+        collected=money(got) or 0.0,
+        next_cursor=chunk.next_cursor,
+        has_more=chunk.has_more,
+        customer=listed.customer,
+        invoice=listed.invoice,
+    )
+    scope = ""
+    if listed.customer:
+        scope += f" of {quoted(listed.customer, 60)}"
+    if listed.invoice:
+        scope += f" for invoice {quoted(listed.invoice, 40)}"
+    failed = sum(1 for r in rows if r.status == "failed")
+    header = f"{len(rows)} payments{scope}, collected {usd(got)} (succeeded only)"
+    if failed:
+        header += f", {failed} failed"
+    if not rows:
+        header = f"no payments{scope} match" if not args.cursor else "no more payments"
+    lines = [header, *(payment_line(r, who=not listed.customer) for r in rows)]
+    lines.append(f'next: list_payments(cursor="{chunk.next_cursor}")' if chunk.has_more else "end of list")
+    if any("«" in ln for ln in lines):
+        lines.append(DATA_NOTE)
+    return result("\n".join(lines), out)
+
+
+SPEC_PAYMENTS = ToolSpec(
+    name="list_payments",
+    title="List payments",
+    description=(
+        "Payments newest first in chunks (default 25): date, customer, method, status, amount. Filter by customer "
+        "(name) or customer_id, invoice (id or number like INV-1042), status, method, created_at range "
+        "(YYYY-MM-DD or RFC3339). The header gives the count and the amount collected (succeeded only). Use for "
+        "'what did we collect in October', 'which payments failed this week'."
+    ),
+    input=PaymentsInput,
+    output=PaymentsOutput,
+    annotations=READ_ONLY,
+    handler=list_payments,
+)
