@@ -176,7 +176,6 @@ class Payment(_Wire):
     created_at: str | None = None
     payment_method: str | None = None
     status: str | None = None
-    type: str | None = None
     sub_total: Decimal | None = None
     total: Decimal | None = None
     fees: list[PaymentFee] | None = None
