@@ -131,8 +131,8 @@ _PROMPTS: Final = (
     (
         month_end_review,
         "Month-end receivables review",
-        "Short receivables report for one month - totals by status, aging, top debtors and biggest overdue "
-        "invoices (read-only).",
+        "Short receivables report for one month - totals and balances by status, money collected, aging of "
+        "balances, top debtors and biggest overdue invoices (read-only).",
     ),
     (
         draft_invoice,
