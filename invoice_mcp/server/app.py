@@ -146,7 +146,7 @@ def build_server(
         "invoice://{ref}",
         name="invoice",
         title="Invoice",
-        description="One invoice as JSON, by id or number (invoice://INV-1042)",
+        description="One invoice as JSON with its payments and balance due, by id or number (invoice://INV-1042)",
         mime_type="application/json",
     )
     async def invoice_resource(ref: str, ctx: Context) -> str:
@@ -155,9 +155,10 @@ def build_server(
             with tool_errors():
                 inv = await svc.resolve_invoice(ref)
                 name = await svc.customer_name(inv.customer_id)
+                led = await svc.invoice_ledger(inv)
         except ToolError as exc:
             raise ResourceNotFoundError(str(exc)) from None
-        return json.dumps(detail(inv, name).model_dump(mode="json"), separators=(",", ":"))
+        return json.dumps(detail(inv, name, led).model_dump(mode="json"), separators=(",", ":"))
 
     from invoice_mcp.server.prompts import register_prompts
 

@@ -234,3 +234,13 @@ async def test_payment_failure_mid_summary_is_a_clear_tool_error(mcp_client: Cli
     r = await mcp_client.call_tool("summarize_invoices", {})
     assert not r.is_error and r.structured_content["with_payments"] > 0
     assert sum(q.status == 503 for q in sandbox.requests("GET", "/payments")) == 6
+
+
+async def test_invoice_resource_carries_the_balance(mcp_client: Client, sandbox: Sandbox) -> None:
+    import json
+
+    inv = find(sandbox, "partially_paid", lambda ps: len(ps) >= 1)
+    res = await mcp_client.read_resource(f"invoice://{inv['invoice_number']}")
+    body = json.loads(res.contents[0].text)  # type: ignore[union-attr]
+    paid = succeeded(sandbox.payments_by_invoice()[inv["id"]])
+    assert dec(body["amount_paid"]) == paid and dec(body["balance_due"]) == dec(inv["total"]) - paid
