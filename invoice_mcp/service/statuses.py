@@ -1,22 +1,40 @@
-"""What an invoice status means for money owed.
+"""Which invoice statuses mean money is still owed: the one place that decides it.
 
-The API's status enum is open: values are passed through untouched and new ones may appear. The
-rule here is the one every summary and prompt uses:
-
-* settled (not owed): paid, void/voided, canceled/cancelled, uncollectible, written_off/written-off;
-* apart (neither owed nor settled, reported separately): draft (not yet issued), archived (hidden);
-* owed: open, overdue, partially_paid, and any status not listed above (better to show money
-  that may be due than to hide it; summaries name such statuses).
-"""
+The API's status set is open (new values ship without a version bump), so the rule is
+written the other way round: a status is *settled* when it is one of the known closed
+states below; anything else, including a status never seen before, counts as owed
+(better to show money that may be due than to hide it)."""
 
 from __future__ import annotations
 
 from typing import Final
 
 SETTLED: Final = frozenset(
-    {"paid", "void", "voided", "canceled", "cancelled", "uncollectible", "written_off", "written-off"}
+    {
+        "paid",
+        "void",
+        "voided",
+        "canceled",
+        "cancelled",
+        "uncollectible",
+        "written_off",
+        "written-off",
+        "archived",
+        "draft",
+    }
 )
+"""Statuses whose total is not owed: settled, cancelled, written off, hidden (archived) or not yet issued (draft)."""
+
+
+def is_owed(status: str | None) -> bool:
+    """True unless `status` is settled (case-insensitive). Unknown or missing statuses are owed."""
+    return (status or "").strip().lower() not in SETTLED
+
+
+# -- balances (issue 11): the owed set split further, for summaries and payments ----------------
+
 APART: Final = frozenset({"draft", "archived"})
+"""In SETTLED (nothing owed) but reported apart: not yet issued, or hidden."""
 OWED_KNOWN: Final = frozenset({"open", "overdue", "partially_paid"})
 PARTIAL: Final = frozenset({"partially_paid"})
 """Owed statuses under which an invoice may already carry succeeded payments."""
@@ -26,22 +44,17 @@ def normalize(status: str | None) -> str:
     return (status or "").strip().lower()
 
 
-def is_settled(status: str | None) -> bool:
-    s = normalize(status)
-    return s in SETTLED or s.replace("-", "_").replace(" ", "_") in SETTLED
-
-
 def is_apart(status: str | None) -> bool:
     return normalize(status) in APART
 
 
-def is_owed(status: str | None) -> bool:
-    """Owed unless settled or apart (draft, archived). Unknown statuses count as owed."""
-    return not is_settled(status) and not is_apart(status)
+def is_settled(status: str | None) -> bool:
+    """Closed for good (paid, void, canceled, uncollectible, written off): not owed, not apart."""
+    return not is_owed(status) and not is_apart(status)
 
 
 def is_unknown(status: str | None) -> bool:
-    """A status this server has no rule for (counted as owed, and named in summaries)."""
+    """A status with no rule here (counted as owed, and named in summaries)."""
     return is_owed(status) and normalize(status) not in OWED_KNOWN
 
 

@@ -29,8 +29,8 @@ SPEC_GET = ToolSpec(
     name="get_invoice",
     title="Get invoice",
     description=(
-        "One invoice in full: line items (unit price × quantity, dollars), totals, dates, memo, status, its "
-        "payments (date, method, status, amount), amount paid (succeeded payments only), balance due, when paid."
+        "One invoice in full: line items (unit price × quantity, dollars), totals, dates, memo, status, "
+        "payments, amount paid, balance due, when paid."
     ),
     input=InvoiceInput,
     output=InvoiceDetail,

@@ -73,23 +73,21 @@ class SummaryInput(Filters):
     as_of: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Aging reference date (default today)")
     max_invoices: int = Field(10_000, ge=1, le=1_000_000, description="Stop after this many")
     top: int = Field(10, ge=1, le=50, description="Customers listed in by_customer")
-    balances: bool = Field(
-        True, description="Subtract payments from partially paid invoices (one request each); false: totals only"
-    )
+    balances: bool = Field(True, description="false: skip payments (faster), balance = totals")
 
 
 class Bucket(BaseModel):
     count: int
     total: float
-    balance: float | None = Field(None, description="Still owed: total less succeeded payments")
+    balance: float | None = None
 
 
 class CustomerDebt(BaseModel):
     customer_id: str
     customer: str | None
     count: int
-    unpaid: float = Field(description="Totals of the owed invoices")
-    balance: float = Field(description="Still owed")
+    unpaid: float
+    balance: float
 
 
 class SummaryOutput(BaseModel):
@@ -97,13 +95,13 @@ class SummaryOutput(BaseModel):
     total: float
     currency: str | None
     by_status: dict[str, Bucket]
-    unpaid: Bucket = Field(description="Owed invoices (not settled, not draft/archived): totals and balance")
-    by_customer: list[CustomerDebt] = Field(description="Top customers by balance still owed")
-    aging: dict[str, Bucket] = Field(description="Owed by days past due: current, 1-30, 31-60, 61-90, 90+")
-    apart: dict[str, Bucket] = Field(description="Drafts and archived invoices: neither owed nor settled")
-    unknown_statuses: dict[str, int] = Field(description="Statuses with no rule, counted as owed")
-    with_payments: int = Field(description="Owed invoices with payments applied")
-    balances: bool = Field(description="False: balances were not computed (equal totals)")
+    unpaid: Bucket = Field(description="Owed invoices")
+    by_customer: list[CustomerDebt] = Field(description="Top by balance")
+    aging: dict[str, Bucket] = Field(description="Owed by days past due")
+    apart: dict[str, Bucket] = Field(description="Drafts, archived")
+    unknown_statuses: dict[str, int] = Field(description="Counted as owed")
+    with_payments: int = Field(description="Owed invoices partly paid")
+    balances: bool
     as_of: str
     truncated: bool
     customer: str | None = Field(None, description="Resolved customer name, when filtered by customer")
@@ -203,10 +201,9 @@ SPEC_SUMMARY = ToolSpec(
     title="Summarize invoices",
     description=(
         "Totals over every matching invoice in one call (walks all pages server-side): count, total, by status, "
-        "balance still owed (totals less succeeded payments) overall, per status, per customer (top by balance) "
-        "and by aging (days past due). Paid/void/canceled/uncollectible/written-off are not owed; drafts and "
-        "archived are reported apart. Same filters as list_invoices. Dollars, exact. Use for 'how much is "
-        "overdue', 'what does X still owe'."
+        "balance still owed (totals less succeeded payments) overall, by status, top customers, aging (days past "
+        "due). Paid/void/canceled/written-off are not owed; drafts, archived apart. Same filters as list_invoices. "
+        "Dollars, exact. Use for 'how much is overdue', 'what does X still owe'."
     ),
     input=SummaryInput,
     output=SummaryOutput,

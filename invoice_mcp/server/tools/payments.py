@@ -9,7 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from invoice_mcp.server.inputs import CustomerId, DateOrTime, InvoiceRef, Strict, to_rfc3339
-from invoice_mcp.server.render import DATA_NOTE, PaymentRow, money, payment_line, payment_row
+from invoice_mcp.server.render import DATA_NOTE, ListedPayment, listed_payment, money, payment_line
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.service.payments import collected
 from invoice_mcp.text import quoted, usd
@@ -32,15 +32,15 @@ Word = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_word)]
 
 
 class PaymentsInput(Strict):
-    customer: str | None = Field(None, min_length=1, max_length=200, description="Customer company name")
+    customer: str | None = Field(None, min_length=1, max_length=200, description="Company name")
     customer_id: CustomerId | None = None
     invoice: InvoiceRef | None = None
     status: Word | None = Field(None, description="succeeded, failed, pending, refunded, chargeback")
-    method: Word | None = Field(None, description="Payment method, e.g. card, ach")
+    method: Word | None = Field(None, description="card, ach…")
     created_at_start: DateOrTime | None = None
     created_at_end: DateOrTime | None = None
-    limit: int = Field(25, ge=1, le=100, description="Payments per chunk")
-    cursor: str | None = Field(None, min_length=1, max_length=4000, description="next_cursor from a call")
+    limit: int = Field(25, ge=1, le=100)
+    cursor: str | None = Field(None, min_length=1, max_length=4000)
 
     @field_validator("created_at_start")
     @classmethod
@@ -72,9 +72,9 @@ class PaymentsInput(Strict):
 
 
 class PaymentsOutput(BaseModel):
-    payments: list[PaymentRow]
+    payments: list[ListedPayment]
     count: int
-    collected: float = Field(description="Succeeded payments in this chunk, dollars (applied to invoices)")
+    collected: float = Field(description="Succeeded, this chunk")
     next_cursor: str | None
     has_more: bool
     customer: str | None = None
@@ -87,7 +87,7 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
     query = PaymentsQuery(filters=args.api_filters(), customer=args.customer, invoice=args.invoice)
     listed = await svc.list_payments(query, args.limit, args.cursor)
     chunk = listed.chunk
-    rows = [payment_row(p, listed.names) for p in chunk.rows]
+    rows = [listed_payment(p, listed.names) for p in chunk.rows]
     got = collected(chunk.rows)
     out = PaymentsOutput(
         payments=rows,
@@ -120,10 +120,9 @@ SPEC_PAYMENTS = ToolSpec(
     name="list_payments",
     title="List payments",
     description=(
-        "Payments newest first in chunks (default 25): date, customer, method, status, amount. Filter by customer "
-        "(name) or customer_id, invoice (id or number like INV-1042), status, method, created_at range "
-        "(YYYY-MM-DD or RFC3339). The header gives the count and the amount collected (succeeded only). Use for "
-        "'what did we collect in October', 'which payments failed this week'."
+        "Payments newest first, in chunks: date, customer, method, status, amount; header: count and collected "
+        "(succeeded only). Filter by customer (name) or customer_id, invoice (id or INV-number), status, method, "
+        "created_at range (YYYY-MM-DD or RFC3339). For 'what did we collect in October', 'which payments failed'."
     ),
     input=PaymentsInput,
     output=PaymentsOutput,
