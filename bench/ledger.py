@@ -61,7 +61,8 @@ def _checked(res: Any) -> Any:
 
 
 async def direct_walk(sb: Sandbox) -> float:
-    """Floor for the unlimited walk: the same pages fetched and JSON-parsed with plain httpx, no MCP."""
+    """Floor for the unlimited walk: the same pages and payment walks fetched and JSON-parsed with plain
+    httpx, one request at a time, no MCP."""
     async with httpx.AsyncClient(base_url=sb.base_url) as http:
         r = await http.post(
             "/oauth/token",
@@ -74,6 +75,10 @@ async def direct_walk(sb: Sandbox) -> float:
         while True:
             params = {"limit": "100"} | ({"after": after} if after else {})
             page = (await http.get("/invoices", params=params, headers=headers)).raise_for_status().json()
+            for inv in page["data"]:  # the same payment walks as the balance-aware summary, one at a time
+                if inv["status"] == "partially_paid":
+                    q = {"limit": "100", "invoice_id": inv["id"]}
+                    (await http.get("/payments", params=q, headers=headers)).raise_for_status().json()
             if not page["has_next_page"] or not page["data"]:
                 return time.perf_counter() - t
             after = page["end_cursor"]
@@ -169,7 +174,8 @@ async def run() -> str:
         "### Unlimited API (sandbox rate_limit=None, AP_RATE_LIMIT=100000), one server per size, warmed by one "
         "list_invoices call; balance-aware summary",
         "",
-        "floor = the same pages fetched + JSON-parsed with plain httpx in the bench process (no MCP, no models). "
+        "floor = the same pages and payment walks fetched + JSON-parsed with plain httpx in the bench process, one "
+        "at a time (no MCP, no models). "
         "Peak RSS = VmHWM of the stdio server process just before it is closed; growth = peak − VmHWM after "
         "start-up.",
         "",

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from invoice_mcp.api.models import Invoice
 
 PAYMENTS_CACHE_TTL_S: Final = 60.0
+PAYMENTS_CACHED_INVOICES: Final = 512
 MAX_PAYMENTS_PER_INVOICE: Final = 1000
 """Ten pages: more payments than that on one invoice is not a ledger, it is a loop."""
 CONCURRENT_FETCHES: Final = 8
@@ -101,7 +102,8 @@ class PaymentBook:
 
     def __init__(self, client: APIClient) -> None:
         self.client = client
-        self._by_invoice: TTLCache[str, list[Payment]] = TTLCache(8192, PAYMENTS_CACHE_TTL_S)
+        # Bounded small: a summary of 100k invoices walks ~2,700 invoices' payments, and memory must stay flat.
+        self._by_invoice: TTLCache[str, list[Payment]] = TTLCache(PAYMENTS_CACHED_INVOICES, PAYMENTS_CACHE_TTL_S)
         self._locks: dict[str, anyio.Lock] = {}
 
     def forget(self) -> None:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 Progress = Callable[[int, str], Awaitable[None]]
 
 AGING_BUCKETS: Final = ("current", "1-30", "31-60", "61-90", "90+")
+MAX_PENDING_FETCHES: Final = 64
+"""Payment fetches queued behind the walk (each waits for one of CONCURRENT_FETCHES slots)."""
 ZERO: Final = Decimal("0")
 
 
@@ -103,6 +105,7 @@ class _Fold:
         self.s = s
         self.as_of = as_of
         self.book = book
+        self.pending = anyio.Semaphore(MAX_PENDING_FETCHES)
         self.slots = anyio.CapacityLimiter(CONCURRENT_FETCHES)
         self.error: BaseException | None = None
         self.scope: anyio.CancelScope | None = None
@@ -114,7 +117,7 @@ class _Fold:
         if self.scope is not None:
             self.scope.cancel()
 
-    def add(self, inv: Invoice, tg: TaskGroup) -> None:
+    async def add(self, inv: Invoice, tg: TaskGroup) -> None:
         s = self.s
         total = inv.total if inv.total is not None else ZERO
         status = inv.status or "unknown"
@@ -142,6 +145,9 @@ class _Fold:
             t.add(total, total)
         if self.book is not None and inv.id and may_have_payments(status):
             s.payments_checked += 1
+            # Back-pressure: the walk waits while MAX_PENDING_FETCHES fetches are queued, so pending
+            # fetches (and memory) stay bounded however far ahead the invoice pages could run.
+            await self.pending.acquire()
             tg.start_soon(self._apply, inv.id, total, tallies)
 
     async def _apply(self, invoice_id: str, total: Decimal, tallies: list[Tally]) -> None:
@@ -152,6 +158,8 @@ class _Fold:
         except Exception as exc:
             self.fail(exc)
             return
+        finally:
+            self.pending.release()
         paid = min(max(ZERO, collected(payments)), max(ZERO, total))
         if paid > 0:
             self.s.with_payments += 1
@@ -198,7 +206,7 @@ async def _walk(
             if s.count >= max_invoices:
                 s.truncated = True
                 break
-            fold.add(inv, tg)
+            await fold.add(inv, tg)
         if progress is not None:
             await progress(s.count, f"{s.count} invoices read")
         if s.truncated:
