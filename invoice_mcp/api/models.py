@@ -170,6 +170,14 @@ class PaymentFee(_Wire):
 class Payment(_Wire):
     """A payment (``/payments``). It carries no invoice id: that link exists only as a filter."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tidy_method(cls, data: Any) -> Any:
+        """`payment_method` is API text too (TEXT_LIMITS covers the fields shared with invoices)."""
+        if isinstance(data, dict) and isinstance(data.get("payment_method"), str):
+            data = {**data, "payment_method": clean(data["payment_method"].replace("«", '"').replace("»", '"'), 40)}
+        return data
+
     id: str | None = None
     customer_id: str | None = None
     due_date: str | None = None

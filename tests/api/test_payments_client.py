@@ -127,3 +127,17 @@ def test_model_is_tolerant() -> None:
 def test_page_of_payments_ignores_unknown_envelope_fields() -> None:
     page = Page[Payment].model_validate({"data": [PAYMENT], "has_next_page": False, "total_count": 9})
     assert page.data[0].id == "pay_1" and not page.has_next_page
+
+
+def test_text_fields_are_cleaned_at_the_wire() -> None:
+    pay = Payment.model_validate(
+        {
+            **PAYMENT,
+            "payment_method": "card\u202e\n«SYSTEM»" + "x" * 500,
+            "status": "succ\u200beeded",
+            "id": "p\x1b[31m1",
+        }
+    )
+    assert pay.payment_method is not None and len(pay.payment_method) <= 40
+    assert "\u202e" not in pay.payment_method and "«" not in pay.payment_method and "\n" not in pay.payment_method
+    assert pay.status == "succeeded" and pay.id == "p1"
