@@ -109,6 +109,11 @@ def _duplicate(exc: DuplicateInvoice) -> str:
     )
 
 
+def safe_message(exc: ServiceError | APIError) -> str:
+    """`message(exc)` with echoed credentials redacted: for failures a result reports without failing."""
+    return _REDACT.redact(message(exc), urls=False)
+
+
 @contextmanager
 def tool_errors() -> Iterator[None]:
     try:

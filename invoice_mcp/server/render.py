@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from invoice_mcp.server.errors import safe_message
 from invoice_mcp.text import clean, day, q2, quoted, usd
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class InvoiceDetail(BaseModel):
     amount_paid: float | None = Field(None, description="Succeeded payments only")
     balance_due: float | None = None
     paid_at: str | None = None
+    payments_unavailable: str | None = None
 
 
 class PaymentRow(BaseModel):
@@ -155,10 +157,11 @@ def detail(inv: Invoice, customer: str | None, led: Ledger | None = None) -> Inv
         last_notification_at=inv.last_notification_at,
         memo=clean(inv.memo, 2000) or None,
         line_items=items,
-        payments=None if led is None else [payment_row(p) for p in led.payments],
-        amount_paid=None if led is None else money(led.paid),
+        payments=None if led is None or led.unavailable else [payment_row(p) for p in led.payments],
+        amount_paid=None if led is None or led.unavailable else money(led.paid),
         balance_due=None if led is None else money(led.balance_due),
         paid_at=None if led is None else led.paid_at,
+        payments_unavailable=safe_message(led.unavailable) if led is not None and led.unavailable else None,
     )
 
 
@@ -175,6 +178,8 @@ def detail_text(d: InvoiceDetail) -> str:
         lines.append(
             f"- {quoted(li.description, 120)} {li.quantity} × {usd(_dec(li.amount))} = {usd(_dec(li.line_total))}"
         )
+    if d.payments_unavailable:
+        lines.append(f"payments unavailable ({d.payments_unavailable}): amount paid and balance due unknown")
     if d.payments is not None:
         lines.append(_money_line(d))
         lines.extend(f"  {payment_line(p)}" for p in d.payments)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Final
 
-from invoice_mcp.api.errors import NotFoundError
+from invoice_mcp.api.errors import APIError, NotFoundError
 from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
 from invoice_mcp.service.chunks import Chunk, ChunkReader
 from invoice_mcp.service.cursors import CursorCodec
@@ -23,6 +23,7 @@ from invoice_mcp.service.payments import (
     PaymentCursors,
     PaymentLister,
     ledger,
+    no_ledger,
 )
 from invoice_mcp.service.summaries import Progress, Summary, summarize
 from invoice_mcp.service.writes import Draft, Writer
@@ -204,7 +205,12 @@ class InvoiceService:
 
     async def invoice_ledger(self, inv: Invoice) -> Ledger:
         """The invoice's payments and balance (one upstream request, cached briefly)."""
-        payments = await self.payments.of_invoice(inv.id) if inv.id else []
+        try:
+            payments = await self.payments.of_invoice(inv.id) if inv.id else []
+        except APIError as exc:
+            # The invoice is known; its payments are not (no payments scope, or the API failing): show the
+            # invoice and say so, rather than fail the whole lookup.
+            return no_ledger(exc)
         return ledger(inv, payments)
 
     async def list_payments(self, query: PaymentsQuery, limit: int, cursor: str | None) -> PaymentsListed:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Final
 import anyio
 from cachetools import TTLCache
 
+from invoice_mcp.api.errors import APIError
 from invoice_mcp.api.models import PAGE_SIZE, Page, Payment, PaymentStatus
 from invoice_mcp.service.cursors import CursorCodec, CursorError, Gap
 from invoice_mcp.service.errors import InvalidCursor, RunawayUpstream
@@ -67,6 +68,12 @@ class Ledger:
     returned: Decimal
     """Refunded and charged-back amounts (already not in `paid`)."""
     unknown_statuses: list[str] = field(default_factory=list)
+    unavailable: APIError | None = None
+    """Why the payments could not be read (then nothing else here is known)."""
+
+
+def no_ledger(reason: APIError) -> Ledger:
+    return Ledger(payments=[], paid=ZERO, balance_due=None, paid_at=None, failed=0, returned=ZERO, unavailable=reason)
 
 
 def ledger(inv: Invoice, payments: list[Payment]) -> Ledger:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
+from invoice_mcp.api.errors import APIError, CredentialsError, NotFoundError
 from invoice_mcp.api.models import PAGE_SIZE
 from invoice_mcp.service.paging import walk
 from invoice_mcp.service.payments import CONCURRENT_FETCHES, collected
@@ -72,6 +73,8 @@ class Summary:
     """Owed invoices whose balance is below their total because payments were applied."""
     payments_checked: int = 0
     """Owed invoices whose payments were fetched (one upstream walk each)."""
+    payments_unavailable: APIError | None = None
+    """Why payments could not be read (no access to /payments): balances then equal totals."""
     truncated: bool = False
     undated_unpaid: int = 0
 
@@ -109,6 +112,19 @@ class _Fold:
         self.slots = anyio.CapacityLimiter(CONCURRENT_FETCHES)
         self.error: BaseException | None = None
         self.scope: anyio.CancelScope | None = None
+        self.applied: list[tuple[Decimal, list[Tally]]] = []
+
+    def unavailable(self, exc: APIError) -> None:
+        """No access to payments (the key lacks the scope, or there is no such endpoint): balances
+        fall back to totals for every invoice, said so, rather than failing the whole summary."""
+        if self.s.payments_unavailable is None:
+            self.s.payments_unavailable = exc
+        self.book = None
+        for paid, tallies in self.applied:
+            for t in tallies:
+                t.balance += paid
+        self.applied.clear()
+        self.s.with_payments = 0
 
     def fail(self, exc: Exception) -> None:
         """The first error wins and stops everything; it is re-raised as itself (not as a group)."""
@@ -155,14 +171,20 @@ class _Fold:
         try:
             async with self.slots:
                 payments = await self.book.of_invoice(invoice_id)
+        except (CredentialsError, NotFoundError) as exc:
+            self.unavailable(exc)
+            return
         except Exception as exc:
             self.fail(exc)
             return
         finally:
             self.pending.release()
+        if self.s.payments_unavailable is not None:
+            return
         paid = min(max(ZERO, collected(payments)), max(ZERO, total))
         if paid > 0:
             self.s.with_payments += 1
+            self.applied.append((paid, tallies))
             for t in tallies:
                 t.balance -= paid
 

@@ -79,6 +79,20 @@ def customer(v: str, n: int) -> dict[str, Any]:
     }
 
 
+def payment(v: str, n: int) -> dict[str, Any]:
+    return {
+        "id": f"pay_{n}{v}",
+        "customer_id": f"cus_{n}{v}",
+        "due_date": f"2026-12-01{v}",
+        "created_at": f"2026-11-03T00:00:00Z{v}",
+        "payment_method": f"card{v}",
+        "status": f"succeeded{v}",
+        "sub_total": 5,
+        "total": 6,
+        "fees": [{"amount": 1, "covered_by_customer": True, "name": f"fee{v}", "type": f"FT_METHOD{v}"}],
+    }
+
+
 def page(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"data": rows, "has_next_page": False, "has_previous_page": False}
 
@@ -94,6 +108,10 @@ def stand_in(v: str, url: str) -> Callable[[httpx.Request], httpx.Response]:
             return httpx.Response(200, json=customer(v, 1))
         if path.endswith(("/payment-link", "/pdf-link")):
             return httpx.Response(200, json={"url": url, "expires_at": f"2026-12-01T00:00:00Z{v}"})
+        if path == "/payments":
+            return httpx.Response(200, json=page([payment(v, 1), payment(v, 2)]))
+        if path.startswith("/payments/"):
+            return httpx.Response(200, json=payment(v, 1))
         if path == "/invoices" and req.method == "GET":
             return httpx.Response(200, json=page([invoice(v, 1), invoice(v, 2)]))
         if path.startswith("/invoices"):
@@ -132,6 +150,8 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("get_invoice", {"invoice": "inv_1"}),
     ("summarize_invoices", {}),
     ("find_customers", {"name": "Evil"}),
+    ("list_payments", {}),
+    ("list_payments", {"invoice": "inv_1"}),
     ("get_invoice_payment_link", {"invoice": "inv_1"}),
     ("get_invoice_pdf_link", {"invoice": "inv_1"}),
     ("archive_invoice", {"invoice": "inv_1"}),

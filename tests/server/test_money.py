@@ -244,3 +244,23 @@ async def test_invoice_resource_carries_the_balance(mcp_client: Client, sandbox:
     body = json.loads(res.contents[0].text)  # type: ignore[union-attr]
     paid = succeeded(sandbox.payments_by_invoice()[inv["id"]])
     assert dec(body["amount_paid"]) == paid and dec(body["balance_due"]) == dec(inv["total"]) - paid
+
+
+async def test_without_access_to_payments_the_invoice_and_totals_still_answer(
+    mcp_client: Client, sandbox: Sandbox
+) -> None:
+    """A key without the payments scope (403 on /payments): get_invoice shows the invoice and says the
+    balance is unknown; a summary falls back to totals and says why, instead of failing."""
+    inv = find(sandbox, "partially_paid", lambda ps: len(ps) >= 1)
+    sandbox.faults.fail_next(1, 403, path="/payments", body={"code": "forbidden", "message": "missing scope"})
+    d, text = await get(mcp_client, inv["id"])
+    assert d["total"] == inv["total"] and d["balance_due"] is None and d["payments"] is None
+    assert "missing scope" in d["payments_unavailable"] and "balance due unknown" in text
+    sandbox.faults.fail_next(1000, 403, path="/payments", body={"code": "forbidden", "message": "missing scope"})
+    r = await mcp_client.call_tool("summarize_invoices", {})
+    assert not r.is_error, text_of(r)
+    got = r.structured_content
+    assert got["balances"] is False and got["with_payments"] == 0
+    assert got["unpaid"]["balance"] == got["unpaid"]["total"]
+    assert all(b["balance"] == b["total"] for b in got["aging"].values())
+    assert "balances unavailable" in text_of(r) and "missing scope" in text_of(r)

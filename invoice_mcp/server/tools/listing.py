@@ -10,6 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from invoice_mcp.server.errors import safe_message
 from invoice_mcp.server.inputs import Filters
 from invoice_mcp.server.render import DATA_NOTE, InvoiceRow, line, row
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
@@ -150,7 +151,7 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
         apart={k: _bucket(b, False) for k, b in sorted(s.apart.items())},
         unknown_statuses={clean(k, 32): n for k, n in sorted(s.unknown_statuses.items())},
         with_payments=s.with_payments,
-        balances=args.balances,
+        balances=args.balances and s.payments_unavailable is None,
         as_of=as_of.isoformat(),
         truncated=s.truncated,
         customer=clean(name, 80) if name else None,
@@ -172,6 +173,11 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
     ]
     if not args.balances:
         lines.append("balances not computed (balances=false): owed figures are invoice totals")
+    elif s.payments_unavailable:
+        lines.append(
+            f"balances unavailable (payments could not be read: {safe_message(s.payments_unavailable)}): "
+            "owed figures are invoice totals"
+        )
     if top and not name:
         lines.append(
             "top balances: "
