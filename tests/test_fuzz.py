@@ -65,6 +65,8 @@ ROUTES: list[tuple[str, re.Pattern[str]]] = [
         ("GET", rf"/invoices/(?P<id>{SEG})/pdf-link"),
         ("GET", r"/customers"),
         ("GET", rf"/customers/(?P<id>{SEG})"),
+        ("GET", r"/payments"),
+        ("GET", rf"/payments/(?P<id>{SEG})"),
     ]
 ]
 
@@ -432,6 +434,8 @@ ID_FIELDS = [
     ("create_invoice", "customer_id"),
     ("list_invoices", "customer_id"),
     ("summarize_invoices", "customer_id"),
+    ("list_payments", "invoice"),
+    ("list_payments", "customer_id"),
 ]
 
 

@@ -220,6 +220,7 @@ class InvoiceService:
             self.payment_lists.decode(cursor, {})
         filters = dict(query.filters)
         customer = invoice = None
+        inv: Invoice | None = None
         if query.customer:
             found = await self.customers.resolve(query.customer)
             if found.id:
@@ -230,6 +231,8 @@ class InvoiceService:
             filters["invoice_id"] = inv_id
             invoice = (inv.invoice_number if inv else None) or inv_id
         chunk = await self.payment_lists.chunk(filters, limit, cursor)
+        if query.invoice and inv is None and not chunk.rows and not cursor:
+            await self.resolve_invoice(query.invoice)  # no payments, or no such invoice? (NotFound)
         names = await self.customers.names({p.customer_id for p in chunk.rows if p.customer_id})
         return PaymentsListed(chunk=chunk, names=names, customer=customer, invoice=invoice)
 

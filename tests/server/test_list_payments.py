@@ -117,6 +117,8 @@ async def test_bad_input_is_a_clear_tool_error(mcp_client: Client, args: dict[st
 async def test_unknown_invoice_and_customer(mcp_client: Client) -> None:
     r = await mcp_client.call_tool("list_payments", {"invoice": "INV-999999"})
     assert r.is_error and "INV-999999" in text_of(r)
+    r = await mcp_client.call_tool("list_payments", {"invoice": "inv_NoSuchInvoice"})
+    assert r.is_error and "no invoice" in text_of(r)
     r = await mcp_client.call_tool("list_payments", {"customer": "No Such Company Zzz"})
     assert r.is_error and "find_customers" in text_of(r)
 
