@@ -1,7 +1,8 @@
 """Call overhead: get_invoice through a stdio MCP session against the floor.
 
-Floor = the same GET made directly with httpx (bearer token) + an empty tool call on a minimal MCPServer over
-stdio (sum of medians). Then pyinstrument on the in-process path shows where our time goes.
+Floor = the same GETs made directly with httpx (bearer token: the invoice, then its payments) + an empty tool
+call on a minimal MCPServer over stdio (sum of medians). Then pyinstrument on the in-process path shows
+where our time goes.
 Run: .venv/bin/python bench/overhead.py
 """
 
@@ -282,8 +283,11 @@ async def run() -> str:
                 i = 0
 
                 async def direct() -> None:
+                    # get_invoice's two GETs: the invoice, then its payments (balance due)
                     r = await http.get(f"/invoices/{ids[i % len(ids)]}", headers=headers)
                     r.raise_for_status()
+                    q = {"limit": "100", "invoice_id": ids[i % len(ids)]}
+                    (await http.get("/payments", params=q, headers=headers)).raise_for_status()
 
                 async def noop() -> None:
                     _checked(await minimal.call_tool("noop", {}))
