@@ -282,12 +282,18 @@ async def run() -> str:
                 headers = {"Authorization": f"Bearer {token}"}
                 i = 0
 
+                paid_seen: set[str] = set()
+
                 async def direct() -> None:
-                    # get_invoice's two GETs: the invoice, then its payments (balance due)
-                    r = await http.get(f"/invoices/{ids[i % len(ids)]}", headers=headers)
+                    # get_invoice's GETs: the invoice, then its payments (balance due) the first time an id is
+                    # seen, as our server caches them for 60 s (the run is shorter)
+                    inv_id = ids[i % len(ids)]
+                    r = await http.get(f"/invoices/{inv_id}", headers=headers)
                     r.raise_for_status()
-                    q = {"limit": "100", "invoice_id": ids[i % len(ids)]}
-                    (await http.get("/payments", params=q, headers=headers)).raise_for_status()
+                    if inv_id not in paid_seen:
+                        paid_seen.add(inv_id)
+                        q = {"limit": "100", "invoice_id": inv_id}
+                        (await http.get("/payments", params=q, headers=headers)).raise_for_status()
 
                 async def noop() -> None:
                     _checked(await minimal.call_tool("noop", {}))
@@ -320,7 +326,7 @@ async def run() -> str:
                 ["path", "median ms", "p95 ms", "median ÷ floor", "p95 ÷ floor p95"],
                 [
                     [
-                        "direct httpx GET /invoices/{id} (bearer)",
+                        "direct httpx GET /invoices/{id} (bearer; + /payments?invoice_id once per id)",
                         median(d) * 1e3,
                         p95(d) * 1e3,
                         median(d) / floor_med,
