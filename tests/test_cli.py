@@ -79,8 +79,8 @@ async def test_stdio_end_to_end(sandbox: Sandbox, tmp_path: Path, mode: Any) -> 
         r = await client.call_tool("list_invoices", {"limit": 4})
     assert not r.is_error, text_of(r)
     assert r.structured_content is not None
-    assert [row["id"] for row in r.structured_content["invoices"]] == [
-        i["id"] for i in sandbox.invoices(include_archived=False)[:4]
+    assert [row[0] for row in r.structured_content["rows"]] == [
+        i["invoice_number"] for i in sandbox.invoices(include_archived=False)[:4]
     ]
 
 

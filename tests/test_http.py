@@ -42,9 +42,9 @@ async def test_tools_and_list(servers: dict[str, HTTPServer], sandbox: Sandbox, 
         assert {t.name for t in (await client.list_tools()).tools} == ALL_TOOLS
         r = await client.call_tool("list_invoices", {"limit": 3})
     assert not r.is_error, text_of(r)
-    assert r.structured_content is not None and r.structured_content["count"] == 3
-    oracle = [i["id"] for i in sandbox.invoices(include_archived=False)[:3]]
-    assert [row["id"] for row in r.structured_content["invoices"]] == oracle
+    assert r.structured_content is not None and len(r.structured_content["rows"]) == 3
+    oracle = [i["invoice_number"] for i in sandbox.invoices(include_archived=False)[:3]]
+    assert [row[0] for row in r.structured_content["rows"]] == oracle
 
 
 @pytest.mark.anyio
@@ -98,7 +98,7 @@ async def test_bearer_token_accepted(servers: dict[str, HTTPServer], sandbox: Sa
     ):
         r = await client.call_tool("list_invoices", {"limit": 2})
     assert not r.is_error, text_of(r)
-    assert r.structured_content is not None and r.structured_content["count"] == 2
+    assert r.structured_content is not None and len(r.structured_content["rows"]) == 2
 
 
 def test_dns_rebinding_protection(servers: dict[str, HTTPServer]) -> None:
@@ -131,7 +131,7 @@ def test_public_bind_without_token_refused(sandbox: Sandbox, tmp_path: Path) -> 
 @pytest.mark.anyio
 async def test_cursor_continues_on_another_replica(servers: dict[str, HTTPServer], sandbox: Sandbox) -> None:
     """Chunks alternate between two server processes; the cursor carries all the state."""
-    oracle = [i["id"] for i in sandbox.invoices(include_archived=False)]
+    oracle = [i["invoice_number"] for i in sandbox.invoices(include_archived=False)]
     seen: list[str] = []
     async with Client(servers["a"].url) as a, Client(servers["b"].url) as b:
         cursor: str | None = None
@@ -142,9 +142,9 @@ async def test_cursor_continues_on_another_replica(servers: dict[str, HTTPServer
             assert not r.is_error, text_of(r)
             data = r.structured_content
             assert data is not None
-            seen += [row["id"] for row in data["invoices"]]
-            cursor = data["next_cursor"]
-            if not data["has_more"]:
+            seen += [row[0] for row in data["rows"]]
+            cursor = data.get("next_cursor")
+            if cursor is None:
                 break
     assert cursor is None
     assert seen == oracle

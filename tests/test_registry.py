@@ -136,7 +136,13 @@ async def test_input_schemas_carry_bounds_enums_and_formats(sandbox: Sandbox) ->
         tools = {t.name: t for t in (await c.list_tools()).tools}
     props = tools["list_invoices"].input_schema["properties"]
     assert props["limit"]["maximum"] == 100 and props["limit"]["default"] == 25
-    assert "overdue" in props["status"]["enum"]
+    assert props["status"]["type"] == "string" and "enum" not in props["status"]  # open: the API adds statuses
+    assert "void" in props["status"]["description"] and "overdue" in props["status"]["description"]
+    for name in ("created_at_start", "created_at_end", "due_date_start", "due_date_end"):
+        assert props[name]["format"] == "date" and "Inclusive" in props[name]["description"]
+    assert "UTC" in props["created_at_start"]["description"] and "RFC3339" in props["created_at_start"]["description"]
+    assert "whole UTC day" in props["due_date_end"]["description"]
+    assert props["min_days_past_due"]["minimum"] == 0 and props["unpaid"]["default"] is False
     create = tools["create_invoice"].input_schema
     item = create["$defs"]["LineItemIn"]["properties"]
     assert item["amount"]["exclusiveMinimum"] == 0 and item["quantity"]["minimum"] == 1

@@ -14,6 +14,7 @@ GOOD = {"AP_CLIENT_ID": "cid", "AP_CLIENT_SECRET": "s3cret-value"}
 def test_defaults_map_to_production() -> None:
     s = load_settings(GOOD)
     assert s.base_url == BASE_URLS["production"] and s.rate_limit == 5.0 and s.confirm == "auto"
+    assert s.list_rows == "both" and load_settings({**GOOD, "INVOICE_MCP_LIST_ROWS": " Text "}).list_rows == "text"
 
 
 def test_demo_environment_and_base_url_override() -> None:
@@ -31,6 +32,7 @@ def test_every_bad_variable_named_in_one_message() -> None:
                 "AP_RATE_LIMIT": "-1",
                 "INVOICE_MCP_CONFIRM": "maybe",
                 "AP_BASE_URL": "ftp://x",
+                "INVOICE_MCP_LIST_ROWS": "everywhere",
             }
         )
     msg = str(err.value)
@@ -42,6 +44,7 @@ def test_every_bad_variable_named_in_one_message() -> None:
         "AP_RATE_LIMIT",
         "INVOICE_MCP_CONFIRM",
         "AP_BASE_URL",
+        "INVOICE_MCP_LIST_ROWS",
     ):
         assert var in msg
 

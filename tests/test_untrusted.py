@@ -99,18 +99,21 @@ async def test_get_invoice_cleans_bounds_and_quotes(mcp_client: Client, planted:
 async def test_list_invoices_cleans_bounds_and_quotes(mcp_client: Client, planted: dict[str, Any]) -> None:
     res = await mcp_client.call_tool("list_invoices", {"customer_id": planted["customer_id"], "limit": 100})
     assert not res.is_error, text_of(res)
-    rows = res.structured_content["invoices"]
-    assert planted["id"] in [r["id"] for r in rows]
+    rows = res.structured_content["rows"]
+    assert planted["invoice_number"] in [r[0] for r in rows]
     for r in rows:
-        assert_clean(r["customer"], 80, "structured row customer")
+        assert_clean(r[1], 80, "structured row customer")
     text = text_of(res)
+    calls = [ln for ln in text.splitlines() if ln.startswith(("next: list_invoices(", "prev: list_invoices("))]
+    assert all(re.fullmatch(r'(next|prev): list_invoices\(cursor="[A-Za-z0-9_-]+"(, limit=\d+)?\)', c) for c in calls)
+    text = "\n".join(ln for ln in text.splitlines() if ln not in calls)  # the server's own cursors are long
     lines = assert_lines_clean(text, 200, "list text")
-    assert len(lines) <= len(rows) + 2, "one line per row plus header and note"
+    assert len(lines) <= len(rows) + 5, "one line per row plus header, column names, next/prev and note"
     assert NOTE in lines
     for ln in lines[1:]:
         if ln != NOTE:
             assert_quoted(ln, "list row")
-    assert len(text) < 200 * (len(rows) + 2)
+    assert len(text) < 200 * (len(rows) + 5)
 
 
 async def test_summary_and_find_customers_show_names_safely(mcp_client: Client, planted: dict[str, Any]) -> None:

@@ -44,6 +44,9 @@ class Settings(BaseModel):
     """Gateway mode: no credentials of its own; each HTTP request brings a tenant's (server/gateway.py)."""
     gateway_max_tenants: int = 100
     gateway_idle_s: float = 900.0
+    list_rows: Literal["both", "text", "structured"] = "both"
+    """Where list_invoices puts its rows: both (every host works), or only the text / only the
+    structured content, for hosts that show the model both (INVOICE_MCP_LIST_ROWS)."""
 
     @property
     def cache_key(self) -> str:
@@ -148,6 +151,10 @@ def load_settings(
     idle_s = _positive_float(e.get("INVOICE_MCP_GATEWAY_IDLE_S", "900"), "INVOICE_MCP_GATEWAY_IDLE_S", problems)
     redis_url = e.get("INVOICE_MCP_REDIS_URL", "").strip() or None
     http_token = e.get("INVOICE_MCP_HTTP_TOKEN", "").strip() or None
+    list_rows = e.get("INVOICE_MCP_LIST_ROWS", "both").strip().lower() or "both"
+    if list_rows not in ("both", "text", "structured"):
+        problems.append(f"INVOICE_MCP_LIST_ROWS must be both, text or structured (got {list_rows!r})")
+        list_rows = "both"
 
     if problems:
         raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -165,4 +172,5 @@ def load_settings(
         gateway=gateway,
         gateway_max_tenants=int(max_tenants or 100),
         gateway_idle_s=idle_s or 900.0,
+        list_rows=list_rows,  # type: ignore[arg-type]
     )

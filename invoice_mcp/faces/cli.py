@@ -33,6 +33,7 @@ configuration, from the environment or ./.env (a real environment variable wins)
   AP_RATE_LIMIT                    requests per second sent to the API (default 5)
   INVOICE_MCP_READ_ONLY            1 = read tools only: no create, archive or restore
   INVOICE_MCP_CONFIRM              auto (default), always or never: confirm writes with the user
+  INVOICE_MCP_LIST_ROWS            both (default), text or structured: where list rows go (hosts showing both)
   INVOICE_MCP_REDIS_URL            share token and rate limit between processes (redis extra)
   INVOICE_MCP_HTTP_TOKEN           bearer token for --transport http (required off loopback)
   INVOICE_MCP_GATEWAY              1 = --gateway: API credentials come per request in headers

@@ -34,7 +34,8 @@ log = logging.getLogger("invoice_mcp.calls")
 INSTRUCTIONS = """\
 Invoices of an Alternative Payments account. Money is in dollars (USD); totals are exact.
 - Questions about many invoices (owed, overdue, totals, aging): summarize_invoices, one call.
-- Browsing: list_invoices returns chunks; pass next_cursor back as cursor to continue.
+- Browsing: list_invoices returns chunks; each ends with the exact next call (next: list_invoices(cursor="…")).
+- Owed, late, or mentioning something: filters unpaid=true, min_days_past_due=N, text=… (list and summarize).
 - Customers by name: find_customers, or pass customer=<name> to list/summarize.
 - Invoices can be named by id or number (INV-1042).
 - create_invoice issues a live, payable invoice: preview with dry_run=true first.

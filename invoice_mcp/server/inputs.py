@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 if TYPE_CHECKING:
     from invoice_mcp.service import Query
 
-Status = Literal["draft", "open", "paid", "partially_paid", "overdue", "archived"]
+STATUS_EXAMPLES = ["open", "overdue", "paid", "draft", "archived", "void"]
+Status = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        description="e.g. " + ", ".join(STATUS_EXAMPLES) + " (open set)",
+    ),
+]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
@@ -32,9 +41,20 @@ InvoiceRef = Annotated[
     AfterValidator(_check_id),
 ]
 CustomerId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_id)]
-DateOrTime = str
-"""YYYY-MM-DD or RFC3339, checked by `to_rfc3339`; the tool descriptions say so once
-(a description or pattern on every date field would cost tokens)."""
+_DATE: JsonDict = {"format": "date"}
+DateFrom = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive, UTC (RFC3339 also accepted)")]
+DateTo = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive: the whole UTC day (or RFC3339)")]
+"""Typed as dates (what a client should send); RFC3339 date-times are accepted too. Checked and
+normalised by `to_rfc3339`: a start date means 00:00:00Z, an end date 23:59:59Z."""
+API_FILTERS = (
+    "status",
+    "customer_id",
+    "invoice_number",
+    "created_at_start",
+    "created_at_end",
+    "due_date_start",
+    "due_date_end",
+)
 _NUMBER_RE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
 
 
@@ -70,15 +90,41 @@ def to_rfc3339(value: str, *, end: bool) -> str:
 
 class Filters(Strict):
     status: Status | None = None
-    customer: str | None = Field(
-        None, min_length=1, max_length=200, description="Customer company name (instead of customer_id)"
-    )
+    customer: str | None = Field(None, min_length=1, max_length=200, description="Company name (or customer_id)")
     customer_id: CustomerId | None = None
     invoice_number: Annotated[str, AfterValidator(_check_number)] | None = None
-    created_at_start: DateOrTime | None = None
-    created_at_end: DateOrTime | None = None
-    due_date_start: DateOrTime | None = None
-    due_date_end: DateOrTime | None = None
+    created_at_start: DateFrom | None = None
+    created_at_end: DateTo | None = None
+    due_date_start: DateFrom | None = None
+    due_date_end: DateTo | None = None
+    unpaid: bool = Field(False, description="Only invoices still owed")
+    min_days_past_due: int | None = Field(None, ge=0, le=3650, description="Unpaid, due ≥ N days before as_of")
+    text: str | None = Field(
+        None, min_length=1, max_length=100, description="In memo, line items or customer name (any case)"
+    )
+    as_of: str | None = Field(None, json_schema_extra=_DATE, description="UTC; default today")
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.lower()
+        if v in ("unpaid", "owed", "outstanding", "past_due"):
+            raise ValueError(f"{v!r} is not an API status; use unpaid=true (or min_days_past_due=N) instead")
+        if not re.fullmatch(r"[a-z][a-z_-]*", v):
+            raise ValueError(f"{v[:40]!r} is not a status (letters, _ and - only), e.g. open, paid, overdue")
+        return v
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                date.fromisoformat(v)
+            except ValueError:
+                raise ValueError(f"{v!r} is not a real date (YYYY-MM-DD)") from None
+        return v
 
     @field_validator("created_at_start", "due_date_start")
     @classmethod
@@ -102,11 +148,15 @@ class Filters(Strict):
 
     def api_filters(self) -> dict[str, str]:
         """The API's own filters (customer names are resolved separately)."""
-        return {
-            k: str(getattr(self, k)) for k in Filters.model_fields if k != "customer" and getattr(self, k) is not None
-        }
+        return {k: str(getattr(self, k)) for k in API_FILTERS if getattr(self, k) is not None}
 
     def query(self) -> Query:
-        from invoice_mcp.service import Query
+        from invoice_mcp.service import LocalFilter, Query
 
-        return Query(filters=self.api_filters(), customer=self.customer)
+        local = LocalFilter(
+            unpaid=self.unpaid,
+            min_days_past_due=self.min_days_past_due,
+            as_of=date.fromisoformat(self.as_of) if self.as_of else None,
+            text=self.text,
+        )
+        return Query(filters=self.api_filters(), customer=self.customer, local=local)

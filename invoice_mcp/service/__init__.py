@@ -3,6 +3,7 @@
 Imports the API layer, never MCP."""
 
 from invoice_mcp.service.chunks import Chunk
+from invoice_mcp.service.filters import LocalFilter
 from invoice_mcp.service.invoices import (
     InvoiceService,
     Listed,
@@ -21,6 +22,7 @@ __all__ = [
     "DraftLine",
     "InvoiceService",
     "Listed",
+    "LocalFilter",
     "PaymentsListed",
     "PaymentsQuery",
     "Query",

@@ -17,11 +17,14 @@ from cachetools import TTLCache
 from invoice_mcp.api.models import PAGE_SIZE, Invoice, Page
 from invoice_mcp.service.cursors import CursorCodec, CursorError, Gap
 from invoice_mcp.service.errors import InvalidCursor, RunawayUpstream
+from invoice_mcp.service.filters import Keep, split
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
 
 PAGE_CACHE_TTL_S: Final = 60.0
+MAX_SCAN_PAGES: Final = 10
+"""Upstream pages (of 100) a filtered chunk may read in one call before it stops and says so."""
 _START: Final = Gap("F", None, 0)
 
 PageKey = tuple[str, str, str | None]
@@ -34,7 +37,11 @@ class Chunk:
     prev_cursor: str | None
     has_more: bool
     filters: dict[str, str]
-    """The API filters the chunk was read with (from the cursor when one was given)."""
+    """The filters the chunk was read with (from the cursor when one was given)."""
+    scanned: int = 0
+    """Invoices examined by a server-side filter in this call."""
+    truncated: bool = False
+    """The scan budget (MAX_SCAN_PAGES) ran out before the chunk was full: more may match further on."""
 
 
 class ChunkReader:
@@ -131,15 +138,121 @@ class ChunkReader:
             anchor = q.start_cursor
         return _START
 
-    async def chunk(self, filters: dict[str, str], limit: int, cursor: str | None) -> Chunk:
-        """`limit` rows from the start, or from the gap a cursor names (then the cursor's filters apply)."""
+    async def _scan_forward(
+        self, filters: Mapping[str, str], keep: Keep, gap: Gap, n: int
+    ) -> tuple[list[Invoice], Gap, bool, int, bool]:
+        """Like `_read_forward`, keeping only rows that pass `keep`. The end gap is placed at
+        the next match (so `has_more` is exact) or where the page budget ran out."""
+        rows: list[Invoice] = []
+        mode, anchor, off = gap.mode, gap.anchor, gap.offset
+        seen: set[str | None] = {anchor}
+        pages = scanned = 0
+        while True:
+            page = await self.page(filters, mode, anchor)
+            pages += 1
+            data = page.data
+            start = off if mode == "F" else max(0, len(data) - off)
+            for pos in range(start, len(data)):
+                if keep(data[pos]):
+                    if len(rows) == n:
+                        end = Gap("F", anchor, pos) if mode == "F" else Gap("B", anchor, len(data) - pos)
+                        return rows, end, True, scanned, False
+                    rows.append(data[pos])
+                scanned += 1
+            if mode == "B":
+                if not page.end_cursor:
+                    return rows, _START, False, scanned, False
+            elif not page.has_next_page or not page.end_cursor or not data:
+                return rows, Gap("F", anchor, len(data)), False, scanned, False
+            if mode == "F" and page.end_cursor in seen:
+                raise RunawayUpstream(
+                    "the API returned the same page cursor twice (its pagination is not advancing); stopped"
+                )
+            mode, anchor, off = "F", page.end_cursor, 0
+            seen.add(anchor)
+            if pages >= MAX_SCAN_PAGES:
+                return rows, Gap("F", anchor, 0), True, scanned, len(rows) < n
+
+    async def _scan_back(self, filters: Mapping[str, str], keep: Keep, gap: Gap, n: int) -> Gap:
+        """The gap before the n-th matching row preceding `gap` (clamped at the start, bounded by the page budget)."""
+        if gap == _START:
+            return _START
+        if gap.mode == "F":
+            page = await self.page(filters, "F", gap.anchor)
+            head = page.data[: gap.offset]
+            hit, need = _nth_from_end(head, keep, n)
+            if hit is not None:
+                return _START if _first_match(head, keep, hit, gap.anchor is None) else Gap("F", gap.anchor, hit)
+            if gap.anchor is None or not page.start_cursor or not page.data:
+                return _START
+            anchor = page.start_cursor
+        else:
+            q = await self.page(filters, "B", gap.anchor)
+            hit, need = _nth_from_end(q.data[: len(q.data) - gap.offset], keep, n)
+            if hit is not None:
+                first = _first_match(q.data, keep, hit, not q.has_previous_page)
+                return _START if first else Gap("B", gap.anchor, len(q.data) - hit)
+            if not q.has_previous_page or not q.start_cursor or not q.data:
+                return _START
+            anchor = q.start_cursor
+        seen: set[str] = set()
+        for _ in range(MAX_SCAN_PAGES):
+            if anchor in seen:
+                raise RunawayUpstream("the API returned the same page cursor twice going backwards; stopped")
+            seen.add(anchor)
+            q = await self.page(filters, "B", anchor)
+            hit, need = _nth_from_end(q.data, keep, need)
+            if hit is not None:
+                return (
+                    _START
+                    if _first_match(q.data, keep, hit, not q.has_previous_page)
+                    else Gap("B", anchor, len(q.data) - hit)
+                )
+            if not q.has_previous_page or not q.start_cursor or not q.data:
+                return _START
+            anchor = q.start_cursor
+        return Gap("B", anchor, 0)
+
+    async def chunk(self, filters: dict[str, str], limit: int, cursor: str | None, keep: Keep | None = None) -> Chunk:
+        """`limit` rows from the start, or from the gap a cursor names (then the cursor's filters apply).
+        With `keep` (a server-side filter), only matching rows count, and the scan is bounded."""
         backwards = False
         gap = _START
         if cursor:
             gap, filters, backwards = self.decode(cursor, filters)
-        if backwards:
-            gap = await self._step_back(filters, gap, limit)
-        rows, end, has_more = await self._read_forward(filters, gap, limit)
+        api, _ = split(filters)
+        scanned, truncated = 0, False
+        if keep is None:
+            if backwards:
+                gap = await self._step_back(api, gap, limit)
+            rows, end, has_more = await self._read_forward(api, gap, limit)
+        else:
+            if backwards:
+                gap = await self._scan_back(api, keep, gap, limit)
+            rows, end, has_more, scanned, truncated = await self._scan_forward(api, keep, gap, limit)
         next_cursor = self.cursors.encode(end, filters) if has_more else None
         prev_cursor = None if gap == _START else self.cursors.encode(gap, filters, back=True)
-        return Chunk(rows=rows, next_cursor=next_cursor, prev_cursor=prev_cursor, has_more=has_more, filters=filters)
+        return Chunk(
+            rows=rows,
+            next_cursor=next_cursor,
+            prev_cursor=prev_cursor,
+            has_more=has_more,
+            filters=filters,
+            scanned=scanned,
+            truncated=truncated,
+        )
+
+
+def _first_match(data: list[Invoice], keep: Keep, i: int, first_page: bool) -> bool:
+    """Row `i` is the list's first match: the canonical start (so the chunk there has no prev cursor)."""
+    return first_page and not any(keep(x) for x in data[:i])
+
+
+def _nth_from_end(data: list[Invoice], keep: Keep, n: int) -> tuple[int | None, int]:
+    """Index of the n-th row from the end that passes `keep`, or (None, n minus the matches found)."""
+    for i in range(len(data) - 1, -1, -1):
+        if keep(data[i]):
+            n -= 1
+            if n == 0:
+                return i, 0
+    return None, n

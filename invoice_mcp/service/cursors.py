@@ -36,20 +36,72 @@ class Gap:
     offset: int
 
 
+_ANCHOR_TEXT, _ANCHOR_B64, _ANCHOR_B64URL = 1, 2, 3
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return n, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _pack_anchor(anchor: str) -> tuple[int, bytes]:
+    """Upstream cursors are usually base64 already: carried as their bytes, so the cursor
+    is not base64 of base64 (a third shorter, and fewer tokens for the model to copy)."""
+    for kind, dec, enc in (
+        (_ANCHOR_B64, base64.b64decode, base64.b64encode),
+        (_ANCHOR_B64URL, base64.urlsafe_b64decode, base64.urlsafe_b64encode),
+    ):
+        try:
+            raw = dec(anchor.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            continue
+        if enc(raw).decode("ascii") == anchor:
+            return kind, raw
+    return _ANCHOR_TEXT, anchor.encode("utf-8")
+
+
+def _unpack_anchor(kind: int, raw: bytes) -> str:
+    if kind == _ANCHOR_B64:
+        return base64.b64encode(raw).decode("ascii")
+    if kind == _ANCHOR_B64URL:
+        return base64.urlsafe_b64encode(raw).decode("ascii")
+    return raw.decode("utf-8")
+
+
 class CursorCodec:
+    """Binary payload: flags (mode, direction, anchor kind), offset, anchor, then the filters as
+    compact JSON; signed with a truncated HMAC; URL-safe base64 without padding."""
+
     def __init__(self, key: bytes) -> None:
-        self._key = hashlib.sha256(b"invoice-mcp cursor v1|" + key).digest()
+        self._key = hashlib.sha256(b"invoice-mcp cursor v2|" + key).digest()
 
     def _sign(self, payload: bytes) -> bytes:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:_SIG_LEN]
 
     def encode(self, gap: Gap, filters: dict[str, str], *, back: bool = False) -> str:
         """`back=True`: the cursor means "the chunk that ends at this gap" (prev_cursor)."""
-        payload = json.dumps(
-            {"m": gap.mode, "a": gap.anchor, "o": gap.offset, "f": filters, "b": int(back)},
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+        kind, anchor = (0, b"") if gap.anchor is None else _pack_anchor(gap.anchor)
+        flags = (gap.mode == "B") | (back << 1) | (kind << 2)
+        payload = bytes([flags]) + _varint(gap.offset) + _varint(len(anchor)) + anchor
+        if filters:
+            payload += json.dumps(filters, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
         return base64.urlsafe_b64encode(self._sign(payload) + payload).decode().rstrip("=")
 
     def decode(self, cursor: str, filters: dict[str, str]) -> tuple[Gap, dict[str, str], bool]:
@@ -60,19 +112,23 @@ class CursorCodec:
         except (ValueError, TypeError):
             raise CursorError("cursor is not valid: pass next_cursor exactly as returned") from None
         sig, payload = raw[:_SIG_LEN], raw[_SIG_LEN:]
-        if len(sig) < _SIG_LEN or not hmac.compare_digest(sig, self._sign(payload)):
+        if len(sig) < _SIG_LEN or not payload or not hmac.compare_digest(sig, self._sign(payload)):
             raise CursorError(
                 "cursor is not valid (altered, or from another server): pass next_cursor exactly as returned"
             )
         try:
-            data = json.loads(payload)
-            gap = Gap(mode=data["m"], anchor=data["a"], offset=int(data["o"]))
-            own: dict[str, str] = {str(k): str(v) for k, v in data["f"].items()}
-            back = bool(data.get("b", 0))
-        except (ValueError, KeyError, TypeError, AttributeError):
+            flags = payload[0]
+            offset, pos = _read_varint(payload, 1)
+            size, pos = _read_varint(payload, pos)
+            kind = flags >> 2
+            anchor = _unpack_anchor(kind, payload[pos : pos + size]) if kind else None
+            rest = payload[pos + size :]
+            data = json.loads(rest) if rest else {}
+            own: dict[str, str] = {str(k): str(v) for k, v in data.items()}
+            gap = Gap(mode="B" if flags & 1 else "F", anchor=anchor, offset=offset)
+            back = bool(flags & 2)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             raise CursorError("cursor is not valid: pass next_cursor exactly as returned") from None
-        if gap.mode not in ("F", "B") or gap.offset < 0:
-            raise CursorError("cursor is not valid: pass next_cursor exactly as returned")
         if filters and filters != own:
             raise CursorError(
                 "cursor belongs to a query with different filters: repeat the original filters "

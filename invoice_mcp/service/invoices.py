@@ -5,8 +5,8 @@ customers, summaries, writes) over one API client and resolves references
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date
 from typing import TYPE_CHECKING, Final
 
 from invoice_mcp.api.errors import APIError, NotFoundError
@@ -14,7 +14,8 @@ from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
 from invoice_mcp.service.chunks import Chunk, ChunkReader
 from invoice_mcp.service.cursors import CursorCodec
 from invoice_mcp.service.customers import Customers
-from invoice_mcp.service.errors import DuplicateInvoice, NotFound, UnusableLink
+from invoice_mcp.service.errors import DuplicateInvoice, InvalidCursor, NotFound, UnusableLink
+from invoice_mcp.service.filters import Keep, LocalFilter, split
 from invoice_mcp.service.guard import Clock, Reservations, utc_now
 from invoice_mcp.service.payments import (
     Ledger,
@@ -56,10 +57,12 @@ def looks_like_number(value: str) -> bool:
 
 @dataclass
 class Query:
-    """What to list or summarize: the API's own filters, plus a customer name to resolve."""
+    """What to list or summarize: the API's own filters, a customer name to resolve, and
+    the filters the server applies itself (service/filters.py)."""
 
     filters: dict[str, str] = field(default_factory=dict)
     customer: str | None = None
+    local: LocalFilter = field(default_factory=LocalFilter)
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Listed:
     """Customer names of the rows, by customer id."""
     customer: str | None
     """The resolved customer name, when the query named one."""
+    local: LocalFilter = field(default_factory=LocalFilter)
+    """The server-side filter in force (from the query or the cursor)."""
 
 
 @dataclass
@@ -99,17 +104,26 @@ class InvoiceService:
         clock: Clock = utc_now,
     ) -> None:
         self.client = client
+        self.clock = clock
         self.chunks = ChunkReader(client, CursorCodec(cursor_key))
         self.customers = Customers(client)
         self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key)
         self.payments = PaymentBook(client)
         self.payment_lists = PaymentLister(client, PaymentCursors(cursor_key))
 
+    def today(self) -> date:
+        """Today's UTC date (the reference of "days past due" when no as_of is given)."""
+        return self.clock().astimezone(UTC).date()
+
     # -- reading -----------------------------------------------------------------
 
     async def resolve_query(self, query: Query) -> tuple[dict[str, str], str | None]:
         """The API filters for `query`, with a customer name resolved to its id (and the name kept)."""
         filters = dict(query.filters)
+        local = query.local
+        if local.min_days_past_due is not None and local.as_of is None:
+            local = replace(local, as_of=self.today())
+        filters = local.push_down(filters) | local.params()
         if not query.customer:
             return filters, None
         customer = await self.customers.resolve(query.customer)
@@ -117,18 +131,34 @@ class InvoiceService:
             filters["customer_id"] = customer.id
         return filters, customer.name
 
+    async def keep(self, local: LocalFilter) -> Keep | None:
+        """The predicate for a server-side filter (None when there is none)."""
+        if not local.active:
+            return None
+        ids: frozenset[str] = frozenset()
+        if local.text:
+            needle = local.text.casefold()
+            directory = await self.customers.directory()
+            ids = frozenset(c.id for c in directory if c.id and needle in (c.name or "").casefold())
+        return local.matcher(ids)
+
     async def list_invoices(self, query: Query, limit: int, cursor: str | None) -> Listed:
         """One chunk. A cursor is checked before anything is fetched; with a cursor the
         query may be empty (the cursor carries it) or must equal the cursor's own."""
+        effective: dict[str, str] = {}
         if cursor:
-            self.chunks.decode(cursor, {})
+            _, effective, _ = self.chunks.decode(cursor, {})
         name = None
         filters: dict[str, str] = {}
-        if not cursor or query.filters or query.customer:
+        if not cursor or query.filters or query.customer or query.local.active:
             filters, name = await self.resolve_query(query)
-        chunk = await self.chunks.chunk(filters, limit, cursor)
+        try:
+            _, local = split(effective if cursor else filters)
+        except ValueError:
+            raise InvalidCursor("cursor is not valid: pass next_cursor exactly as returned") from None
+        chunk = await self.chunks.chunk(filters, limit, cursor, keep=await self.keep(local))
         names = await self.customers.names({i.customer_id for i in chunk.rows if i.customer_id})
-        return Listed(chunk=chunk, names=names, customer=name)
+        return Listed(chunk=chunk, names=names, customer=name, local=local)
 
     async def summarize(
         self,
@@ -139,14 +169,17 @@ class InvoiceService:
         progress: Progress | None = None,
         balances: bool = True,
     ) -> tuple[Summary, str | None]:
+        query = replace(query, local=replace(query.local, as_of=query.local.as_of or as_of))
         filters, name = await self.resolve_query(query)
+        api, local = split(filters)
         s = await summarize(
             self.client,
-            filters,
+            api,
             as_of=as_of,
             max_invoices=max_invoices,
             progress=progress,
             book=self.payments if balances else None,
+            keep=await self.keep(local),
         )
         return s, name
 

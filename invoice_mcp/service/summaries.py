@@ -197,14 +197,16 @@ async def summarize(
     max_invoices: int,
     progress: Progress | None = None,
     book: PaymentBook | None = None,
+    keep: Callable[[Invoice], bool] | None = None,
 ) -> Summary:
-    """`book`: where payments come from; without it balances equal totals (no payment requests)."""
+    """`book`: where payments come from; without it balances equal totals (no payment requests).
+    `keep`: a server-side filter (service/filters.py); invoices it rejects are not counted."""
     s = Summary()
     fold = _Fold(s, as_of, book)
     async with anyio.create_task_group() as tg:
         fold.scope = tg.cancel_scope
         try:
-            await _walk(client, filters, s, fold, tg, max_invoices, progress)
+            await _walk(client, filters, s, fold, tg, max_invoices, progress, keep)
         except Exception as exc:
             fold.fail(exc)
     if fold.error is not None:
@@ -222,9 +224,12 @@ async def _walk(
     tg: TaskGroup,
     max_invoices: int,
     progress: Progress | None,
+    keep: Callable[[Invoice], bool] | None = None,
 ) -> None:
     async for page in walk(lambda after: client.list_invoices(limit=PAGE_SIZE, after=after, **filters)):
         for inv in page.data:
+            if keep is not None and not keep(inv):
+                continue
             if s.count >= max_invoices:
                 s.truncated = True
                 break

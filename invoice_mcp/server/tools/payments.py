@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 from mcp.types import CallToolResult
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
-from invoice_mcp.server.inputs import CustomerId, DateOrTime, InvoiceRef, Strict, to_rfc3339
+from invoice_mcp.server.inputs import CustomerId, DateFrom, DateTo, InvoiceRef, Strict, to_rfc3339
 from invoice_mcp.server.render import DATA_NOTE, ListedPayment, listed_payment, money, payment_line
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.service.payments import collected
@@ -37,8 +37,8 @@ class PaymentsInput(Strict):
     invoice: InvoiceRef | None = None
     status: Word | None = Field(None, description="succeeded, failed, pending, refunded, chargeback")
     method: Word | None = Field(None, description="card, ach…")
-    created_at_start: DateOrTime | None = None
-    created_at_end: DateOrTime | None = None
+    created_at_start: DateFrom | None = None
+    created_at_end: DateTo | None = None
     limit: int = Field(25, ge=1, le=100)
     cursor: str | None = Field(None, min_length=1, max_length=4000)
 
