@@ -100,27 +100,51 @@ Task = Callable[[Run, Sandbox], Awaitable[tuple[str, list[dict[str, Any]]]]]
 """Does the task; returns the answer (for the table) and the API objects a raw-JSON client would read."""
 
 
+def count(text: str, label: str) -> int:
+    m = re.search(re.escape(label) + r" \$[\d,]+\.\d\d(?: \(of \$[\d,]+\.\d\d\))? \((\d+) invoices?\)", text)
+    assert m, f"{label!r} with a labelled count not in {text[:300]!r}"
+    return int(m.group(1))
+
+
+def balances(sb: Sandbox) -> dict[str, Decimal]:
+    """Owed balance per invoice id: total less succeeded payments (the sandbox's own link)."""
+    paid = {
+        inv_id: sum((Decimal(str(p["sub_total"])) for p in ps if p["status"] == "succeeded"), Decimal("0"))
+        for inv_id, ps in sb.payments_by_invoice().items()
+    }
+    return {
+        i["id"]: Decimal(str(i["total"])) - paid.get(i["id"], Decimal("0"))
+        for i in sb.invoices(include_archived=False)
+        if owed(i)
+    }
+
+
 async def owes(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
     cust = next(c for c in sb.customers() if c["name"] == "Granite State Engineering")
     text = text_of(await r.call("summarize_invoices", {"customer": cust["name"], "as_of": AS_OF}))
     mine = [i for i in sb.invoices(include_archived=False) if i["customer_id"] == cust["id"]]
     unpaid = [i for i in mine if owed(i)]
-    assert dollars(text, "unpaid") == money([i["total"] for i in unpaid])
+    bal = balances(sb)
+    assert dollars(text, "owed: balance") == sum((bal[i["id"]] for i in unpaid), Decimal("0"))
+    assert count(text, "owed: balance") == len(unpaid)
+    late_n = sum(count(text, f"{b} days") for b in ("1-30", "31-60", "61-90", "90+"))
+    assert late_n == len([i for i in unpaid if late(i) > 0])
     past_due = sum((dollars(text, f"{b} days") for b in ("1-30", "31-60", "61-90", "90+")), Decimal("0"))
-    assert past_due == money([i["total"] for i in unpaid if late(i) > 0])
-    return f"owes ${dollars(text, 'unpaid'):,}, ${past_due:,} past due", mine
+    assert past_due == sum((bal[i["id"]] for i in unpaid if late(i) > 0), Decimal("0"))
+    return f"owes ${dollars(text, 'owed: balance'):,}, ${past_due:,} past due ({late_n} invoices)", mine
 
 
 async def top_debtors(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
     text = text_of(await r.call("summarize_invoices", {"top": 3, "as_of": AS_OF}))
     live = sb.invoices(include_archived=False)
     names = {c["id"]: c["name"] for c in sb.customers()}
+    bal = balances(sb)
     per: dict[str, Decimal] = {}
     for i in live:
         if owed(i):
-            per[names[i["customer_id"]]] = per.get(names[i["customer_id"]], Decimal("0")) + Decimal(str(i["total"]))
+            per[names[i["customer_id"]]] = per.get(names[i["customer_id"]], Decimal("0")) + bal[i["id"]]
     want = sorted(per, key=lambda n: per[n], reverse=True)[:3]
-    got = re.findall(r"«([^»]+)» \$", text.split("top unpaid: ", 1)[1])
+    got = re.findall(r"«([^»]+)» \$", text.split("top balances: ", 1)[1])
     assert got == want, (got, want)
     return ", ".join(want), live
 

@@ -42,8 +42,8 @@ InvoiceRef = Annotated[
 ]
 CustomerId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_id)]
 _DATE: JsonDict = {"format": "date"}
-DateFrom = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive, UTC (RFC3339 also accepted)")]
-DateTo = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive: the whole UTC day (or RFC3339)")]
+DateFrom = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive, UTC (or RFC3339)")]
+DateTo = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive, whole UTC day (or RFC3339)")]
 """Typed as dates (what a client should send); RFC3339 date-times are accepted too. Checked and
 normalised by `to_rfc3339`: a start date means 00:00:00Z, an end date 23:59:59Z."""
 API_FILTERS = (
