@@ -23,7 +23,13 @@ from invoice_mcp.api.stats import track
 from invoice_mcp.server.errors import tool_errors
 from invoice_mcp.server.registry import select_tools
 from invoice_mcp.server.render import detail
-from invoice_mcp.server.sdk_adapter import build_tool_fn, compact_schema, describe_validation, unknown_arguments
+from invoice_mcp.server.sdk_adapter import (
+    build_tool_fn,
+    compact_schema,
+    describe_validation,
+    shallow_output_schema,
+    unknown_arguments,
+)
 from invoice_mcp.server.spec import ToolSpec
 from invoice_mcp.server.state import AppState, ClientFactory, cursor_key, deps
 
@@ -55,7 +61,9 @@ class InvoiceMCPServer(MCPServer[AppState]):
             t.model_copy(
                 update={
                     "input_schema": compact_schema(t.input_schema),
-                    "output_schema": compact_schema(t.output_schema, inputs=False) if t.output_schema else None,
+                    "output_schema": shallow_output_schema(compact_schema(t.output_schema, inputs=False))
+                    if t.output_schema
+                    else None,
                 }
             )
             for t in await super().list_tools()
@@ -81,8 +89,15 @@ class InvoiceMCPServer(MCPServer[AppState]):
                 return res
             except ToolError as exc:
                 outcome = "error"
-                if isinstance(exc.__cause__, ValidationError):  # the SDK's own argument check
-                    raise ToolError(describe_validation(name, exc.__cause__)) from None
+                cause = exc.__cause__
+                if isinstance(cause, ValidationError):
+                    if cause.title.endswith("Arguments"):  # the SDK's own argument check
+                        raise ToolError(describe_validation(name, cause)) from None
+                    log.error("tool=%s returned a result its output schema rejects: %s", name, cause)
+                    raise ToolError(
+                        f"{name} failed inside the server (its result did not match its own schema); "
+                        "this is a bug, not a problem with the arguments. Try get_invoice or list_invoices instead."
+                    ) from None
                 raise
             except BaseException:
                 outcome = "crash"

@@ -147,3 +147,37 @@ def compact_schema(schema: Any, *, inputs: bool = True) -> Any:
             if "enum" in inner:  # a null must pass the enum too
                 out["enum"] = [*inner["enum"], None]
     return out
+
+
+def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema that names every top-level field and its JSON type, and says only
+    "object" or "array" below that. Still honoured by every result (it is looser, never
+    stricter), at a third of the tokens: nested row shapes are described in the text and the
+    tool description, where a model reads them."""
+
+    def kind(sub: Any) -> Any:
+        if not isinstance(sub, dict):
+            return sub
+        if "$ref" in sub or "properties" in sub or "additionalProperties" in sub:
+            return {"type": "object"}
+        if "items" in sub or sub.get("type") == "array" or "prefixItems" in sub:
+            return {"type": "array"}
+        if isinstance(sub.get("type"), list):  # results omit null fields, so a field is never null
+            sub = {**sub, "type": [t for t in sub["type"] if t != "null"]}
+            if len(sub["type"]) == 1:
+                sub["type"] = sub["type"][0]
+            sub.pop("enum", None)
+        if "enum" in sub and "type" in sub:  # the values are named in the description and the text
+            return {"type": sub["type"]}
+        any_of = sub.get("anyOf")
+        if isinstance(any_of, list):
+            types = [kind(a).get("type") for a in any_of if isinstance(a, dict) and a != {"type": "null"}]
+            flat = [t for t in types if isinstance(t, str)]
+            if len(flat) == len(types):
+                return {"type": flat[0] if len(flat) == 1 else flat}
+        return sub
+
+    out = {k: v for k, v in schema.items() if k != "$defs"}
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {name: kind(sub) for name, sub in out["properties"].items()}
+    return out

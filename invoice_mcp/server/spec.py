@@ -68,8 +68,9 @@ class ToolSpec(Generic[InT]):
 
 
 def result(text: str, structured: BaseModel) -> CallToolResult:
-    """Compact text for the model plus the validated structured payload."""
+    """Compact text for the model plus the validated structured payload, without null fields
+    (an absent field and a null tell a model the same; the null costs tokens)."""
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
-        structured_content=structured.model_dump(mode="json"),
+        structured_content=structured.model_dump(mode="json", exclude_none=True),
     )

@@ -122,3 +122,35 @@ async def test_confirmation_resolver_is_filled_by_the_sdk(sandbox: Any) -> None:
         )
     assert not r.is_error and r.structured_content is not None
     assert r.structured_content["outcome"] == "created" and r.structured_content["confirmed"] == "client_approval"
+
+
+class StrictOut(BaseModel):
+    text: str
+    extra: str
+
+
+async def _broken(args: EchoIn, svc: Any, call: ToolCall) -> CallToolResult:
+    return result("x", EchoOut(text="x"))  # not a StrictOut: the SDK rejects it
+
+
+async def test_a_result_that_fails_its_own_schema_is_not_blamed_on_the_arguments(sandbox: Any) -> None:
+    """The SDK reports output validation as a ToolError caused by a ValidationError, like a bad
+    argument; the server must not tell the model to fix its arguments."""
+    from invoice_mcp.server import build_server
+
+    server = build_server(settings_for(sandbox))
+    spec = ToolSpec(
+        name="broken",
+        title="Broken",
+        description="d",
+        input=EchoIn,
+        output=StrictOut,
+        annotations=READ_ONLY,
+        handler=_broken,
+    )
+    server.specs["broken"] = spec
+    server.add_tool(build_tool_fn(spec, lambda ctx: ("svc", "settings")), name="broken", description="d")  # type: ignore[arg-type,return-value]
+    async with Client(server) as c:
+        r = await c.call_tool("broken", {"word": "hi"})
+    text = r.content[0].text  # type: ignore[union-attr]
+    assert r.is_error and "invalid arguments" not in text and "bug" in text

@@ -8,8 +8,8 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from invoice_mcp.server.inputs import Strict
-from invoice_mcp.server.render import DATA_NOTE, compact_result
-from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec
+from invoice_mcp.server.render import DATA_NOTE
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import clean, quoted
 
 if TYPE_CHECKING:
@@ -39,12 +39,12 @@ async def find_customers(args: FindInput, svc: InvoiceService, call: ToolCall) -
     ]
     out = FindOutput(customers=rows, count=len(found))
     if not rows:
-        return compact_result(f"no customer matches {quoted(args.name, 60)}; try a shorter part of the name", out)
+        return result(f"no customer matches {quoted(args.name, 60)}; try a shorter part of the name", out)
     lines = [f"{len(found)} customers match" + (" (first 50):" if len(found) > len(rows) else ":")]
     lines += [f"{quoted(r.name, 120) if r.name else '(no name)'} | customer_id {r.id}" for r in rows]
     lines.append("Use customer_id in list_invoices, summarize_invoices or create_invoice.")
     lines.append(DATA_NOTE)
-    return compact_result("\n".join(lines), out)
+    return result("\n".join(lines), out)
 
 
 SPEC_FIND = ToolSpec(

@@ -8,8 +8,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from invoice_mcp.server.render import compact_result
-from invoice_mcp.server.spec import READ_ONLY, Handler, ToolCall, ToolSpec
+from invoice_mcp.server.spec import READ_ONLY, Handler, ToolCall, ToolSpec, result
 from invoice_mcp.server.tools.detail import InvoiceInput
 from invoice_mcp.text import clean
 
@@ -72,7 +71,7 @@ def _link_tool(kind: Literal["payment", "pdf"]) -> Handler[InvoiceInput]:
         if link.expires_at:
             text += f" (expires {clean(link.expires_at, 40)})"
         text += "\nBearer secret: give it only to this invoice's customer; do not post it anywhere else."
-        return compact_result(text, out)
+        return result(text, out)
 
     return handler
 

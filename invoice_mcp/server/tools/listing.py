@@ -17,7 +17,6 @@ from invoice_mcp.server.render import (
     DATA_NOTE,
     LIST_COLS,
     Cell,
-    compact_result,
     list_cells,
     list_item,
     list_line,
@@ -124,9 +123,9 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
     if any(it.named for it in items):
         tail.append(DATA_NOTE)
     if rows_in == "structured":  # the host shows the structured content too: say it once, there
-        return compact_result(f"{len(items)} invoices: rows and next/prev cursors in the structured content", out)
+        return result(f"{len(items)} invoices: rows and next/prev cursors in the structured content", out)
     lines = [*head, *(list_line(it, year) for it in items), *tail]
-    return compact_result("\n".join(lines), out)
+    return result("\n".join(lines), out)
 
 
 SPEC_LIST = ToolSpec(
@@ -158,7 +157,7 @@ class Bucket(BaseModel):
 
 class CustomerDebt(BaseModel):
     customer_id: str
-    customer: str | None
+    customer: str | None = None
     count: int
     unpaid: float
     balance: float
@@ -167,7 +166,7 @@ class CustomerDebt(BaseModel):
 class SummaryOutput(BaseModel):
     count: int
     total: float
-    currency: str | None
+    currency: str | None = None
     by_status: dict[str, Bucket]
     unpaid: Bucket = Field(description="Owed invoices")
     by_customer: list[CustomerDebt] = Field(description="Top by balance")
@@ -297,9 +296,8 @@ SPEC_SUMMARY = ToolSpec(
     name="summarize_invoices",
     title="Summarize invoices",
     description=(
-        "Totals over all matching invoices in one call: by status, balance still owed (totals less payments), "
-        "top debtors, aging by days past due. Same filters as list_invoices. Dollars, exact. For 'what does X "
-        "still owe', 'how much is overdue'."
+        "Totals of all matching invoices in one call: balance owed (totals less payments) by status, top debtors "
+        "and days past due. Filters as list_invoices; exact dollars. E.g. 'what does X still owe'."
     ),
     input=SummaryInput,
     output=SummaryOutput,

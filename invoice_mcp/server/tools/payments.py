@@ -75,7 +75,7 @@ class PaymentsOutput(BaseModel):
     payments: list[ListedPayment]
     count: int
     collected: float = Field(description="Succeeded, this chunk")
-    next_cursor: str | None
+    next_cursor: str | None = None
     has_more: bool
     customer: str | None = None
     invoice: str | None = None
@@ -120,9 +120,8 @@ SPEC_PAYMENTS = ToolSpec(
     name="list_payments",
     title="List payments",
     description=(
-        "Payments newest first, in chunks: date, customer, method, status, amount; header: count and collected "
-        "(succeeded only). Filter by customer (name) or customer_id, invoice (id or INV-number), status, method, "
-        "created_at range (YYYY-MM-DD or RFC3339). For 'what did we collect in October', 'which payments failed'."
+        "Payments newest first, in chunks, with count and amount collected (succeeded only). "
+        "E.g. 'what did we collect in October', 'which payments failed'."
     ),
     input=PaymentsInput,
     output=PaymentsOutput,

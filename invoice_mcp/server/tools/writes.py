@@ -96,8 +96,8 @@ class CreateOutput(BaseModel):
     outcome: Literal["created", "preview", "not_created"]
     confirmed: Confirmed
     total: float = Field(description="Sum of unit price × quantity, dollars")
-    customer: str | None
-    due_date: str | None
+    customer: str | None = None
+    due_date: str | None = None
     invoice_id: str | None = None
     invoice_number: str | None = None
     status: str | None = None
@@ -208,8 +208,8 @@ SPEC_CREATE = ToolSpec(
     title="Create invoice",
     description=(
         "Issue a LIVE, payable invoice (not a draft). Amounts are dollars: amount is the unit price, total = Σ amount "
-        "× quantity. USD only. Use dry_run=true first to preview. The user confirms through the client when it "
-        "can ask; the result's `confirmed` says how it was approved."
+        "× quantity. USD only. Preview with dry_run=true first. The user confirms when the client can ask "
+        "(`confirmed` says how)."
     ),
     input=CreateInput,
     output=CreateOutput,
@@ -226,10 +226,10 @@ class ArchiveInput(Strict):
 
 class ChangeOutput(BaseModel):
     outcome: Literal["archived", "restored", "unchanged", "not_archived"]
-    confirmed: Confirmed | None
-    invoice_id: str | None
-    invoice_number: str | None
-    status: str | None
+    confirmed: Confirmed | None = None
+    invoice_id: str | None = None
+    invoice_number: str | None = None
+    status: str | None = None
     message: str
 
 
@@ -283,8 +283,8 @@ SPEC_ARCHIVE = ToolSpec(
     name="archive_invoice",
     title="Archive invoice",
     description=(
-        "Archive (hide) an invoice: it leaves lists and cannot be paid. Not a refund or credit. "
-        "restore_invoice undoes it. The user confirms through the client when it can ask; `confirmed` says how."
+        "Archive (hide) an invoice: it leaves lists and cannot be paid; not a refund. restore_invoice undoes it. "
+        "The user confirms when the client can ask (`confirmed` says how)."
     ),
     input=ArchiveInput,
     output=ChangeOutput,
@@ -316,7 +316,7 @@ async def restore_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCal
 SPEC_RESTORE = ToolSpec(
     name="restore_invoice",
     title="Restore invoice",
-    description="Undo archive_invoice: the invoice returns to lists with its previous status. Not confirmed (safe).",
+    description="Undo archive_invoice: the invoice returns to lists with its previous status.",
     input=ArchiveInput,
     output=ChangeOutput,
     annotations=write_annotations(destructive=False, idempotent=True),
