@@ -380,3 +380,45 @@ def test_bad_scheme_is_a_settings_error() -> None:
     with pytest.raises(SettingsError, match="INVOICE_MCP_REDIS_URL") as info:
         make_shared_state(_settings("http://:hunter2@127.0.0.1/0"))
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.anyio
+async def test_cancelled_waiters_return_their_redis_slots(redis_url: str, probe: aioredis.Redis) -> None:
+    """Issue 12 §3: 300 cancelled calls must not push the shared schedule a minute out."""
+    limiter = RedisRateLimiter(redis_url, f"k-{uuid.uuid4()}", 5)
+    grants: list[Grant] = []
+    all_reserved = anyio.Event()
+    reserve = limiter.reserve
+
+    async def recording() -> Grant:
+        grant = await reserve()
+        grants.append(grant)
+        if len(grants) == 300:
+            all_reserved.set()
+        return grant
+
+    limiter.reserve = recording  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tg:
+        for _ in range(300):
+            tg.start_soon(limiter.acquire)
+        await all_reserved.wait()
+        assert max(g.slot for g in grants) - min(g.slot for g in grants) == pytest.approx(299 * 0.2, abs=1e-5)
+        tg.cancel_scope.cancel()
+    nxt = await reserve()
+    # One waiter (slot "now") went through; the 299 others gave theirs back, so the next
+    # caller is due at most one interval after the first slot, not 60 s out.
+    assert nxt.slot <= min(g.slot for g in grants) + 0.2 + 1e-6
+    assert await probe.zcard(limiter.free_key) == 0  # the holes closed up into the schedule's end
+    await limiter.aclose()
+
+
+@pytest.mark.anyio
+async def test_returned_redis_hole_is_handed_out_first(redis_url: str) -> None:
+    limiter = RedisRateLimiter(redis_url, f"k-{uuid.uuid4()}", 2)  # 0.5 s apart: holes stay in the future
+    g = [await limiter.reserve() for _ in range(4)]
+    await limiter.give_back(g[1])
+    again = await limiter.reserve()
+    assert again.slot_us == g[1].slot_us
+    after = await limiter.reserve()
+    assert after.slot_us == g[3].slot_us + 500_000
+    await limiter.aclose()

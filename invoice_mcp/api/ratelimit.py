@@ -3,10 +3,14 @@
 Requests are spread evenly (one slot every 1/rate seconds) rather than sent in
 bursts, which is what the API's docs ask for and what keeps 429s away. A 429
 pushes every caller back, not just the one that hit it.
+
+A caller cancelled while it waits for its slot gives the slot back: 300 calls
+abandoned by their clients must not make the next caller wait a minute.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -16,7 +20,7 @@ import anyio
 
 class RateLimiter(Protocol):
     async def acquire(self) -> None:
-        """Wait for this caller's slot."""
+        """Wait for this caller's slot (a cancelled wait returns the slot)."""
 
     async def penalize(self, seconds: float) -> None:
         """The API said 'slow down': no slot is handed out for `seconds`."""
@@ -25,28 +29,146 @@ class RateLimiter(Protocol):
 class LocalRateLimiter:
     """Slot reservation: each caller takes the next free slot, then sleeps until it.
 
-    No lock is needed: reserving a slot never awaits, and asyncio runs one
-    coroutine at a time.
+    No lock is needed: reserving or returning a slot never awaits, and asyncio
+    runs one coroutine at a time. Returned slots (of cancelled waiters) are
+    handed out again before new ones, so spacing stays exact: the schedule
+    shrinks back when the last slot comes back, and a hole in the middle is
+    filled by the next caller.
     """
 
-    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not rate > 0 or rate == float("inf"):
+            raise ValueError("rate must be a positive finite number")
         self.interval = 1.0 / rate
         self._clock = clock
         self._next = 0.0
+        self._free: list[float] = []  # returned future slots, ascending
+        self._eps = self.interval * 1e-6
+
+    @property
+    def next_slot(self) -> float:
+        """The earliest slot a new caller would get (on this limiter's clock)."""
+        now = self._clock()
+        future = [s for s in self._free if s >= now]
+        return future[0] if future else max(now, self._next)
+
+    def take(self) -> float:
+        """Reserve a slot; return it (on the limiter's clock)."""
+        now = self._clock()
+        while self._free and self._free[0] < now:  # holes that time has passed: gone
+            self._free.pop(0)
+        if self._free:
+            return self._free.pop(0)
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        return slot
 
     def reserve(self) -> float:
         """Reserve the next slot; return how long to wait for it."""
-        now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self.interval
-        return slot - now
+        return max(0.0, self.take() - self._clock())
+
+    def give_back(self, slot: float) -> None:
+        """Return an unused slot (its waiter was cancelled). Past slots are spent."""
+        if slot < self._clock():
+            return
+        if abs(slot - (self._next - self.interval)) <= self._eps:
+            self._next = slot
+            # Holes just below the new end close up too.
+            while self._free and abs(self._free[-1] - (self._next - self.interval)) <= self._eps:
+                self._next = self._free.pop()
+        else:
+            bisect.insort(self._free, slot)
 
     async def acquire(self) -> None:
-        delay = self.reserve()
-        if delay > 0:
-            await anyio.sleep(delay)
+        """Wait for this caller's slot (a cancelled wait returns the slot)."""
 
     async def penalize(self, seconds: float) -> None:
-        self._next = max(self._next, self._clock() + seconds)
+        """The API said 'slow down': no slot is handed out for `seconds`."""
+
+
+class LocalRateLimiter:
+    """Slot reservation: each caller takes the next free slot, then sleeps until it.
+
+    No lock is needed: reserving or returning a slot never awaits, and asyncio
+    runs one coroutine at a time. Returned slots (of cancelled waiters) are
+    handed out again before new ones, so spacing stays exact: the schedule
+    shrinks back when the last slot comes back, and a hole in the middle is
+    filled by the next caller.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not rate > 0 or rate == float("inf"):
+            raise ValueError("rate must be a positive finite number")
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._next = 0.0
+        self._free: list[float] = []  # returned future slots, ascending
+        self._eps = self.interval * 1e-6
+
+    @property
+    def next_slot(self) -> float:
+        """The earliest slot a new caller would get (on this limiter's clock)."""
+        now = self._clock()
+        future = [s for s in self._free if s >= now]
+        return future[0] if future else max(now, self._next)
+
+    def take(self) -> float:
+        """Reserve a slot; return it (on the limiter's clock)."""
+        now = self._clock()
+        while self._free and self._free[0] < now:  # holes that time has passed: gone
+            self._free.pop(0)
+        if self._free:
+            return self._free.pop(0)
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        return slot
+
+    def reserve(self) -> float:
+        """Reserve the next slot; return how long to wait for it."""
+        return max(0.0, self.take() - self._clock())
+
+    def give_back(self, slot: float) -> None:
+        """Return an unused slot (its waiter was cancelled). Past slots are spent."""
+        if slot < self._clock():
+            return
+        if abs(slot - (self._next - self.interval)) <= self._eps:
+            self._next = slot
+            # Holes just below the new end close up too.
+            while self._free and abs(self._free[-1] - (self._next - self.interval)) <= self._eps:
+                self._next = self._free.pop()
+        else:
+            bisect.insort(self._free, slot)
+
+    @property
+    def pending(self) -> int:
+        """Slots handed out (or returned) that are still in the future; for tests and stats."""
+        now = self._clock()
+        if self._next <= now:
+            return 0
+        return round((self._next - now) / self.interval) - sum(1 for s in self._free if s >= now)
+
+    async def acquire(self) -> None:
+        slot = self.take()
+        delay = slot - self._clock()
+        if delay <= 0:
+            return
+        try:
+            await anyio.sleep(delay)
+        except anyio.get_cancelled_exc_class():
+            self.give_back(slot)
+            raise
+
+    async def penalize(self, seconds: float) -> None:
+        until = self._clock() + seconds
+        self._next = max(self._next, until)
+        self._free = [s for s in self._free if s >= until]

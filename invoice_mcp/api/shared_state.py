@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import anyio
 
 from invoice_mcp.api.auth import TokenStore
+from invoice_mcp.api.errors import UpstreamError
 from invoice_mcp.api.ratelimit import RateLimiter
 from invoice_mcp.api.settings import Settings, SettingsError
 
@@ -33,9 +34,11 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "INVOICE_MCP_REDIS_URL"
 RATE_PREFIX = "invoice-mcp:rl:"
+FREE_PREFIX = "invoice-mcp:rl-free:"
 TOKEN_PREFIX = "invoice-mcp:tok:"
 LOCK_PREFIX = "invoice-mcp:mint:"
 DUP_PREFIX = "invoice-mcp:dup:"
+MAX_CONNECTIONS = 32
 
 _T = TypeVar("_T")
 
@@ -45,11 +48,43 @@ _RESERVE = """
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- A slot returned by a cancelled waiter (KEYS[2], a sorted set) is handed out first.
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now))
+local free = redis.call('ZRANGE', KEYS[2], 0, 0)
+if free[1] then
+  redis.call('ZREM', KEYS[2], free[1])
+  local slot = tonumber(free[1])
+  return {slot - now, free[1]}
+end
 local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
 local nxt = slot + tonumber(ARGV[1])
 local ttl_ms = math.ceil((nxt - now) / 1000) + 1000  -- idle keys vanish
 redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', string.format('%.0f', ttl_ms))
-return {slot - now, slot}
+return {slot - now, string.format('%.0f', slot)}
+"""
+
+_RELEASE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local slot = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+if slot < now then return 0 end  -- its time has passed: spent
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+if stored - interval == slot then
+  -- The last slot came back: the schedule shrinks, and holes just below close up.
+  stored = slot
+  while redis.call('ZREM', KEYS[2], string.format('%.0f', stored - interval)) == 1 do
+    stored = stored - interval
+  end
+  local ttl_ms = math.max(1, math.ceil((stored - now) / 1000)) + 1000
+  redis.call('SET', KEYS[1], string.format('%.0f', stored), 'PX', string.format('%.0f', ttl_ms))
+else
+  redis.call('ZADD', KEYS[2], slot, string.format('%.0f', slot))
+  local ttl_ms = math.ceil((slot - now) / 1000) + 1000
+  if redis.call('PTTL', KEYS[2]) < ttl_ms then redis.call('PEXPIRE', KEYS[2], ttl_ms) end
+end
+return 1
 """
 
 _PENALIZE = """
@@ -57,6 +92,7 @@ if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local target = now + tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', target))
 if target > tonumber(redis.call('GET', KEYS[1]) or '0') then
   local ttl_ms = math.ceil((target - now) / 1000) + 1000
   redis.call('SET', KEYS[1], string.format('%.0f', target), 'PX', string.format('%.0f', ttl_ms))
@@ -70,8 +106,11 @@ return 0
 """
 
 
-class SharedStateError(RuntimeError):
-    """Redis (INVOICE_MCP_REDIS_URL) could not be used; the message shows no password."""
+class SharedStateError(UpstreamError, RuntimeError):
+    """Redis (INVOICE_MCP_REDIS_URL) could not be used; the message shows no password.
+
+    An `UpstreamError`, so Redis going away mid-session reaches the model as the
+    same clear "failing right now, retry" error as an unreachable API."""
 
 
 def redact_url(url: str) -> str:
@@ -138,13 +177,18 @@ class _RedisClient:
             # A few quick retries: callers are waiting on an API request, and a
             # dead Redis should fail in well under a second, not after redis-py's
             # default ten retries.
-            self._redis: Redis = redis.asyncio.Redis.from_url(
+            # A blocking pool: a burst of callers (300 concurrent tool calls) queues for a
+            # connection instead of failing with "Too many connections".
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
                 redis_url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=10.0,
                 decode_responses=True,
                 socket_connect_timeout=5.0,
                 socket_timeout=5.0,
                 retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=3),
             )
+            self._redis: Redis = redis.asyncio.Redis.from_pool(pool)
         except ValueError as exc:
             raise SettingsError(f"{ENV_VAR} is not a valid Redis URL ({self._url}): {self._scrub(exc)}") from None
 
@@ -177,6 +221,7 @@ class Grant:
 
     slot: float
     wait: float
+    slot_us: int = 0
 
 
 class RedisRateLimiter(_RedisClient):
@@ -194,22 +239,43 @@ class RedisRateLimiter(_RedisClient):
         self.interval = 1.0 / rate
         self._interval_us = max(1, round(1_000_000 / rate))
         self.redis_key = RATE_PREFIX + _digest(key)
+        self.free_key = FREE_PREFIX + _digest(key)
         self._reserve = self._redis.register_script(_RESERVE)
+        self._release = self._redis.register_script(_RELEASE)
         self._penalize = self._redis.register_script(_PENALIZE)
 
     async def reserve(self) -> Grant:
         """Reserve the next slot without waiting for it."""
-        wait_us, slot_us = await self._run(self._reserve(keys=[self.redis_key], args=[self._interval_us]))
-        return Grant(slot=int(slot_us) / 1e6, wait=int(wait_us) / 1e6)
+        wait_us, slot_us = await self._run(
+            self._reserve(keys=[self.redis_key, self.free_key], args=[self._interval_us])
+        )
+        return Grant(slot=int(slot_us) / 1e6, wait=int(wait_us) / 1e6, slot_us=int(slot_us))
+
+    async def give_back(self, grant: Grant) -> None:
+        """Return an unused slot (its waiter was cancelled) to the shared schedule."""
+        await self._run(
+            self._release(keys=[self.redis_key, self.free_key], args=[grant.slot_us, self._interval_us])
+        )
 
     async def acquire(self) -> None:
         grant = await self.reserve()
-        if grant.wait > 0:
+        if grant.wait <= 0:
+            return
+        try:
             await anyio.sleep(grant.wait)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                try:
+                    await self.give_back(grant)
+                except SharedStateError:
+                    pass  # Redis is gone: the slot expires with the key anyway
+            raise
 
     async def penalize(self, seconds: float) -> None:
         if seconds > 0:
-            await self._run(self._penalize(keys=[self.redis_key], args=[round(seconds * 1_000_000)]))
+            await self._run(
+                self._penalize(keys=[self.redis_key, self.free_key], args=[round(seconds * 1_000_000)])
+            )
 
     def __repr__(self) -> str:
         return f"RedisRateLimiter({self._url!r}, key={self.redis_key!r}, rate={1 / self.interval:g})"
