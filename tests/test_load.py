@@ -24,7 +24,7 @@ from invoice_mcp.sandbox import Sandbox, SandboxConfig
 
 from .conftest import TODAY, text_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CALLS = 200
 RATE = 5.0
