@@ -1,7 +1,19 @@
-"""Settings from the environment (and `.env`), validated once at start-up.
+"""Settings from the environment (and an env file), validated once at start-up.
 
-A real environment variable wins over `.env`. Every problem is reported in one
-message that names the variable, so a user fixes their config in one go.
+Where a setting may come from (issue 12 §2: a `.env` in a project folder must not
+redirect credentials). Highest precedence first:
+
+1. the real process environment;
+2. an env file named explicitly (`--env-file PATH` or `INVOICE_MCP_ENV_FILE=PATH`):
+   trusted like the environment;
+3. `./.env` in the working directory, which some MCP clients set to the user's
+   project: it may supply credentials and harmless tuning only. A setting that
+   would send the credentials elsewhere or lower safety (`SENSITIVE`) is ignored
+   there, with a notice; `INVOICE_MCP_READ_ONLY` may only be turned *on* by it.
+
+Every problem is reported in one message that names the variable, so a user
+fixes their config in one go. A base URL other than the two official ones is
+reported in `Settings.notices` so the command line announces it on stderr.
 """
 
 from __future__ import annotations
@@ -9,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -21,6 +33,21 @@ BASE_URLS: dict[str, str] = {
 }
 
 ConfirmPolicy = Literal["auto", "always", "never"]
+
+ENV_FILE_VAR: Final = "INVOICE_MCP_ENV_FILE"
+
+SENSITIVE: Final = frozenset(
+    {
+        "AP_BASE_URL",  # where Basic base64(id:secret) is sent
+        "AP_ENVIRONMENT",  # which official host that is
+        "INVOICE_MCP_CONFIRM",  # `never` silences confirmations
+        "INVOICE_MCP_REDIS_URL",  # where access tokens are stored
+        "INVOICE_MCP_HTTP_TOKEN",  # who may use the HTTP transport
+        "INVOICE_MCP_GATEWAY",  # serve other people's credentials instead of the configured ones
+        ENV_FILE_VAR,  # a file that would be trusted
+    }
+)
+"""Never taken from an implicit `./.env`: they redirect credentials or lower safety."""
 
 
 class SettingsError(Exception):
@@ -47,6 +74,8 @@ class Settings(BaseModel):
     list_rows: Literal["both", "text", "structured"] = "both"
     """Where list_invoices puts its rows: both (every host works), or only the text / only the
     structured content, for hosts that show the model both (INVOICE_MCP_LIST_ROWS)."""
+    notices: tuple[str, ...] = ()
+    """Things the user should see on stderr at start-up (ignored .env entries, a custom base URL)."""
 
     @property
     def cache_key(self) -> str:
@@ -68,15 +97,43 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _merged_env(env: Mapping[str, str] | None, dotenv_path: Path | None) -> dict[str, str]:
+def _read_env_file(path: Path) -> dict[str, str]:
+    from dotenv import dotenv_values  # only when there is a file to read
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _merged_env(
+    env: Mapping[str, str] | None, dotenv_path: Path | None, env_file: Path | None, notices: list[str]
+) -> dict[str, str]:
     if env is not None:
         return dict(env)
     merged: dict[str, str] = {}
-    path = dotenv_path if dotenv_path is not None else Path.cwd() / ".env"
-    if path.is_file():
-        from dotenv import dotenv_values  # only when there is a .env to read
-
-        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    named = env_file if env_file is not None else (os.environ.get(ENV_FILE_VAR, "").strip() or None)
+    if named is not None:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise SettingsError(
+                f"Invalid configuration:\n  - env file {str(path)!r} ({ENV_FILE_VAR} / --env-file) not found"
+            )
+        merged.update(_read_env_file(path))  # named explicitly: trusted like the environment
+    else:
+        path = dotenv_path if dotenv_path is not None else Path.cwd() / ".env"
+        if path.is_file():
+            ignored = []
+            for key, value in _read_env_file(path).items():
+                lowers_read_only = key == "INVOICE_MCP_READ_ONLY" and value.strip().lower() not in _TRUE
+                if key in SENSITIVE or lowers_read_only:
+                    if key not in os.environ and value.strip():  # (the environment wins anyway)
+                        ignored.append(key)
+                else:
+                    merged[key] = value
+            if ignored:
+                notices.append(
+                    f"ignored {', '.join(sorted(ignored))} in {path}: a .env in the working directory may not "
+                    "redirect the credentials or lower safety. Set these in the environment, or name the file "
+                    f"explicitly with --env-file / {ENV_FILE_VAR} if you trust it."
+                )
     merged.update(os.environ)
     return merged
 
@@ -106,14 +163,20 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     dotenv_path: Path | None = None,
+    env_file: Path | None = None,
     require_credentials: bool = True,
     gateway: bool | None = None,
 ) -> Settings:
     """Read settings; raise SettingsError listing every offending variable.
 
     Gateway mode (`gateway=True` or INVOICE_MCP_GATEWAY=1) needs no credentials and
-    ignores AP_CLIENT_ID/AP_CLIENT_SECRET: every request brings its own."""
-    e = _merged_env(env, dotenv_path)
+    ignores AP_CLIENT_ID/AP_CLIENT_SECRET: every request brings its own.
+
+    `env` given: exactly that mapping (no files). Otherwise the process environment
+    over `env_file` (or $INVOICE_MCP_ENV_FILE), else over the implicit `dotenv_path`
+    (default ./.env) restricted as the module docstring says."""
+    notices: list[str] = []
+    e = _merged_env(env, dotenv_path, env_file, notices)
     problems: list[str] = []
 
     if gateway is None:
@@ -158,11 +221,17 @@ def load_settings(
 
     if problems:
         raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(problems))
+    base_url = base_url.rstrip("/")
+    if base_url not in BASE_URLS.values():
+        notices.append(
+            f"AP_BASE_URL={base_url}: the client credentials and every request go to this server, "
+            "not to Alternative Payments' API"
+        )
     return Settings(
         client_id=client_id,
         client_secret=SecretStr(secret.strip()),
         environment=environment,  # type: ignore[arg-type]
-        base_url=base_url.rstrip("/"),
+        base_url=base_url,
         timeout_s=timeout,
         rate_limit=rate,
         redis_url=SecretStr(redis_url) if redis_url else None,
@@ -173,4 +242,5 @@ def load_settings(
         gateway_max_tenants=int(max_tenants or 100),
         gateway_idle_s=idle_s or 900.0,
         list_rows=list_rows,  # type: ignore[arg-type]
+        notices=tuple(notices),
     )

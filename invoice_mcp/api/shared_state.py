@@ -11,6 +11,7 @@ cache key, and the URL (which may hold a password) is shown redacted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -253,9 +254,7 @@ class RedisRateLimiter(_RedisClient):
 
     async def give_back(self, grant: Grant) -> None:
         """Return an unused slot (its waiter was cancelled) to the shared schedule."""
-        await self._run(
-            self._release(keys=[self.redis_key, self.free_key], args=[grant.slot_us, self._interval_us])
-        )
+        await self._run(self._release(keys=[self.redis_key, self.free_key], args=[grant.slot_us, self._interval_us]))
 
     async def acquire(self) -> None:
         grant = await self.reserve()
@@ -264,18 +263,14 @@ class RedisRateLimiter(_RedisClient):
         try:
             await anyio.sleep(grant.wait)
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-                try:
-                    await self.give_back(grant)
-                except SharedStateError:
-                    pass  # Redis is gone: the slot expires with the key anyway
+            # Redis gone: the slot expires with the key anyway.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2), contextlib.suppress(SharedStateError):
+                await self.give_back(grant)
             raise
 
     async def penalize(self, seconds: float) -> None:
         if seconds > 0:
-            await self._run(
-                self._penalize(keys=[self.redis_key, self.free_key], args=[round(seconds * 1_000_000)])
-            )
+            await self._run(self._penalize(keys=[self.redis_key, self.free_key], args=[round(seconds * 1_000_000)]))
 
     def __repr__(self) -> str:
         return f"RedisRateLimiter({self._url!r}, key={self.redis_key!r}, rate={1 / self.interval:g})"

@@ -1,6 +1,6 @@
 """The ``invoice-mcp`` command.
 
-    invoice-mcp                      stdio server for the API configured in the environment / .env
+    invoice-mcp                      stdio server for the API configured in the environment (see --help)
     invoice-mcp --sandbox            ... against an embedded sandbox API (no credentials needed)
     invoice-mcp --transport http     streamable HTTP on 127.0.0.1:8000/mcp (see invoice_mcp.faces.http)
     invoice-mcp --transport http --gateway
@@ -20,25 +20,29 @@ import sys
 from collections.abc import Sequence
 
 from invoice_mcp import __version__
-from invoice_mcp.api.settings import Settings, SettingsError, load_settings
+from invoice_mcp.api.settings import ENV_FILE_VAR, Settings, SettingsError, load_settings
 from invoice_mcp.logs import RedactingFilter, setup_logging
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CONFIG_HELP = """\
-configuration, from the environment or ./.env (a real environment variable wins):
+configuration, from the environment (a real environment variable always wins), else from a file
+named with --env-file PATH / INVOICE_MCP_ENV_FILE=PATH (trusted like the environment), else ./.env:
   AP_CLIENT_ID, AP_CLIENT_SECRET   API key and its secret (required; the secret is never logged)
-  AP_ENVIRONMENT                   production (default) or demo
-  AP_BASE_URL                      override the API base URL (e.g. a local `invoice-mcp sandbox`)
+  AP_ENVIRONMENT *                 production (default) or demo
+  AP_BASE_URL *                    override the API base URL (e.g. a local `invoice-mcp sandbox`)
   AP_TIMEOUT_S                     per-request timeout in seconds (default 30)
   AP_RATE_LIMIT                    requests per second sent to the API (default 5)
-  INVOICE_MCP_READ_ONLY            1 = read tools only: no create, archive or restore
-  INVOICE_MCP_CONFIRM              auto (default), always or never: confirm writes with the user
+  INVOICE_MCP_READ_ONLY *          1 = read tools only: no create, archive or restore
+  INVOICE_MCP_CONFIRM *            auto (default), always or never: confirm writes with the user
   INVOICE_MCP_LIST_ROWS            both (default), text or structured: where list rows go (hosts showing both)
-  INVOICE_MCP_REDIS_URL            share token and rate limit between processes (redis extra)
-  INVOICE_MCP_HTTP_TOKEN           bearer token for --transport http (required off loopback)
-  INVOICE_MCP_GATEWAY              1 = --gateway: API credentials come per request in headers
+  INVOICE_MCP_REDIS_URL *          share token and rate limit between processes (redis extra)
+  INVOICE_MCP_HTTP_TOKEN *         bearer token for --transport http (off loopback: required, 32+ chars)
+  INVOICE_MCP_GATEWAY *            1 = --gateway: API credentials come per request in headers
   INVOICE_MCP_GATEWAY_IDLE_S       gateway: drop a tenant idle this long (default 900)
   INVOICE_MCP_GATEWAY_MAX_TENANTS  gateway: tenants held at most (default 100)
+* not taken from ./.env (a notice says so; INVOICE_MCP_READ_ONLY=1 is): a project folder's .env
+  must not redirect the credentials or lower safety. Put them in the environment or an --env-file.
+A base URL other than the official ones is announced on stderr.
 `invoice-mcp check` validates the configuration against the API."""
 
 
@@ -50,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"invoice-mcp {__version__}")
+    p.add_argument(
+        "--env-file",
+        metavar="PATH",
+        default=None,
+        help=f"read settings from this file, trusted like the environment (also {ENV_FILE_VAR}=PATH)",
+    )
     p.add_argument(
         "--sandbox",
         action="store_true",
@@ -160,6 +170,8 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
                 "use it with --transport http, without --sandbox"
             )
             return 2
+        for notice in settings.notices if sandbox is None else ():
+            _err(notice)
         redactor.add_secret(settings.client_secret.get_secret_value())
         if settings.http_token is not None:
             redactor.add_secret(settings.http_token.get_secret_value())
@@ -193,6 +205,9 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
+    if args.env_file is not None:
+        # Through the environment, so every face (server, check) and any child process sees it.
+        os.environ[ENV_FILE_VAR] = os.path.abspath(args.env_file)
     try:
         if args.command == "demo":
             setup_logging(args.log_level or "WARNING")
