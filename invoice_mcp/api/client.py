@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
@@ -35,6 +37,8 @@ from invoice_mcp.api.models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link
 from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import count as _count
+from invoice_mcp.logs import RedactingFilter
+from invoice_mcp.text import clean, quoted
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,17 @@ RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 MAX_ATTEMPTS: Final = 4
 MAX_BACKOFF_S: Final = 4.0
 MAX_RETRY_AFTER_S: Final = 10.0
+MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+"""Largest response body the client reads (a page of 100 invoices is ~100 KB)."""
+MAX_TOKEN_CHARS: Final = 8192
+MAX_ERROR_TEXT: Final = 300
+MAX_VALIDATION_ERRORS: Final = 10
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what can travel in a header
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+class ResponseTooLargeError(UpstreamError):
+    """The API sent a body larger than MAX_BODY_BYTES; it was not read."""
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -59,23 +74,51 @@ def _retry_after(resp: httpx.Response) -> float | None:
     if raw is None:
         return None
     try:
-        return max(0.0, float(raw))
+        value = float(raw)
     except ValueError:
         return None
+    if not math.isfinite(value):
+        return None
+    return min(max(0.0, value), 3600.0)
+
+
+Scrub = Callable[[str], str]
 
 
 def _error_body(resp: httpx.Response) -> ErrorBody:
+    """The error reply as the API meant it: JSON when it is JSON, else the page's text (raw, to be cleaned)."""
     try:
         return ErrorBody.model_validate_json(resp.content)
     except (PydanticValidationError, ValueError):
-        return ErrorBody(message=resp.text[:200] if resp.text else None)
+        pass
+    text = resp.content[:65536].decode("utf-8", "replace")
+    if "html" in resp.headers.get("content-type", "").lower() or text.lstrip()[:1] == "<":
+        m = _TITLE.search(text)
+        title = clean(m.group(1), 80) if m else ""
+        return ErrorBody(message=f"an HTML error page titled {title}" if title else "an HTML error page")
+    return ErrorBody(message=text or None)
 
 
-def _map_error(resp: httpx.Response, what: str) -> APIError:
+def _api_text(raw: str | None, scrub: Scrub, max_len: int = MAX_ERROR_TEXT) -> str | None:
+    """Text the API wrote, for an error message: secrets masked, cleaned, bounded, quoted as data."""
+    if not raw:
+        return None
+    text = clean(scrub(raw), max_len)
+    return quoted(text, max_len) if text else None
+
+
+def _map_error(resp: httpx.Response, what: str, scrub: Scrub = lambda t: t) -> APIError:
     body = _error_body(resp)
     status = resp.status_code
-    msg = body.message or resp.reason_phrase or f"HTTP {status}"
-    kw: dict[str, Any] = {"status": status, "code": body.code, "validation_errors": body.validation_errors}
+    msg = _api_text(body.message, scrub) or clean(resp.reason_phrase, 60) or f"HTTP {status}"
+    code = (clean(scrub(body.code), 60) or None) if body.code else None
+    problems: dict[str, str] = {}
+    items = list((body.validation_errors or {}).items())
+    for key, value in items[:MAX_VALIDATION_ERRORS]:
+        problems[clean(scrub(key), 60) or "field"] = _api_text(value, scrub, 200) or "invalid"
+    if len(items) > MAX_VALIDATION_ERRORS:
+        problems["…"] = f"and {len(items) - MAX_VALIDATION_ERRORS} more problems"
+    kw: dict[str, Any] = {"status": status, "code": code, "validation_errors": problems}
     if status == 404:
         return NotFoundError(f"{what}: not found", **kw)
     if status in (400, 422):
@@ -83,8 +126,22 @@ def _map_error(resp: httpx.Response, what: str) -> APIError:
     if status in (401, 403):
         return CredentialsError(msg, **kw)
     if status == 429:
-        return RateLimitedError(msg, retry_after=_retry_after(resp) or 1.0, code=body.code)
+        return RateLimitedError(msg, retry_after=_retry_after(resp) or 1.0, code=code)
     return UpstreamError(f"{what}: upstream error {status}: {msg}", **kw)
+
+
+def token_lifetime(raw: object) -> float:
+    """`expires_in` as seconds to trust the token for. The API says 3600; anything unusable
+    (NaN, Infinity, 400 digits, text, negative) is read as a conservative 5 minutes (a 401
+    before then re-mints anyway), and an absurdly long one is capped at a day."""
+    try:
+        value = float(raw) if isinstance(raw, int | float | str) and not isinstance(raw, bool) else math.nan
+    except (ValueError, OverflowError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        log.warning("token endpoint sent an unusable expires_in; caching the token for 300 s")
+        return 300.0
+    return min(value, 86400.0)
 
 
 def absolute_https(url: str) -> str:
@@ -110,6 +167,7 @@ class APIClient:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         max_attempts: int = MAX_ATTEMPTS,
         retry_budget_s: float | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.settings = settings
         self._sleep = sleep
@@ -118,7 +176,14 @@ class APIClient:
         self.limiter: RateLimiter = limiter or LocalRateLimiter(settings.rate_limit)
         self._transport = transport
         self._http_client: httpx.AsyncClient | None = None
-        self._basic = basic_auth(settings.client_id, settings.client_secret.get_secret_value())
+        self._max_body = max_body_bytes
+        secret = settings.client_secret.get_secret_value()
+        self._basic = basic_auth(settings.client_id, secret)
+        # What an API error must never echo back into a tool result (issue 12 §4): the same
+        # masking as the logs, plus this client's own secrets and the tokens it minted.
+        self._redactor = RedactingFilter(
+            [secret, self._basic, self._basic.removeprefix("Basic "), f"{settings.client_id}:{secret}"]
+        )
         self.tokens = TokenProvider(
             settings.cache_key, self._mint_token, token_store, mint_lock=getattr(token_store, "mint_lock", None)
         )
@@ -149,11 +214,46 @@ class APIClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    def scrub(self, text: str) -> str:
+        """`text` with every secret this client knows masked (and bearer/basic values, token fields)."""
+        return self._redactor.redact(text, urls=False)
+
+    async def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One request; the body is read up to `max_body_bytes` (ResponseTooLargeError beyond)."""
+        request = self._http.build_request(method, path, **kw)
+        resp = await self._http.send(request, stream=True)
+        try:
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self._max_body:
+                raise self._too_large(request)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():  # decoded: a gzip bomb counts at its real size
+                size += len(chunk)
+                if size > self._max_body:
+                    raise self._too_large(request)
+                chunks.append(chunk)
+        finally:
+            await resp.aclose()
+        headers = [
+            (k, v) for k, v in resp.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(
+            resp.status_code, headers=headers, content=b"".join(chunks), request=request, extensions=resp.extensions
+        )
+
+    def _too_large(self, request: httpx.Request) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"{request.method} {request.url.path}: the API's response is larger than "
+            f"{self._max_body // (1024 * 1024)} MB; not read. Narrow the request (smaller limit, filters)"
+        )
+
     # -- tokens -------------------------------------------------------------
 
     async def _mint_token(self) -> tuple[str, float]:
         async def send() -> httpx.Response:
-            return await self._http.post(
+            return await self._send(
+                "POST",
                 "/oauth/token",
                 data={"grant_type": "client_credentials"},
                 headers={"Authorization": self._basic},
@@ -169,17 +269,24 @@ class APIClient:
                 code="forbidden",
             )
         if resp.status_code != 200:
-            raise _map_error(resp, "token request")
+            raise _map_error(resp, "token request", self.scrub)
         try:
             body = json.loads(resp.content)
             token = body["access_token"]
             token_type = str(body.get("token_type", "bearer"))
-            expires_in = float(body.get("expires_in", 3600))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UpstreamError("token endpoint returned an unreadable response") from exc
+            raw_expiry = body.get("expires_in", 3600)
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise UpstreamError("token endpoint returned an unreadable response") from None
         if not isinstance(token, str) or not token or token_type.lower() != "bearer":
             raise UpstreamError("token endpoint returned no bearer token")
-        return token, expires_in
+        if len(token) > MAX_TOKEN_CHARS or not _TOKEN_CHARS.fullmatch(token):
+            # Not sendable in an Authorization header (non-ASCII, spaces, control characters).
+            raise UpstreamError(
+                "token endpoint returned a malformed access token (not visible ASCII, or over 8 KB); "
+                "it cannot be used. Check AP_BASE_URL / AP_ENVIRONMENT point at the real API"
+            )
+        self._redactor.add_secret(token)
+        return token, token_lifetime(raw_expiry)
 
     # -- core request loop --------------------------------------------------
 
@@ -201,6 +308,11 @@ class APIClient:
             retry_wait: float | None = None
             try:
                 resp = await send()
+            except ResponseTooLargeError as exc:
+                _count(attempt > 1)
+                if not idempotent:
+                    raise AmbiguousWriteError(f"{what}: {exc.message}") from None
+                raise
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Never reached the API: safe to re-send, even a create.
                 _count(attempt > 1)
@@ -221,12 +333,12 @@ class APIClient:
                     failure = RateLimitedError(
                         f"{what}: rate limited by the API",
                         retry_after=retry_wait,
-                        code=_error_body(resp).code,
+                        code=clean(_error_body(resp).code, 60) or None,
                     )
                 elif status in RETRY_STATUSES:
                     if not idempotent:
                         raise AmbiguousWriteError(f"{what}: the API answered {status} after receiving the request")
-                    failure = _map_error(resp, what)
+                    failure = _map_error(resp, what, self.scrub)
                 elif 200 <= status < 300 and parse is not None:
                     try:
                         parse(resp)
@@ -267,7 +379,7 @@ class APIClient:
             token = await self.tokens.get()
 
             async def send(token: str = token) -> httpx.Response:
-                return await self._http.request(
+                return await self._send(
                     method, path, params=params, json=body, headers={"Authorization": f"Bearer {token}"}
                 )
 
@@ -293,7 +405,7 @@ class APIClient:
                 )
             if 200 <= resp.status_code < 300:
                 return parsed[0]
-            raise _map_error(resp, what)
+            raise _map_error(resp, what, self.scrub)
         raise AssertionError("unreachable")
 
     # -- invoices -----------------------------------------------------------

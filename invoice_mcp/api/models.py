@@ -3,11 +3,19 @@
 Every field is optional and unknown fields are ignored (new fields ship without a
 version bump). `status` is an open string. Money is `Decimal`: the API speaks
 dollars as JSON numbers, and sums must not drift.
+
+Tolerant of bad rows too (issue 12 §5): one invoice whose `total` is NaN,
+Infinity, 1e26 or not a number at all must not fail the page it is on. Such an
+amount becomes None and its field name is listed in `invalid_amounts`, so the
+row is kept and can be reported; a page row that is not an object at all is
+skipped and counted in `Page.skipped_rows`. A text field sent as a number
+becomes its string; one sent as an object, list or boolean becomes None.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+import math
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -41,13 +49,69 @@ def _tidy(data: Any) -> Any:
     return data
 
 
+MAX_AMOUNT: Final = Decimal("1e15")
+"""Largest plausible amount (a quadrillion dollars). Beyond it, cent arithmetic in the default
+28-digit decimal context stops being exact, so such a value is treated as invalid data."""
+
+MAX_QUANTITY: Final = 10**12
+
+
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, coerce_numbers_to_str=True)
 
     @model_validator(mode="before")
     @classmethod
     def _tidy_text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            # A text field sent as an object, list or boolean becomes None instead of failing the row.
+            bad = [
+                k
+                for k, f in cls.model_fields.items()
+                if f.annotation == (str | None) and isinstance(data.get(k), dict | list | bool)
+            ]
+            if bad:
+                data = {**data, **dict.fromkeys(bad)}
         return _tidy(data)
+
+
+def amount_or_none(raw: object) -> Decimal | None:
+    """A finite, plausible amount as Decimal, else None (bools, NaN, ±Infinity, 1e26, text...)."""
+    if raw is None or isinstance(raw, bool):
+        return None
+    if isinstance(raw, float) and not math.isfinite(raw):
+        return None
+    if not isinstance(raw, int | float | str | Decimal):
+        return None
+    try:
+        value = Decimal(raw.strip() if isinstance(raw, str) else str(raw))
+    except (InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or abs(value) >= MAX_AMOUNT:
+        return None
+    return value
+
+
+def _sanitize_amounts(data: Any, amounts: tuple[str, ...], ints: tuple[str, ...] = ()) -> Any:
+    """Before validation: replace unusable amounts with None and list them in `invalid_amounts`."""
+    if not isinstance(data, dict):
+        return data
+    bad: list[str] = []
+    out = dict(data)
+    for key in amounts:
+        raw = out.get(key)
+        if raw is not None and amount_or_none(raw) is None:
+            out[key] = None
+            bad.append(key)
+    for key in ints:
+        raw = out.get(key)
+        if raw is None:
+            continue
+        ok = isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) <= MAX_QUANTITY
+        if not ok:
+            out[key] = None
+            bad.append(key)
+    out["invalid_amounts"] = bad
+    return out
 
 
 class InvoiceStatus:
@@ -63,6 +127,13 @@ class LineItem(_Wire):
     description: str | None = None
     amount: Decimal | None = None
     quantity: int | None = None
+    invalid_amounts: list[str] = Field(default_factory=list)
+    """Fields the API sent as unusable numbers (now None)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _amounts(cls, data: Any) -> Any:
+        return _sanitize_amounts(data, ("amount",), ("quantity",))
 
 
 class Invoice(_Wire):
@@ -78,6 +149,27 @@ class Invoice(_Wire):
     sub_total: Decimal | None = None
     total: Decimal | None = None
     line_items: list[LineItem] | None = None
+    invalid_amounts: list[str] = Field(default_factory=list)
+    """Fields the API sent as unusable numbers (NaN, Infinity, ≥ 1e15, text); they are None.
+    `line_items` is listed when a line item has one."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _amounts(cls, data: Any) -> Any:
+        data = _sanitize_amounts(data, ("total", "sub_total"))
+        if isinstance(data, dict) and not isinstance(data.get("line_items"), list | None):
+            data["line_items"] = None
+            data["invalid_amounts"].append("line_items")
+        elif isinstance(data, dict) and isinstance(data.get("line_items"), list):
+            rows = [li for li in data["line_items"] if isinstance(li, dict)]
+            if len(rows) != len(data["line_items"]):
+                data["invalid_amounts"].append("line_items")
+            data["line_items"] = rows
+        return data
+
+    @property
+    def has_invalid_amounts(self) -> bool:
+        return bool(self.invalid_amounts) or any(li.invalid_amounts for li in self.line_items or ())
 
 
 class Customer(_Wire):
@@ -103,12 +195,53 @@ class Page(_Wire, Generic[T]):
     end_cursor: str | None = None
     has_next_page: bool = False
     has_previous_page: bool = False
+    skipped_rows: int = 0
+    """Rows of `data` that were not objects at all (dropped, so the rest of the page is served)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rows(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            rows = data["data"]
+            kept = [r for r in rows if isinstance(r, dict)]
+            if len(kept) != len(rows):
+                data = {**data, "data": kept, "skipped_rows": len(rows) - len(kept)}
+        return data
 
 
 class ErrorBody(_Wire):
+    """An error reply. Whatever shapes the fields take, parsing never fails on them:
+    `validation_errors` may be a field→message map, a list, or nested, and becomes a flat map."""
+
     code: str | None = None
     message: str | None = None
     validation_errors: dict[str, str] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _loose(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return {}
+        out: dict[str, Any] = {}
+        for key in ("code", "message"):
+            v = data.get(key)
+            out[key] = v if isinstance(v, str) else (None if v is None else str(v)[:1000])
+        ve = data.get("validation_errors")
+        if isinstance(ve, dict):
+            out["validation_errors"] = {str(k)[:200]: _flatten(v) for k, v in list(ve.items())[:50]}
+        elif isinstance(ve, list):
+            out["validation_errors"] = {str(i): _flatten(v) for i, v in enumerate(ve[:50])}
+        elif ve is not None:
+            out["validation_errors"] = {"request": _flatten(ve)}
+        return out
+
+
+def _flatten(value: object) -> str:
+    if isinstance(value, str):
+        return value[:1000]
+    if isinstance(value, list):
+        return "; ".join(_flatten(v) for v in value[:10])[:1000]
+    return str(value)[:1000]
 
 
 class Link(_Wire):
