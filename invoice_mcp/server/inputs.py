@@ -71,6 +71,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def _z(dt: datetime) -> str:
+    """RFC3339 in UTC with a 4-digit year (strftime's %Y gives "1" for year 1 on glibc)."""
+    return dt.replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
 def to_rfc3339(value: str, *, end: bool) -> str:
     """A date means the whole day: start at 00:00:00Z, end at 23:59:59Z."""
     if len(value) > 40 or not _DATE_SHAPE.fullmatch(value):
@@ -79,13 +84,18 @@ def to_rfc3339(value: str, *, end: bool) -> str:
         if len(value) == 10:
             d = date.fromisoformat(value)
             t = time(23, 59, 59) if end else time(0, 0, 0)
-            return datetime.combine(d, t, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return _z(datetime.combine(d, t, tzinfo=UTC))
         dt = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     except ValueError:
         raise ValueError(f"{value!r} is not a real date; use YYYY-MM-DD or RFC3339") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return _z(dt.astimezone(UTC))
+    except OverflowError:  # 0001-01-01T00:00:00+01:00, 9999-12-31T23:59:59-01:00: outside the calendar in UTC
+        raise ValueError(
+            f"{value!r} is outside the supported dates once converted to UTC; use 0001-01-02..9999-12-30"
+        ) from None
 
 
 class Filters(Strict):

@@ -77,6 +77,8 @@ class Summary:
     """Why payments could not be read (no access to /payments): balances then equal totals."""
     truncated: bool = False
     undated_unpaid: int = 0
+    invalid_totals: int = 0
+    """Invoices whose `total` the API sent as NaN, Infinity, ≥ 1e15 or text (counted with 0)."""
 
 
 def aging_bucket(due: str | None, as_of: date) -> str | None:
@@ -233,6 +235,8 @@ async def _walk(
             if s.count >= max_invoices:
                 s.truncated = True
                 break
+            if "total" in inv.invalid_amounts:
+                s.invalid_totals += 1
             await fold.add(inv, tg)
         if progress is not None:
             await progress(s.count, f"{s.count} invoices read")

@@ -286,6 +286,8 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
         )
     if s.undated_unpaid:
         lines.append(f"{s.undated_unpaid} owed invoices have no due date (not aged)")
+    if s.invalid_totals:
+        lines.append(f"{s.invalid_totals} invoices have an unusable total from the API (counted as $0.00)")
     lines.append(f"Counted: {SCOPE}.")
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)
