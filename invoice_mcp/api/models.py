@@ -161,7 +161,7 @@ class Invoice(_Wire):
             data["line_items"] = None
             data["invalid_amounts"].append("line_items")
         elif isinstance(data, dict) and isinstance(data.get("line_items"), list):
-            rows = [li for li in data["line_items"] if isinstance(li, dict)]
+            rows = [li for li in data["line_items"] if isinstance(li, dict | BaseModel)]
             if len(rows) != len(data["line_items"]):
                 data["invalid_amounts"].append("line_items")
             data["line_items"] = rows
@@ -203,7 +203,7 @@ class Page(_Wire, Generic[T]):
     def _rows(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             rows = data["data"]
-            kept = [r for r in rows if isinstance(r, dict)]
+            kept = [r for r in rows if isinstance(r, dict | BaseModel)]
             if len(kept) != len(rows):
                 data = {**data, "data": kept, "skipped_rows": len(rows) - len(kept)}
         return data
