@@ -101,6 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="http: serve many accounts; each request brings its credentials in X-Alternative-Payments-* headers "
         "(also INVOICE_MCP_GATEWAY=1)",
     )
+    p.add_argument(
+        "--max-sessions",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="http: most concurrent MCP sessions; one more gets 503 (default 1000)",
+    )
+    p.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="http: close a session after this long without a request (default 600)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("demo", help="run a scripted assistant session against the embedded sandbox")
     sub.add_parser("check", help="validate settings, mint a token and read one page of invoices")
@@ -186,6 +200,8 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
                 allowed_hosts=tuple(args.allowed_host),
                 allowed_origins=tuple(args.allowed_origin),
                 allow_unauthenticated=args.allow_unauthenticated,
+                max_sessions=args.max_sessions,
+                session_idle_timeout_s=args.session_idle_timeout,
             )
             try:
                 serve_http(settings, opts, read_only=read_only, log_level=level)

@@ -25,7 +25,20 @@ Security:
   ``Authorization: Bearer <token>`` (401 otherwise; compared in constant time).
   ``/health`` stays open (custom routes are never authenticated).
 * A non-loopback bind without a token is refused unless ``--allow-unauthenticated``:
-  the server holds live API credentials that can issue payable invoices.
+  the server holds live API credentials that can issue payable invoices. On such a
+  bind the token must be at least 32 characters (``MIN_TOKEN_CHARS``).
+* Loopback means any address in 127.0.0.0/8, ``::1`` or ``localhost``: the bound
+  address is always an accepted ``Host`` (``--host 127.0.0.2`` answers its own name).
+
+Resource bounds (issue 12 §7):
+
+* A connection must complete its request headers within ``HEADER_TIMEOUT_S`` and its
+  body within ``BODY_TIMEOUT_S`` of the headers, or it is closed (slowloris: stalled
+  sockets would otherwise be held forever). Idle keep-alive connections close after
+  uvicorn's ``timeout_keep_alive``. Long SSE responses are unaffected: the deadlines
+  only run while the *client* is still sending.
+* At most ``--max-sessions`` stateful sessions (default 1000; one more gets 503), each
+  closed after ``--session-idle-timeout`` seconds without a request (default 600).
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import h11
 import uvicorn
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -47,6 +61,7 @@ from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.server import InvoiceMCPServer, build_server
@@ -58,6 +73,12 @@ HEALTH_PATH = "/health"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _LOCAL_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 _LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+MIN_TOKEN_CHARS = 32
+HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 30.0
+KEEP_ALIVE_S = 5.0
+DEFAULT_MAX_SESSIONS = 1000
+DEFAULT_SESSION_IDLE_S = 600.0
 
 
 class HTTPConfigError(Exception):
@@ -71,16 +92,86 @@ class HTTPOptions:
     allowed_hosts: Sequence[str] = field(default_factory=tuple)
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     allow_unauthenticated: bool = False
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    session_idle_timeout_s: float = DEFAULT_SESSION_IDLE_S
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    body_timeout_s: float = BODY_TIMEOUT_S
 
 
 def is_loopback(host: str) -> bool:
-    h = host.strip("[]").lower()
+    """localhost, any 127.0.0.0/8 address, ::1 (in any spelling, bracketed or not)."""
+    h = host.strip().strip("[]").lower().rstrip(".")
     if h in LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
         return False
+
+
+def _host_patterns(host: str) -> tuple[str, str]:
+    """(Host pattern, Origin pattern) for the bound address itself."""
+    h = host.strip().strip("[]")
+    name = f"[{h}]" if ":" in h else h
+    return f"{name}:*", f"http://{name}:*"
+
+
+class DeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus deadlines while the client is still sending.
+
+    From the connection (or the first byte of a next request) the request headers
+    must be complete within `header_timeout` seconds, then the body within
+    `body_timeout`; otherwise the socket is closed. The deadlines are absolute, so
+    trickling a byte at a time does not extend them. Once the request is fully
+    received no deadline runs (an SSE response may stream for as long as it likes).
+    """
+
+    header_timeout: float = HEADER_TIMEOUT_S
+    body_timeout: float = BODY_TIMEOUT_S
+    expired: int = 0  # class-wide count, for the bench and tests
+
+    def connection_made(self, transport: Any) -> None:
+        self._deadline: Any = None
+        self._phase: str | None = None
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._arm()
+
+    def _arm(self) -> None:
+        state = self.conn.their_state
+        phase = "headers" if state is h11.IDLE else "body" if state is h11.SEND_BODY else None
+        if phase == self._phase:
+            return  # same phase: the absolute deadline stands
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self._phase = phase
+        if phase is not None and not self.transport.is_closing():
+            limit = self.header_timeout if phase == "headers" else self.body_timeout
+            self._deadline = self.loop.call_later(limit, self._expire)
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            type(self).expired += 1
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        super().connection_lost(exc)
+
+
+def protocol_for(opts: HTTPOptions) -> type[DeadlineH11Protocol]:
+    return type(
+        "DeadlineH11",
+        (DeadlineH11Protocol,),
+        {"header_timeout": opts.header_timeout_s, "body_timeout": opts.body_timeout_s},
+    )
 
 
 class StaticTokenVerifier(TokenVerifier):
@@ -99,6 +190,21 @@ def check_options(settings: Settings, opts: HTTPOptions) -> None:
     """Refuse what would expose the API credentials to the network unauthenticated."""
     if not (0 <= opts.port <= 65535):
         raise HTTPConfigError(f"--port must be 0-65535 (got {opts.port})")
+    if opts.max_sessions < 1:
+        raise HTTPConfigError(f"--max-sessions must be at least 1 (got {opts.max_sessions})")
+    if not opts.session_idle_timeout_s > 0 or opts.session_idle_timeout_s == float("inf"):
+        raise HTTPConfigError(
+            f"--session-idle-timeout must be a positive number of seconds (got {opts.session_idle_timeout_s})"
+        )
+    token = settings.http_token.get_secret_value() if settings.http_token is not None else None
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        if not is_loopback(opts.host):
+            raise HTTPConfigError(
+                f"INVOICE_MCP_HTTP_TOKEN is {len(token)} characters; on {opts.host}, which other machines can "
+                f"reach, it must be at least {MIN_TOKEN_CHARS} random characters. Generate one: "
+                'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
+        log.warning("INVOICE_MCP_HTTP_TOKEN is short (%d characters); use %d or more", len(token), MIN_TOKEN_CHARS)
     if not is_loopback(opts.host) and settings.http_token is None and not opts.allow_unauthenticated:
         raise HTTPConfigError(
             f"refusing to serve on {opts.host}, which is reachable from other machines, without authentication: "
@@ -118,10 +224,11 @@ def transport_security(opts: HTTPOptions) -> TransportSecuritySettings | None:
             hosts.append(f"{h}:*")
     origins = list(opts.allowed_origins)
     if is_loopback(opts.host):
+        own_host, own_origin = _host_patterns(opts.host)  # e.g. 127.0.0.2: answer its own name
         return TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
-            allowed_hosts=[*_LOCAL_HOSTS, *hosts],
-            allowed_origins=[*_LOCAL_ORIGINS, *origins],
+            allowed_hosts=list(dict.fromkeys([*_LOCAL_HOSTS, own_host, *hosts])),
+            allowed_origins=list(dict.fromkeys([*_LOCAL_ORIGINS, own_origin, *origins])),
         )
     if hosts or origins:
         return TransportSecuritySettings(
@@ -177,6 +284,8 @@ def build_http_app(
         host=opts.host,
         event_store=BoundedEventStore(),
         retry_interval=RETRY_MS,
+        max_sessions=opts.max_sessions,
+        session_idle_timeout=opts.session_idle_timeout_s,
     )
 
 
@@ -192,6 +301,20 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def uvicorn_config(app: Starlette, opts: HTTPOptions) -> uvicorn.Config:
+    """uvicorn with request deadlines (DeadlineH11Protocol) and a short keep-alive."""
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        log_level=None,
+        timeout_graceful_shutdown=2,
+        lifespan="on",
+        http=protocol_for(opts),
+        timeout_keep_alive=int(KEEP_ALIVE_S),
+        h11_max_incomplete_event_size=64 * 1024,
+    )
 
 
 def serve_http(
@@ -216,13 +339,7 @@ def serve_http(
         HEALTH_PATH,
         extra={"keep_urls": True},
     )
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level=None,
-        timeout_graceful_shutdown=2,
-        lifespan="on",
-    )
+    config = uvicorn_config(app, opts)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
