@@ -156,7 +156,7 @@ class DeadlineH11Protocol(H11Protocol):
     def _expire(self) -> None:
         self._deadline = None
         if not self.transport.is_closing():
-            type(self).expired += 1
+            DeadlineH11Protocol.expired += 1
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
