@@ -405,12 +405,17 @@ async def test_cancelled_waiters_return_their_redis_slots(redis_url: str, probe:
         for _ in range(300):
             tg.start_soon(limiter.acquire)
         await all_reserved.wait()
-        assert max(g.slot for g in grants) - min(g.slot for g in grants) == pytest.approx(299 * 0.2, abs=1e-5)
+        slots = sorted(g.slot for g in grants)
+        assert slots[-1] - slots[0] >= 299 * 0.2 - 1e-6  # the backlog is real: a minute of slots
         tg.cancel_scope.cancel()
+    after_cancel = await _redis_now(probe)
     nxt = await reserve()
-    # One waiter (slot "now") went through; the 299 others gave theirs back, so the next
-    # caller is due at most one interval after the first slot, not 60 s out.
-    assert nxt.slot <= min(g.slot for g in grants) + 0.2 + 1e-6
+    # Waiters whose slot came before the cancellation went through (on a loaded machine, more
+    # than the first); every other slot came back, so the next caller is due at most one
+    # interval after the last spent slot (or now), not a minute out.
+    spent = [slot for slot in slots if slot <= after_cancel]
+    assert nxt.wait == 0 or nxt.slot <= max(spent) + 0.2 + 1e-6, (nxt, max(spent))
+    assert nxt.slot - slots[0] < 30
     assert await probe.zcard(limiter.free_key) == 0  # the holes closed up into the schedule's end
     await limiter.aclose()
 

@@ -48,8 +48,10 @@ RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 MAX_ATTEMPTS: Final = 4
 MAX_BACKOFF_S: Final = 4.0
 MAX_RETRY_AFTER_S: Final = 10.0
-MAX_BODY_BYTES: Final = 8 * 1024 * 1024
-"""Largest response body the client reads (a page of 100 invoices is ~100 KB)."""
+MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+"""Largest response body the client reads (a page of 100 invoices is ~100 KB). Generous on
+purpose: the parsed models are small whatever the body (every text field is cut to its
+limit in api/models.py), so this only bounds the transient read and parse."""
 MAX_TOKEN_CHARS: Final = 8192
 MAX_ERROR_TEXT: Final = 300
 MAX_VALIDATION_ERRORS: Final = 10
