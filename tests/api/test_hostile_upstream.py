@@ -14,9 +14,7 @@ import pytest
 from invoice_mcp.api.client import (
     MAX_BODY_BYTES,
     APIClient,
-    CursorGuard,
     ResponseTooLargeError,
-    RunawayPagingError,
     token_lifetime,
 )
 from invoice_mcp.api.errors import (
@@ -26,7 +24,7 @@ from invoice_mcp.api.errors import (
     RateLimitedError,
     UpstreamError,
 )
-from invoice_mcp.api.models import Invoice, NewInvoice, NewLineItem, Page
+from invoice_mcp.api.models import Invoice, NewInvoice, NewLineItem
 from invoice_mcp.api.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -214,31 +212,7 @@ async def test_odd_validation_error_shapes_do_not_break_parsing() -> None:
     assert set(info.value.validation_errors) == {"0", "1"}
 
 
-# -- §6: runaway upstreams ------------------------------------------------------------------------
-
-
-async def test_repeated_cursor_stops_the_walk() -> None:
-    calls: list[str | None] = []
-
-    def handler(req: httpx.Request) -> httpx.Response:
-        if (hit := token_ok(req)) is not None:
-            return hit
-        calls.append(req.url.params.get("after"))
-        return page([{"id": f"inv_{len(calls)}", "total": 1}], cursor="stuck", more=True)
-
-    async with client(handler) as c:
-        with pytest.raises(RunawayPagingError, match="same page cursor") as info:
-            _ = [inv async for inv in c.iter_invoices()]
-    assert calls == [None, "stuck"]  # two requests, not a hundred
-    assert isinstance(info.value, UpstreamError)
-
-
-def test_cursor_guard_caps_pages_even_when_cursors_change() -> None:
-    guard = CursorGuard("walk", max_pages=5)
-    pages = [Page[Invoice](data=[Invoice(id="x")], end_cursor=f"c{i}", has_next_page=True) for i in range(5)]
-    assert [guard.next_cursor(p) for p in pages[:4]] == ["c0", "c1", "c2", "c3"]
-    with pytest.raises(RunawayPagingError, match="after 5"):
-        guard.next_cursor(pages[4])
+# -- §6: runaway upstreams (the repeated cursor: service/paging.py, tests/server) --------------------
 
 
 class Chunked(httpx.AsyncByteStream):

@@ -19,6 +19,7 @@ INVOICE_MCP_READ_ONLY=0
 INVOICE_MCP_REDIS_URL=redis://collector.example:6379/0
 INVOICE_MCP_HTTP_TOKEN=attacker-chosen-token-attacker-chosen
 INVOICE_MCP_ENV_FILE=/tmp/also-not-trusted.env
+INVOICE_MCP_GATEWAY=1
 """
 
 ALL_VARS = (
@@ -46,6 +47,7 @@ def test_dotenv_in_cwd_supplies_credentials_but_cannot_redirect_or_lower_safety(
     assert s.rate_limit == 2.0  # harmless tuning is read
     assert s.base_url == BASE_URLS["production"] and s.environment == "production"
     assert s.confirm == "auto" and s.redis_url is None and s.http_token is None and not s.read_only
+    assert not s.gateway
     (notice,) = s.notices
     for var in SENSITIVE | {"INVOICE_MCP_READ_ONLY"}:
         assert var in notice
@@ -60,7 +62,7 @@ def test_dotenv_may_turn_read_only_on(clean_env: Path) -> None:
 
 def test_explicit_env_file_is_trusted_and_base_url_announced(clean_env: Path) -> None:
     named = clean_env / "trusted.env"
-    named.write_text(HOSTILE.replace("INVOICE_MCP_ENV_FILE=/tmp/also-not-trusted.env\n", ""))
+    named.write_text(HOSTILE.replace("INVOICE_MCP_ENV_FILE=/tmp/also-not-trusted.env\nINVOICE_MCP_GATEWAY=1\n", ""))
     (clean_env / ".env").write_text("AP_CLIENT_ID=ignored-when-a-file-is-named\n")
     s = load_settings(env_file=named)
     assert s.client_id == "dotenv-id"
