@@ -38,7 +38,7 @@ from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import count as _count
 from invoice_mcp.logs import RedactingFilter
-from invoice_mcp.text import clean, quoted
+from invoice_mcp.text import clean
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,11 @@ def _error_body(resp: httpx.Response) -> ErrorBody:
 
 
 def _api_text(raw: str | None, scrub: Scrub, max_len: int = MAX_ERROR_TEXT) -> str | None:
-    """Text the API wrote, for an error message: secrets masked, cleaned, bounded, quoted as data."""
+    """Text the API wrote, for an error message: secrets masked, cleaned (one line, no control,
+    bidi or invisible characters), bounded. Marking it as data is the renderer's job."""
     if not raw:
         return None
-    text = clean(scrub(raw), max_len)
-    return quoted(text, max_len) if text else None
+    return clean(scrub(raw), max_len) or None
 
 
 def _map_error(resp: httpx.Response, what: str, scrub: Scrub = lambda t: t) -> APIError:
