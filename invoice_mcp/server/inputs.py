@@ -67,6 +67,16 @@ def _check_number(value: str) -> str:
 _DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}([Tt ][0-9:.]+([Zz]|[+-]\d{2}:?\d{2})?)?$")
 
 
+def real_date(v: str | None) -> str | None:
+    """A YYYY-MM-DD that exists on the calendar (the pattern alone lets 2026-02-30 through)."""
+    if v is not None:
+        try:
+            date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a real date (YYYY-MM-DD)") from None
+    return v
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -129,12 +139,7 @@ class Filters(Strict):
     @field_validator("as_of")
     @classmethod
     def _as_of(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                date.fromisoformat(v)
-            except ValueError:
-                raise ValueError(f"{v!r} is not a real date (YYYY-MM-DD)") from None
-        return v
+        return real_date(v)
 
     @field_validator("created_at_start", "due_date_start")
     @classmethod

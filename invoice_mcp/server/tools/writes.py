@@ -8,7 +8,6 @@ unless `allow_duplicate` is set: the service's guard (service/guard.py) is the a
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,7 +17,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, field_validator
 
 from invoice_mcp.server.errors import tool_errors
-from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict
+from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict, real_date
 from invoice_mcp.server.render import ref_of
 from invoice_mcp.server.spec import Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
 from invoice_mcp.text import clean, q2, quoted, usd
@@ -65,12 +64,7 @@ class CreateInput(Strict):
     @field_validator("due_date")
     @classmethod
     def _real_date(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                date.fromisoformat(v)
-            except ValueError:
-                raise ValueError(f"{v!r} is not a real date (YYYY-MM-DD)") from None
-        return v
+        return real_date(v)
 
     def draft(self) -> Draft:
         from invoice_mcp.service import Draft, DraftLine
