@@ -1,32 +1,49 @@
 """The invoice service: workflows over the API client, one module per job
-(chunks + cursors, customers, summaries, writes), composed by InvoiceService.
-Imports the API layer, never MCP."""
+(chunks + cursors, customers, summaries, payments, writes, filters), composed by
+InvoiceService. Imports the API layer, never MCP.
 
-from invoice_mcp.service.chunks import Chunk
-from invoice_mcp.service.filters import LocalFilter
-from invoice_mcp.service.invoices import (
-    InvoiceService,
-    Listed,
-    PaymentsListed,
-    PaymentsQuery,
-    Query,
-    looks_like_number,
-)
-from invoice_mcp.service.summaries import AGING_BUCKETS, Summary, Tally
-from invoice_mcp.service.writes import Draft, DraftLine
+Names are loaded on first use (PEP 562), so importing `invoice_mcp.service.errors`
+at start-up does not load the whole service and the wire models with it."""
 
-__all__ = [
-    "AGING_BUCKETS",
-    "Chunk",
-    "Draft",
-    "DraftLine",
-    "InvoiceService",
-    "Listed",
-    "LocalFilter",
-    "PaymentsListed",
-    "PaymentsQuery",
-    "Query",
-    "Summary",
-    "Tally",
-    "looks_like_number",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from invoice_mcp.service.chunks import Chunk as Chunk
+    from invoice_mcp.service.filters import LocalFilter as LocalFilter
+    from invoice_mcp.service.invoices import InvoiceService as InvoiceService
+    from invoice_mcp.service.invoices import Listed as Listed
+    from invoice_mcp.service.invoices import PaymentsListed as PaymentsListed
+    from invoice_mcp.service.invoices import PaymentsQuery as PaymentsQuery
+    from invoice_mcp.service.invoices import Query as Query
+    from invoice_mcp.service.invoices import looks_like_number as looks_like_number
+    from invoice_mcp.service.summaries import AGING_BUCKETS as AGING_BUCKETS
+    from invoice_mcp.service.summaries import Summary as Summary
+    from invoice_mcp.service.summaries import Tally as Tally
+    from invoice_mcp.service.writes import Draft as Draft
+    from invoice_mcp.service.writes import DraftLine as DraftLine
+
+_HOME = {
+    "Chunk": "chunks",
+    "LocalFilter": "filters",
+    "InvoiceService": "invoices",
+    "Listed": "invoices",
+    "PaymentsListed": "invoices",
+    "PaymentsQuery": "invoices",
+    "Query": "invoices",
+    "looks_like_number": "invoices",
+    "AGING_BUCKETS": "summaries",
+    "Summary": "summaries",
+    "Tally": "summaries",
+    "Draft": "writes",
+    "DraftLine": "writes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"invoice_mcp.service.{home}"), name)

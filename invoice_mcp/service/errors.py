@@ -3,9 +3,10 @@ type (server/errors.py); nothing here knows how a model will read them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from invoice_mcp.api.models import Customer
+if TYPE_CHECKING:
+    from invoice_mcp.api.models import Customer
 
 
 class ServiceError(Exception):

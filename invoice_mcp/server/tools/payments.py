@@ -11,7 +11,6 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator, model_va
 from invoice_mcp.server.inputs import CustomerId, DateFrom, DateTo, InvoiceRef, Strict, to_rfc3339
 from invoice_mcp.server.render import DATA_NOTE, ListedPayment, listed_payment, money, payment_line
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
-from invoice_mcp.service.payments import collected
 from invoice_mcp.text import quoted, usd
 
 if TYPE_CHECKING:
@@ -83,6 +82,7 @@ class PaymentsOutput(BaseModel):
 
 async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     from invoice_mcp.service import PaymentsQuery
+    from invoice_mcp.service.payments import collected
 
     query = PaymentsQuery(filters=args.api_filters(), customer=args.customer, invoice=args.invoice)
     listed = await svc.list_payments(query, args.limit, args.cursor)
