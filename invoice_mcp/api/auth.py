@@ -92,7 +92,6 @@ class TokenProvider:
         self._store: TokenStore = store if store is not None else LocalTokenStore()
         self._lock = anyio.Lock()
         self._mint_lock = mint_lock
-        self.minted = 0
 
     async def get(self) -> str:
         token = await self._store.get(self._key)
@@ -104,7 +103,6 @@ class TokenProvider:
             if token is not None:
                 return token
             token, expires_in = await self._mint()
-            self.minted += 1
             await self._store.put(self._key, token, cache_ttl(expires_in))
             log.debug("minted access token (expires_in=%ss)", int(expires_in))
             return token
