@@ -11,11 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox, SandboxConfig
 
 TODAY = dt.date(2026, 11, 25)
-CREDS = (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
-GRANT = {"grant_type": "client_credentials"}
 PAYMENT_KEYS = {"id", "customer_id", "status", "payment_method", "created_at", "due_date", "sub_total", "total", "fees"}
 FEE_KEYS = {"amount", "covered_by_customer", "name", "type"}
 FEE_TYPES = {"FT_LATE_PAYMENT", "FT_PRODUCT", "FT_METHOD", "FT_INTEREST"}
@@ -25,20 +23,6 @@ FEE_TYPES = {"FT_LATE_PAYMENT", "FT_PRODUCT", "FT_METHOD", "FT_INTEREST"}
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(SandboxConfig(today=TODAY, rate_limit=None)) as sb:
         yield sb
-
-
-@pytest.fixture
-def sb(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset()
-    return sandbox
-
-
-@pytest.fixture
-def api(sb: Sandbox) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sb.base_url) as client:
-        token = client.post("/oauth/token", auth=CREDS, data=GRANT).json()["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
-        yield client
 
 
 def walk(client: httpx.Client, **params: Any) -> list[dict[str, Any]]:

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, RequestRecord, Sandbox, SandboxConfig
+from invoice_mcp.sandbox import DEMO_CLIENT_ID, RequestRecord, Sandbox, SandboxConfig
+
+from .conftest import CREDS, GRANT
 
 TODAY = dt.date(2026, 11, 25)
-CREDS = (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
-GRANT = {"grant_type": "client_credentials"}
 
 
 @pytest.fixture(scope="module")
@@ -30,24 +30,9 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def sb(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset()
-    return sandbox
-
-
-@pytest.fixture
 def raw(sb: Sandbox) -> Iterator[httpx.Client]:
     """Unauthenticated client."""
     with httpx.Client(base_url=sb.base_url) as client:
-        yield client
-
-
-@pytest.fixture
-def api(sb: Sandbox) -> Iterator[httpx.Client]:
-    """Client carrying a freshly minted bearer token."""
-    with httpx.Client(base_url=sb.base_url) as client:
-        token = client.post("/oauth/token", auth=CREDS, data=GRANT).json()["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
         yield client
 
 

@@ -27,12 +27,6 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
-@pytest.fixture
-def sb(sandbox: Sandbox) -> Sandbox:
-    sandbox.reset()
-    return sandbox
-
-
 @contextlib.contextmanager
 def client_for(sb: Sandbox, creds: tuple[str, str]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sb.base_url) as client:
