@@ -123,7 +123,9 @@ async def test_month_end_review(client: Client, month: str, start: str, end: str
     assert f"created_at_end={end}" in text
     assert f"as_of={end}" in text
     assert "$" not in text  # every placeholder was substituted
-    assert_in_order(text, "summarize_invoices(created_at_start", "summarize_invoices(min_days_past_due=1", "list_invoices")
+    assert_in_order(
+        text, "summarize_invoices(created_at_start", "summarize_invoices(min_days_past_due=1", "list_invoices"
+    )
 
 
 @pytest.mark.anyio
