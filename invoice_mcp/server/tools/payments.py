@@ -9,7 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from invoice_mcp.server.inputs import CustomerId, DateFrom, DateTo, InvoiceRef, Strict, to_rfc3339
-from invoice_mcp.server.render import DATA_NOTE, ListedPayment, listed_payment, money, payment_line
+from invoice_mcp.server.render import DATA_KEY, DATA_NOTE, ListedPayment, listed_payment, money, payment_line
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import quoted, usd
 
@@ -78,6 +78,8 @@ class PaymentsOutput(BaseModel):
     has_more: bool
     customer: str | None = None
     invoice: str | None = None
+    hint: str | None = Field(None, description="The exact next call")
+    data: str | None = None
 
 
 async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
@@ -89,6 +91,8 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
     chunk = listed.chunk
     rows = [listed_payment(p, listed.names) for p in chunk.rows]
     got = collected(chunk.rows)
+    limit = "" if args.limit == PaymentsInput.model_fields["limit"].default else f", limit={args.limit}"
+    next_call = f'list_payments(cursor="{chunk.next_cursor}"{limit})' if chunk.has_more else None
     out = PaymentsOutput(
         payments=rows,
         count=len(rows),
@@ -97,6 +101,8 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
         has_more=chunk.has_more,
         customer=listed.customer,
         invoice=listed.invoice,
+        hint=f"more: {next_call}" if next_call else None,
+        data=DATA_KEY if any(r.customer for r in rows) else None,
     )
     scope = ""
     if listed.customer:
@@ -110,7 +116,7 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
     if not rows:
         header = f"no payments{scope} match" if not args.cursor else "no more payments"
     lines = [header, *(payment_line(r, who=not listed.customer) for r in rows)]
-    lines.append(f'next: list_payments(cursor="{chunk.next_cursor}")' if chunk.has_more else "end of list")
+    lines.append(f"next: {next_call}" if next_call else "end of list")
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)
     return result("\n".join(lines), out)
