@@ -182,7 +182,8 @@ class SummaryOutput(BaseModel):
 
 
 SCOPE = (
-    "archived invoices excluded unless status=archived; owed = every status except paid, void, cancelled, "
+    "balance = what is still owed (total less succeeded payments); total and unpaid = as invoiced, before "
+    "payments; archived invoices excluded unless status=archived; owed = every status except paid, void, cancelled, "
     "uncollectible and written-off; drafts (and archived) are counted apart, never owed; unknown statuses count "
     "as owed"
 )
