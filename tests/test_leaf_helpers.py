@@ -81,10 +81,10 @@ def test_anchors_that_only_look_like_base64_round_trip_exactly(anchor: str) -> N
     assert codec.decode(codec.encode(Gap("F", anchor, 1), {}), {})[0] == Gap("F", anchor, 1)
 
 
-@pytest.mark.parametrize("kw", [{"max_events": 0}, {"max_bytes": 0}])
-def test_event_store_bounds_must_be_positive(kw: dict[str, int]) -> None:
+@pytest.mark.parametrize(("events", "size"), [(0, 1), (1, 0)])
+def test_event_store_bounds_must_be_positive(events: int, size: int) -> None:
     with pytest.raises(ValueError, match="must be positive"):
-        BoundedEventStore(**kw)
+        BoundedEventStore(max_events=events, max_bytes=size)
 
 
 @pytest.mark.parametrize("rate", [0.0, -1.0, float("inf"), float("nan")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from invoice_mcp.api.errors import APIError, NotFoundError, UpstreamError
 from invoice_mcp.api.models import Invoice
@@ -66,7 +67,11 @@ def test_output_schemas_drop_closed_objects_and_keep_untyped_nullables() -> None
 
 def test_list_cells_give_compact_days_and_pass_odd_dates_through() -> None:
     inv = Invoice(
-        invoice_number="INV-1", status="paid", total=10, created_at="2026-11-23T10:00:00Z", due_date="2026-1x-05"
+        invoice_number="INV-1",
+        status="paid",
+        total=Decimal(10),
+        created_at="2026-11-23T10:00:00Z",
+        due_date="2026-1x-05",
     )
     cells = list_cells(list_item(inv, {}, date(2026, 11, 25)))
     assert cells[4] == 20261123
@@ -74,7 +79,7 @@ def test_list_cells_give_compact_days_and_pass_odd_dates_through() -> None:
 
 
 def test_detail_text_without_memo_or_lines_has_no_data_note() -> None:
-    text = detail_text(detail(Invoice(id="inv_1", status="open", total=5, line_items=[]), "Acme"))
+    text = detail_text(detail(Invoice(id="inv_1", status="open", total=Decimal(5), line_items=[]), "Acme"))
     assert DATA_NOTE not in text
     with_memo = detail_text(detail(Invoice(id="inv_1", status="open", memo="pay soon"), "Acme"))
     assert DATA_NOTE in with_memo
