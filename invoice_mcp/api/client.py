@@ -156,6 +156,11 @@ def absolute_https(url: str) -> str:
     return url
 
 
+def _query(**values: str | int | None) -> dict[str, str]:
+    """Query parameters: the ones given, as strings."""
+    return {k: str(v) for k, v in values.items() if v is not None}
+
+
 class APIClient:
     """Async client for the Alternative Payments API. One per process."""
 
@@ -426,22 +431,18 @@ class APIClient:
         invoice_number: str | None = None,
         status: str | None = None,
     ) -> Page[Invoice]:
-        params = {
-            k: v
-            for k, v in {
-                "limit": str(limit),
-                "after": after,
-                "before": before,
-                "created_at_start": created_at_start,
-                "created_at_end": created_at_end,
-                "due_date_start": due_date_start,
-                "due_date_end": due_date_end,
-                "customer_id": customer_id,
-                "invoice_number": invoice_number,
-                "status": status,
-            }.items()
-            if v is not None
-        }
+        params = _query(
+            limit=limit,
+            after=after,
+            before=before,
+            created_at_start=created_at_start,
+            created_at_end=created_at_end,
+            due_date_start=due_date_start,
+            due_date_end=due_date_end,
+            customer_id=customer_id,
+            invoice_number=invoice_number,
+            status=status,
+        )
         return await self._call("GET", "/invoices", "list invoices", params=params, model=Page[Invoice])
 
     async def create_invoice(self, new: NewInvoice) -> Invoice:
@@ -484,10 +485,7 @@ class APIClient:
         after: str | None = None,
         before: str | None = None,
     ) -> Page[Customer]:
-        params = {"limit": str(limit)}
-        for k, v in (("company_name", company_name), ("after", after), ("before", before)):
-            if v is not None:
-                params[k] = v
+        params = _query(limit=limit, company_name=company_name, after=after, before=before)
         return await self._call("GET", "/customers", "list customers", params=params, model=Page[Customer])
 
     async def get_customer(self, customer_id: str) -> Customer:
@@ -512,22 +510,18 @@ class APIClient:
     ) -> Page[Payment]:
         """One page of payments (newest first). `invoice_id` is only a filter: a Payment never says
         which invoice it paid, so attributing money to an invoice takes one walk per invoice."""
-        params = {
-            k: v
-            for k, v in {
-                "limit": str(limit),
-                "after": after,
-                "before": before,
-                "type": type,
-                "status": status,
-                "customer_id": customer_id,
-                "invoice_id": invoice_id,
-                "payment_method": payment_method,
-                "created_at_start": created_at_start,
-                "created_at_end": created_at_end,
-            }.items()
-            if v is not None
-        }
+        params = _query(
+            limit=limit,
+            after=after,
+            before=before,
+            type=type,
+            status=status,
+            customer_id=customer_id,
+            invoice_id=invoice_id,
+            payment_method=payment_method,
+            created_at_start=created_at_start,
+            created_at_end=created_at_end,
+        )
         return await self._call("GET", "/payments", "list payments", params=params, model=Page[Payment])
 
     async def get_payment(self, payment_id: str) -> Payment:
