@@ -27,7 +27,8 @@ LABEL io.modelcontextprotocol.server.name="io.github.invoice-mcp/invoice-mcp" \
       org.opencontainers.image.description="MCP server for Alternative Payments invoices (streamable HTTP)" \
       org.opencontainers.image.source="https://github.com/invoice-mcp/invoice-mcp" \
       org.opencontainers.image.licenses="Apache-2.0"
-RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
+RUN groupadd --system --gid 10001 invoice-mcp \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin invoice-mcp
 COPY --from=build /opt/invoice-mcp /opt/invoice-mcp
 ENV PATH="/opt/invoice-mcp/bin:${PATH}" \
