@@ -2,7 +2,8 @@
 #
 #   docker build -t invoice-mcp .
 #   docker run --rm -p 8000:8000 -e INVOICE_MCP_HTTP_TOKEN="$(openssl rand -hex 32)" \
-#     -e AP_CLIENT_ID=... -e AP_CLIENT_SECRET=... invoice-mcp --allowed-host mcp.example.com
+#     -e AP_CLIENT_ID=... -e AP_CLIENT_SECRET=... invoice-mcp
+#   ... invoice-mcp --transport http --host 0.0.0.0 --allowed-host mcp.example.com   (behind a DNS name)
 #   (or -e INVOICE_MCP_GATEWAY=1 instead of the AP_* key: every request brings its own credentials)
 #
 # The server refuses a non-loopback bind without INVOICE_MCP_HTTP_TOKEN (32+ characters): the image

@@ -74,6 +74,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     shutil.copy(ROOT / "server.json", server_json)  # the build writes the sha here, not into the tree
     build = subprocess.run(
         ["bash", str(ROOT / "scripts" / "build-bundle"), "--out", str(out), "--server-json", str(server_json)],
+        env={k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "FAKETIME")},  # npm on the real clock
         capture_output=True,
         text=True,
         timeout=600,
