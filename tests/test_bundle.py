@@ -33,7 +33,8 @@ from mcp import Client, StdioServerParameters
 
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server.registry import TOOLS
-from tests.conftest import text_of
+
+from .conftest import text_of
 
 pytestmark = pytest.mark.slow
 
@@ -122,8 +123,10 @@ def launch(built: Built, sandbox: Sandbox, **answers: Any) -> StdioServerParamet
     assert not missing, f"required user_config not answered: {missing}"
     mcp = built.manifest["server"]["mcp_config"]
     env = {k: substitute(v, built.unpacked, user) for k, v in mcp["env"].items()}
+    command = shutil.which(mcp["command"], path=uv_env()["PATH"])
+    assert command, f"{mcp['command']} not found"
     return StdioServerParameters(
-        command=str(shutil.which(mcp["command"], path=uv_env()["PATH"])),
+        command=command,
         args=[substitute(a, built.unpacked, user) for a in mcp["args"]],
         env=uv_env(UV_OFFLINE="1", AP_BASE_URL=sandbox.base_url, **env),
         cwd=str(built.unpacked.parent),
