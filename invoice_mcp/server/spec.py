@@ -42,6 +42,8 @@ class ToolCall:
     settings: Settings
     confirmation: Any = None
     """The resolver's answer: an ElicitationResult when the user was asked, else the resolver's own value."""
+    apps: bool = False
+    """The client renders MCP Apps views: a result may carry view-only extras in its `_meta`."""
 
 
 InT = TypeVar("InT", bound=BaseModel)
