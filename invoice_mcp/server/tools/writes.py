@@ -171,7 +171,7 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
         res = result(_preview(args, name) + "\n(dry run: nothing created; call again without dry_run to create)", out)
         if call.apps:  # the preview card warns before its Create button is pressed (hosts keep _meta from the model)
             dup = None if args.allow_duplicate else await svc.recent_duplicate(args.draft())
-            res.meta = {VIEW_META: {"duplicate": message(dup) if dup is not None else None}}
+            res.meta = {VIEW_META: {} if dup is None else {"duplicate": message(dup)}}
         return res
     if not _accepted(call.confirmation):
         out = CreateOutput(outcome="not_created", message="the user did not confirm; nothing was sent", **base)  # type: ignore[arg-type]
