@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 import uvicorn
@@ -35,6 +35,7 @@ from invoice_mcp.server import build_server
 from invoice_mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 
 log = logging.getLogger("invoice_mcp.apphost")
+T = TypeVar("T")
 
 CREATE_LINES = [
     {"description": "Onboarding workshop", "amount": 1200, "quantity": 1},
@@ -48,7 +49,8 @@ def dump(result: CallToolResult) -> dict[str, Any]:
 
 class AppHost:
     """The backend. `specs` holds named scenarios a test can open with `?spec=NAME`:
-    `{"tool": …, "arguments": …}` and optionally a ready `result` shown instead of calling the tool."""
+    `{"tool": …, "arguments": …}` and optionally a ready `result` shown instead of calling the tool
+    (and, for the benchmark's baseline, an `html` document shown instead of the tool's view)."""
 
     def __init__(self, settings: Settings, *, confirm: Literal["accept", "decline"] = "accept") -> None:
         self.settings = settings
@@ -111,13 +113,14 @@ class AppHost:
             raise LookupError(f"{tool} has no view")
         contents = (await c.read_resource(uri)).contents[0]
         assert isinstance(contents, TextResourceContents) and contents.mime_type == APP_MIME_TYPE
+        html = spec["html"] if spec is not None and "html" in spec else contents.text
         result = spec["result"] if spec is not None and "result" in spec else await self.call(tool, arguments)
         return {
             "tool": tool,
             "arguments": arguments,
             "uri": uri,
             "title": f"{tool} view",
-            "html": contents.text,
+            "html": html,
             "result": result,
         }
 
@@ -169,6 +172,7 @@ class AppHost:
     def running(self, port: int = 0) -> Iterator[AppHost]:
         started = threading.Event()
         with start_blocking_portal() as portal:
+            self._portal = portal
             stop = portal.call(anyio.Event)
             future = portal.start_task_soon(self._serve, port, started, stop)
             if not started.wait(60):
@@ -178,3 +182,73 @@ class AppHost:
             finally:
                 portal.call(stop.set)
                 future.result(60)
+                self._portal = None
+
+    def sync(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run one of this host's coroutines (`call`, `preset`) from another thread, on the loop
+        that holds its MCP session."""
+        assert self._portal is not None, "the host is not running"
+        return self._portal.call(fn, *args)
+
+
+VIEW_NAMES = ("list", "summary", "invoice", "create")
+
+
+@contextmanager
+def sandbox_host(confirm: Literal["accept", "decline"] = "accept", port: int = 0) -> Iterator[AppHost]:
+    """The test host over the embedded sandbox (demo data, loopback only)."""
+    from invoice_mcp.api.settings import load_settings
+    from invoice_mcp.sandbox import Sandbox, SandboxConfig
+
+    sandbox = Sandbox(SandboxConfig())
+    url = sandbox.start()
+    try:
+        settings = load_settings(
+            {
+                "AP_CLIENT_ID": sandbox.config.client_id,
+                "AP_CLIENT_SECRET": sandbox.config.client_secret,
+                "AP_ENVIRONMENT": "demo",
+                "AP_BASE_URL": url,
+            }
+        )
+        with AppHost(settings, confirm=confirm).running(port) as host:
+            yield host
+    finally:
+        sandbox.stop()
+
+
+def screenshots(out_dir: str, width: int = 640) -> list[str]:
+    """PNGs of the four views in both themes, as the test host renders them in headless Chromium."""
+    import os
+
+    from invoice_mcp.faces.chromium import chromium
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    with sandbox_host() as host, chromium() as browser:
+        page = browser.page(width + 40, 900)
+        for view in VIEW_NAMES:
+            for theme in ("light", "dark"):
+                page.goto(f"{host.url}?view={view}&theme={theme}&width={width}")
+                page.frame_wait("document.querySelector('main h1')")
+                page.wait_settled()
+                path = os.path.join(out_dir, f"{view}-{theme}.png")
+                with open(path, "wb") as fh:
+                    fh.write(page.screenshot())
+                written.append(path)
+    return written
+
+
+def serve(port: int, confirm: Literal["accept", "decline"]) -> int:
+    """`invoice-mcp apphost`: the test host page over the embedded sandbox until Ctrl-C."""
+    import sys
+
+    with sandbox_host(confirm, port) as host:
+        print(f"Test host for the MCP Apps views: {host.url}", flush=True)
+        print(
+            "Views: " + "  ".join(f"{host.url}?view={v}" for v in VIEW_NAMES) + "  (&theme=dark, &width=360)",
+            flush=True,
+        )
+        print(f"Confirmations asked by the server are answered '{confirm}'. Ctrl-C stops.", file=sys.stderr, flush=True)
+        threading.Event().wait()
+    return 0

@@ -225,6 +225,11 @@ class Page:
     def frame_wait(self, condition: str, timeout_ms: int = 30_000) -> Any:
         return self.wait(condition, self.view_frame(), timeout_ms)
 
+    def wait_settled(self) -> None:
+        """Until the host has sized the iframe to what the view reported (at most 500 px)."""
+        height = self.frame_eval("Math.ceil(document.documentElement.scrollHeight)")
+        self.wait(f"Math.round(document.querySelector('iframe').getBoundingClientRect().height) >= {min(500, height)}")
+
     def frame_center(self, selector: str) -> tuple[float, float]:
         """Page coordinates of the middle of an element inside the view frame."""
         box = self.eval(

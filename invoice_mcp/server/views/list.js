@@ -87,7 +87,7 @@
       onclick: function () { open(ref); },
       onkeydown: function (ev) { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(ref); } } }, [
       h("td", { text: ref, max: 64 }),
-      h("td", { className: "wrap" }, [UI.data(o.customer || "?", 80)]),
+      h("td", { className: "clip", title: UI.clip(o.customer || "?", 200) }, [UI.data(o.customer || "?", 80)]),
       h("td", {}, [UI.badge(o.status)]),
       h("td", { className: "num", text: UI.money(o.total) }),
       h("td", { text: UI.day(o.created_ymd) }),
