@@ -292,3 +292,16 @@ def test_themes_contrast_and_a_narrow_screen(page: Page, host: AppHost, view: st
     other = "dark" if theme == "light" else "light"
     page.frame_wait(f"document.documentElement.dataset.theme === '{other}'")
     assert page.frame_eval(CONTRAST) == []
+
+
+def test_the_screenshots_command_writes_both_themes_of_every_view(tmp_path: Any) -> None:
+    from invoice_mcp.faces.cli import main
+
+    assert main(["screenshots", str(tmp_path)]) == 0
+    shots = sorted(p.name for p in tmp_path.iterdir())
+    assert shots == sorted(f"{v}-{t}.png" for v in ("list", "summary", "invoice", "create") for t in ("light", "dark"))
+    for p in tmp_path.iterdir():
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        height = int.from_bytes(data[20:24], "big")
+        assert 100 < height <= 502  # inline height within 500 px (plus the host's border)

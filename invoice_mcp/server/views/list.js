@@ -6,7 +6,7 @@
   var COLS = [
     { key: "number", label: "Number" }, { key: "customer", label: "Customer" }, { key: "status", label: "Status" },
     { key: "total", label: "Total", num: true }, { key: "created_ymd", label: "Created" },
-    { key: "due_ymd", label: "Due" }, { key: "days_late", label: "Days late", num: true }
+    { key: "due_ymd", label: "Due" }, { key: "days_late", label: "Late (d)", num: true }
   ];
   var st = { rows: [], sortKey: null, dir: 1, next: null, prev: null, page: 1, args: {}, asOf: "", sum: null, focus: null };
 
