@@ -207,7 +207,11 @@ class Page:
             f" return fail(new Error('timed out: ' + {json.dumps(condition)}));"
             " setTimeout(poll, 5); })(); })"
         )
-        return self.eval(script, context)
+        try:
+            return self.eval(script, context)
+        except CDPError as exc:  # say what the page showed instead
+            shown = self.eval("document.body ? document.body.innerText.slice(0, 400) : ''", context)
+            raise CDPError(f"{exc}; the page shows: {shown!r}") from None
 
     def view_frame(self) -> int:
         """The execution context of the first child frame (the app view), once it exists."""

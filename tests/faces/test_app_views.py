@@ -45,6 +45,7 @@ def page(browser: Chromium) -> Page:
 def open_view(page: Page, host: AppHost, query: str) -> None:
     page.goto(host.url + "?" + query)
     page.frame_wait("document.querySelector('main h1, main .error')")
+    assert page.frame_eval("document.querySelector('main .error') && document.querySelector('main').innerText") is None
 
 
 def usd(value: Decimal) -> str:
