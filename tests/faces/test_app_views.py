@@ -306,3 +306,13 @@ def test_the_screenshots_command_writes_both_themes_of_every_view(tmp_path: Any)
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         height = int.from_bytes(data[20:24], "big")
         assert 100 < height <= 502  # inline height within 500 px (plus the host's border)
+
+
+def test_the_table_works_when_rows_are_kept_out_of_structured_content(page: Page, sandbox: Sandbox) -> None:
+    with AppHost(settings_for(sandbox, INVOICE_MCP_LIST_ROWS="text")).running() as host:
+        open_view(page, host, "view=list")
+        want = visible_numbers(sandbox)
+        assert texts(page, "[data-action=open-invoice] td:first-child") == want[:10]
+        page.frame_eval("document.querySelector('[data-action=next]').click()")
+        page.frame_wait("document.querySelector('[data-role=summary]').textContent.includes('page 2')")
+        assert texts(page, "[data-action=open-invoice] td:first-child") == want[10:20]

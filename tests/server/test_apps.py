@@ -19,6 +19,8 @@ from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
 from invoice_mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID, VIEWS, client_negotiated_apps, document_csp
 
+from ..conftest import settings_for
+
 pytestmark = pytest.mark.anyio
 
 APPS_AD = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
@@ -147,3 +149,18 @@ async def test_the_preview_card_is_told_of_a_recent_identical_invoice(settings: 
     warning = preview.meta["io.github.invoice-mcp/view"]["duplicate"]
     assert made.structured_content["invoice_number"] in warning
     assert anyway.meta is not None and anyway.meta["io.github.invoice-mcp/view"] == {}
+
+
+async def test_rows_kept_out_of_structured_content_reach_the_view_only(sandbox: Sandbox) -> None:
+    settings = settings_for(sandbox, INVOICE_MCP_LIST_ROWS="text")
+    async with Client(build_server(settings)) as plain:
+        before = await plain.call_tool("list_invoices", {"limit": 5})
+    async with apps_client(settings) as c:
+        after = await c.call_tool("list_invoices", {"limit": 5})
+    assert after.content == before.content and after.structured_content == before.structured_content
+    assert "rows" not in (after.structured_content or {})
+    assert before.meta is None or "io.github.invoice-mcp/view" not in before.meta
+    assert after.meta is not None
+    extra = after.meta["io.github.invoice-mcp/view"]
+    assert [r[0] for r in extra["rows"]] == [i["invoice_number"] for i in sandbox.invoices(include_archived=False)][:5]
+    assert extra["next_cursor"]

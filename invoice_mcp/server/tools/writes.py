@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 from invoice_mcp.server.errors import message, tool_errors
 from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict, real_date
 from invoice_mcp.server.render import ref_of
-from invoice_mcp.server.spec import Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.spec import VIEW_META, Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
 from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:  # the service (and the wire models with it) loads on first call, not at start-up
@@ -97,9 +97,6 @@ class CreateOutput(BaseModel):
     status: str | None = None
     message: str
 
-
-VIEW_META = "io.github.invoice-mcp/view"
-"""Result `_meta` key for what only a view shows (hosts do not give `_meta` to the model)."""
 
 _HOW = {
     "user": "confirmed by the user",

@@ -19,6 +19,18 @@
     });
   }
 
+  /* Rows are in the structured content, or (INVOICE_MCP_LIST_ROWS=text) in the result's _meta for views. */
+  function withRows(r) {
+    var out = r.structuredContent || {}, extra = (r._meta || {})["io.github.invoice-mcp/view"];
+    if (out.rows || !extra || !extra.rows) return out;
+    var merged = {};
+    for (var k in out) if (Object.prototype.hasOwnProperty.call(out, k)) merged[k] = out[k];
+    merged.cols = extra.cols; merged.rows = extra.rows;
+    merged.next_cursor = extra.next_cursor; merged.prev_cursor = extra.prev_cursor;
+    merged.hint = null;
+    return merged;
+  }
+
   function load(out) {
     st.rows = objects(out);
     st.next = out.next_cursor || null;
@@ -48,7 +60,7 @@
     Bridge.callTool("list_invoices", args).then(function (r) {
       var err = UI.resultError(r);
       if (err) { btn.disabled = false; return draw(err); }
-      load(r.structuredContent || {});
+      load(withRows(r));
       st.page += delta;
       st.focus = delta > 0 ? "next" : "prev";
       draw();
@@ -133,7 +145,7 @@
   Bridge.on("ui/notifications/tool-result", function (r) {
     var err = UI.resultError(r);
     if (err) return UI.show([UI.note(err, "error")]);
-    load(r.structuredContent || {});
+    load(withRows(r));
     draw();
   });
   Bridge.start("invoice-mcp invoices").catch(Bridge.showError);
