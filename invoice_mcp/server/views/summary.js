@@ -8,6 +8,14 @@
 
   function owed(b) { return b ? (b.balance !== undefined ? b.balance : b.total) : 0; }
 
+  /* A headline amount: the figure large, its currency small beside it (one text: "$1.00 USD"). */
+  function amount(field, value, cur) {
+    var text = money(value, cur), cut = text.lastIndexOf(" ");
+    return h("div", { className: "big", "data-field": field }, [
+      h("span", { text: cut > 0 ? text.slice(0, cut) : text }),
+      cut > 0 ? h("span", { className: "unit", text: text.slice(cut) }) : null]);
+  }
+
   function plural(n) { return n + " invoice" + (n === 1 ? "" : "s"); }
 
   function draw(s) {
@@ -32,8 +40,9 @@
     });
     var apart = Object.keys(s.apart || {}).map(function (k) {
       var b = s.apart[k];
-      return h("div", { className: "card", "data-apart": UI.clip(k, 32) }, [h("div", {}, [UI.data(k, 32)]),
-        h("div", { className: "big", text: money(b.total) }), h("div", { className: "muted", text: plural(b.count) })]);
+      return h("div", { className: "card", "data-apart": UI.clip(k, 32) }, [
+        h("div", {}, [UI.data(k, 32), h("span", { className: "muted", text: " \u00b7 not owed" })]),
+        h("div", { className: "mid", text: money(b.total) }), h("div", { className: "muted", text: plural(b.count) })]);
     });
     var unknown = Object.keys(s.unknown_statuses || {});
     UI.show([
@@ -46,21 +55,19 @@
       s.balances === false ? UI.note("Balances not computed: owed figures are invoice totals.", "warning") : null,
       h("div", { className: "cards" }, [
         h("div", { className: "card" }, [h("div", { text: "Balance owed" }),
-          h("div", { className: "big", "data-field": "balance", text: money(owed(s.unpaid), cur) }),
+          amount("balance", owed(s.unpaid), cur),
           h("div", { className: "muted", text: plural((s.unpaid || {}).count || 0) +
-            (s.with_payments ? ", " + s.with_payments + " partly paid" : "") })]),
+            (s.with_payments ? ", " + s.with_payments + " part paid" : "") })]),
         h("div", { className: "card" }, [h("div", { text: "Invoiced" }),
-          h("div", { className: "big", "data-field": "total", text: money(s.total, cur) }),
+          amount("total", s.total, cur),
           h("div", { className: "muted", text: plural(s.count || 0) })])
-      ]),
+      ].concat(apart)),
       h("h2", { text: "Owed by days past due" }),
       bars,
       top.length ? h("h2", { text: "Top customers by balance" }) : null,
       top.length ? h("div", { className: "scroll" }, [h("table", {}, [
         h("thead", {}, [h("tr", {}, [h("th", { text: "Customer" }), h("th", { className: "num", text: "Invoices" }),
           h("th", { className: "num", text: "Balance" })])]), h("tbody", {}, top)])]) : null,
-      apart.length ? h("h2", { text: "Not owed, counted apart" }) : null,
-      apart.length ? h("div", { className: "cards" }, apart) : null,
       unknown.length ? h("p", { className: "warning" }, [h("span", { text: "Unknown statuses counted as owed: " }),
         UI.data(unknown.join(", "), 200)]) : null,
       h("details", {}, [h("summary", { text: "What is counted" }), h("p", { className: "muted", text: s.scope || "", max: 800 })])
