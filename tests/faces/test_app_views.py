@@ -316,3 +316,35 @@ def test_the_table_works_when_rows_are_kept_out_of_structured_content(page: Page
         page.frame_eval("document.querySelector('[data-action=next]').click()")
         page.frame_wait("document.querySelector('[data-role=summary]').textContent.includes('page 2')")
         assert texts(page, "[data-action=open-invoice] td:first-child") == want[10:20]
+
+
+def test_the_apphost_command_serves_the_host_page_over_the_sandbox(tmp_path: Any) -> None:
+    """The README's one command: `invoice-mcp apphost` prints the page's address and serves it."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from ..procs import base_env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoice_mcp", "apphost", "--port", "0"],
+        cwd=tmp_path,
+        env=base_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("Test host for the MCP Apps views: http://127.0.0.1:")
+        url = first.split(": ", 1)[1].strip()
+        with httpx.Client(timeout=30) as http:
+            assert "invoice-mcp test host" in http.get(url).text
+            opened = http.post(url + "api/open", json={"view": "summary"}).json()
+        assert opened["uri"] == "ui://invoice-mcp/summary.html"
+        assert opened["result"]["structuredContent"]["count"] > 0
+    finally:
+        proc.terminate()
+        proc.wait(30)
