@@ -22,7 +22,7 @@ from invoice_mcp.server.render import (
     list_line,
     usual_year,
 )
-from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
+from invoice_mcp.server.spec import READ_ONLY, VIEW_META, ToolCall, ToolSpec, result
 from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:
@@ -125,7 +125,17 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
     if rows_in == "structured":  # the host shows the structured content too: say it once, there
         return result(f"{len(items)} invoices: rows and next/prev cursors in the structured content", out)
     lines = [*head, *(list_line(it, year) for it in items), *tail]
-    return result("\n".join(lines), out)
+    res = result("\n".join(lines), out)
+    if call.apps and not in_structured:  # the table view needs the rows the operator kept out of structured content
+        res.meta = {
+            VIEW_META: {
+                "cols": LIST_COLS,
+                "rows": [list_cells(it) for it in items],
+                "next_cursor": chunk.next_cursor,
+                "prev_cursor": chunk.prev_cursor,
+            }
+        }
+    return res
 
 
 SPEC_LIST = ToolSpec(

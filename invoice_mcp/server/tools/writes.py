@@ -16,10 +16,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, field_validator
 
-from invoice_mcp.server.errors import tool_errors
+from invoice_mcp.server.errors import message, tool_errors
 from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict, real_date
 from invoice_mcp.server.render import ref_of
-from invoice_mcp.server.spec import Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.spec import VIEW_META, Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
 from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:  # the service (and the wire models with it) loads on first call, not at start-up
@@ -165,7 +165,11 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
     base = {"total": float(total), "customer": clean(name, 80), "due_date": args.due_date, "confirmed": how}
     if args.dry_run:
         out = CreateOutput(outcome="preview", message="preview only; nothing was created", **base)  # type: ignore[arg-type]
-        return result(_preview(args, name) + "\n(dry run: nothing created; call again without dry_run to create)", out)
+        res = result(_preview(args, name) + "\n(dry run: nothing created; call again without dry_run to create)", out)
+        if call.apps:  # the preview card warns before its Create button is pressed (hosts keep _meta from the model)
+            dup = None if args.allow_duplicate else await svc.recent_duplicate(args.draft())
+            res.meta = {VIEW_META: {} if dup is None else {"duplicate": message(dup)}}
+        return res
     if not _accepted(call.confirmation):
         out = CreateOutput(outcome="not_created", message="the user did not confirm; nothing was sent", **base)  # type: ignore[arg-type]
         return result("Not created: the user did not confirm. Nothing was sent to the API.", out)
