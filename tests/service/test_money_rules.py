@@ -70,6 +70,10 @@ def test_ledger_partial_paid_and_settled() -> None:
     assert led.balance_due == 0 and led.paid_at == "2026-10-09T00:00:00Z"
     void = Invoice(id="i", status="void", total=Decimal("100"))
     assert ledger(void, []).balance_due == 0
-    over = Invoice(id="i", status="open", total=Decimal("10"))
+    over = Invoice(id="i", status="partially_paid", total=Decimal("10"))
     assert ledger(over, [pay("succeeded", "15")]).balance_due == 0
+    # an open invoice owes its total by its status, as in lists and summaries; money that
+    # contradicts the status is reported, not applied
+    still_open = ledger(Invoice(id="i", status="open", total=Decimal("10")), [pay("succeeded", "15")])
+    assert still_open.balance_due == 10 and still_open.issues.against_status == [("i", "open", Decimal("15"))]
     assert ledger(Invoice(id="i", status="open"), []).balance_due is None
