@@ -49,11 +49,23 @@ class Tally:
     count: int = 0
     total: Decimal = ZERO
     balance: Decimal = ZERO
+    late_count: int = 0
+    """Of these, owed invoices past due (due before as_of, as the aging buckets count them)."""
+    late_balance: Decimal = ZERO
 
-    def add(self, amount: Decimal, balance: Decimal = ZERO) -> None:
+    def add(self, amount: Decimal, balance: Decimal = ZERO, *, late: bool = False) -> None:
         self.count += 1
         self.total += amount
         self.balance += balance
+        if late:
+            self.late_count += 1
+            self.late_balance += balance
+
+    def pay(self, amount: Decimal, *, late: bool) -> None:
+        """Money applied to one of the invoices counted here (negative to undo it)."""
+        self.balance -= amount
+        if late:
+            self.late_balance -= amount
 
 
 @dataclass
@@ -140,7 +152,7 @@ class _Fold:
         self.slots = anyio.CapacityLimiter(CONCURRENT_FETCHES)
         self.error: BaseException | None = None
         self.scope: anyio.CancelScope | None = None
-        self.applied: list[tuple[Decimal, list[Tally], Figures]] = []
+        self.applied: list[tuple[Decimal, list[Tally], bool]] = []
 
     def unavailable(self, exc: APIError) -> None:
         """No access to payments (the key lacks the scope, or there is no such endpoint): balances
@@ -148,9 +160,9 @@ class _Fold:
         if self.s.payments_unavailable is None:
             self.s.payments_unavailable = exc
         self.book = None
-        for paid, tallies, _ in self.applied:
+        for paid, tallies, late in self.applied:
             for t in tallies:
-                t.balance += paid
+                t.pay(-paid, late=late)
         self.applied.clear()
         for f in self.s.by_currency.values():
             f.with_payments = 0
@@ -186,16 +198,17 @@ class _Fold:
             s.undated_unpaid += 1
         else:
             tallies.append(f.aging[bucket])
+        late = bucket not in (None, "current")
         for t in tallies:
-            t.add(total, total)
+            t.add(total, total, late=late)
         if self.book is not None and reads_payments(inv):
             s.payments_checked += 1
             # Back-pressure: the walk waits while MAX_PENDING_FETCHES fetches are queued, so pending
             # fetches (and memory) stay bounded however far ahead the invoice pages could run.
             await self.pending.acquire()
-            tg.start_soon(self._apply, inv, tallies, f)
+            tg.start_soon(self._apply, inv, tallies, f, late)
 
-    async def _apply(self, inv: Invoice, tallies: list[Tally], f: Figures) -> None:
+    async def _apply(self, inv: Invoice, tallies: list[Tally], f: Figures, late: bool) -> None:
         assert self.book is not None and inv.id
         try:
             async with self.slots:
@@ -216,9 +229,9 @@ class _Fold:
         paid = total - b.balance if b.balance is not None else ZERO
         if paid > 0:
             f.with_payments += 1
-            self.applied.append((paid, tallies, f))
+            self.applied.append((paid, tallies, late))
             for t in tallies:
-                t.balance -= paid
+                t.pay(paid, late=late)
 
 
 async def summarize(

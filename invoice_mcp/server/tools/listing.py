@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
@@ -202,6 +202,7 @@ SPEC_LIST = ToolSpec(
 class SummaryInput(Filters):
     max_invoices: int = Field(10_000, ge=1, le=1_000_000)
     top: int = Field(10, ge=1, le=50, description="Top debtors listed")
+    rank: Literal["balance", "past_due"] = Field("balance", description="Order of by_customer")
     balances: bool = Field(True, description="false: skip payments (faster), balance = totals")
 
 
@@ -209,6 +210,9 @@ class Bucket(BaseModel):
     count: int
     total: float
     balance: float | None = None
+    past_due: float | None = None
+    """Balance of those past due on as_of (owed buckets only)."""
+    past_due_count: int | None = None
 
 
 class CustomerDebt(BaseModel):
@@ -217,6 +221,8 @@ class CustomerDebt(BaseModel):
     count: int
     unpaid: float
     balance: float
+    past_due: float
+    past_due_count: int
 
 
 class SummaryOutput(BaseModel):
@@ -225,6 +231,7 @@ class SummaryOutput(BaseModel):
     currency: str | None = Field(None, description="Of every money figure here")
     by_status: dict[str, Bucket]
     unpaid: Bucket = Field(description="Owed invoices")
+    past_due: Bucket = Field(description="Owed invoices due before as_of")
     by_customer: list[CustomerDebt] = Field(description="Top by balance")
     aging: dict[str, Bucket] = Field(description="Owed by days past due")
     apart: dict[str, Bucket] = Field(description="Drafts, archived")
@@ -251,12 +258,27 @@ def _n(count: int) -> str:
     return f"({count} invoice{'' if count == 1 else 's'})"
 
 
-def _bucket(t: Tally, balances: bool = True) -> Bucket:
-    return Bucket(count=t.count, total=float(q2(t.total)), balance=float(q2(t.balance)) if balances else None)
+def _bucket(t: Tally, balances: bool = True, *, late: bool = False) -> Bucket:
+    return Bucket(
+        count=t.count,
+        total=float(q2(t.total)),
+        balance=float(q2(t.balance)) if balances else None,
+        past_due=float(q2(t.late_balance)) if late else None,
+        past_due_count=t.late_count if late else None,
+    )
 
 
-def _top(f: Figures, n: int) -> list[tuple[str, Tally]]:
-    return sorted(f.unpaid_by_customer.items(), key=lambda kv: (kv[1].balance, kv[1].total), reverse=True)[:n]
+def _late(t: Tally) -> Bucket:
+    """The past-due part of `t` as a bucket of its own (totals are not split by lateness: balance)."""
+    return Bucket(count=t.late_count, total=float(q2(t.late_balance)), balance=float(q2(t.late_balance)))
+
+
+def _top(f: Figures, n: int, rank: str = "balance") -> list[tuple[str, Tally]]:
+    def key(kv: tuple[str, Tally]) -> tuple[Decimal, Decimal, Decimal]:
+        t = kv[1]
+        return (t.late_balance, t.balance, t.total) if rank == "past_due" else (t.balance, t.late_balance, t.total)
+
+    return sorted(f.unpaid_by_customer.items(), key=key, reverse=True)[:n]
 
 
 def _figures(f: Figures, top: list[tuple[str, Tally]], names: dict[str, str]) -> dict[str, Any]:
@@ -267,8 +289,9 @@ def _figures(f: Figures, top: list[tuple[str, Tally]], names: dict[str, str]) ->
     return {
         "count": f.count,
         "total": float(q2(f.total)),
-        "by_status": {k: _bucket(b, is_owed(k)) for k, b in sorted(f.by_status.items())},
-        "unpaid": _bucket(f.unpaid),
+        "by_status": {k: _bucket(b, is_owed(k), late=is_owed(k)) for k, b in sorted(f.by_status.items())},
+        "unpaid": _bucket(f.unpaid, late=True),
+        "past_due": _late(f.unpaid),
         "by_customer": [
             CustomerDebt(
                 customer_id=cid,
@@ -276,6 +299,8 @@ def _figures(f: Figures, top: list[tuple[str, Tally]], names: dict[str, str]) ->
                 count=b.count,
                 unpaid=float(q2(b.total)),
                 balance=float(q2(b.balance)),
+                past_due=float(q2(b.late_balance)),
+                past_due_count=b.late_count,
             )
             for cid, b in top
         ],
@@ -286,7 +311,15 @@ def _figures(f: Figures, top: list[tuple[str, Tally]], names: dict[str, str]) ->
 
 
 def _figure_lines(
-    f: Figures, code: str, top: list[tuple[str, Tally]], names: dict[str, str], as_of: date, *, lead: str, who: bool
+    f: Figures,
+    code: str,
+    top: list[tuple[str, Tally]],
+    names: dict[str, str],
+    as_of: date,
+    *,
+    lead: str,
+    who: bool,
+    rank: str = "balance",
 ) -> list[str]:
     from invoice_mcp.service import AGING_BUCKETS
     from invoice_mcp.service.statuses import is_owed
@@ -297,13 +330,20 @@ def _figure_lines(
     def owed(t: Tally) -> str:
         return m(t.balance) if t.balance == t.total else f"{m(t.balance)} (of {m(t.total)})"
 
+    def late(t: Tally) -> str:
+        return f", {m(t.late_balance)} past due {_n(t.late_count)}" if t.late_count else ""
+
     statuses = sorted(f.by_status.items())
     lines = [
         lead,
         "by status: "
-        + ", ".join(f"{clean(k, 32)} {owed(b) if is_owed(k) else m(b.total)} {_n(b.count)}" for k, b in statuses),
+        + ", ".join(
+            f"{clean(k, 32)} {owed(b) if is_owed(k) else m(b.total)} {_n(b.count)}{late(b) if is_owed(k) else ''}"
+            for k, b in statuses
+        ),
         f"owed: balance {owed(f.unpaid)} {_n(f.unpaid.count)}"
         + (f"; {f.with_payments} partly paid" if f.with_payments else "")
+        + f"; past due (due before {as_of}): {m(f.unpaid.late_balance)} {_n(f.unpaid.late_count)}"
         + f"; by days past due as of {as_of}: "
         + ", ".join(
             f"{'not yet due' if k == 'current' else k + ' days'} {m(f.aging[k].balance)} {_n(f.aging[k].count)}"
@@ -312,9 +352,10 @@ def _figure_lines(
     ]
     if top and who:
         lines.append(
-            "top balances: "
+            ("top past due: " if rank == "past_due" else "top balances: ")
             + "; ".join(
                 f"{quoted(names.get(cid), 40) if names.get(cid) else cid} {m(b.balance)} {_n(b.count)}"
+                + (f", {m(b.late_balance)} past due" if b.late_count else "")
                 for cid, b in top
             )
         )
@@ -341,7 +382,7 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
         args.query(), as_of=as_of, max_invoices=args.max_invoices, progress=progress, balances=args.balances
     )
     code, main = s.main
-    tops = {c: _top(f, args.top) for c, f in s.by_currency.items()}
+    tops = {c: _top(f, args.top, args.rank) for c, f in s.by_currency.items()}
     names = await svc.customer_names({cid for top in tops.values() for cid, _ in top if cid != "?"})
     others = {c: f for c, f in s.by_currency.items() if c != code}
     balances = args.balances and s.payments_unavailable is None
@@ -370,7 +411,7 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
         f"{code or '(currency not given)'}{more}"
         + (f" (TRUNCATED at max_invoices={args.max_invoices}: partial figures)" if s.truncated else "")
     )
-    lines = _figure_lines(main, code, tops.get(code, []), names, as_of, lead=lead, who=not name)
+    lines = _figure_lines(main, code, tops.get(code, []), names, as_of, lead=lead, who=not name, rank=args.rank)
     if not args.balances:
         lines.append("balances not computed (balances=false): owed figures are invoice totals")
     elif s.payments_unavailable:
@@ -380,7 +421,7 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
         )
     for c, f in others.items():
         lead = f"{_code(c)}: {f.count} invoices, total {money_text(f.total, c)}" + (f" {c}" if c in ("", "USD") else "")
-        lines.extend(_figure_lines(f, c, tops[c], names, as_of, lead=lead, who=not name))
+        lines.extend(_figure_lines(f, c, tops[c], names, as_of, lead=lead, who=not name, rank=args.rank))
     if s.unknown_statuses:
         lines.append(
             "unknown statuses counted as owed: "
@@ -404,6 +445,7 @@ class SummaryCurrency(BaseModel):
     total: float
     by_status: dict[str, Bucket]
     unpaid: Bucket
+    past_due: Bucket
     by_customer: list[CustomerDebt]
     aging: dict[str, Bucket]
     apart: dict[str, Bucket]
