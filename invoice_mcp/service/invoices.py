@@ -316,6 +316,10 @@ class InvoiceService:
         """What the guard already knows of an identical create (no API call): a quick refusal."""
         return await self.writer.recent_duplicate(draft)
 
+    async def possible_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+        """What a create of `draft` would be refused for now (for previews; claims nothing)."""
+        return await self.writer.possible_duplicate(draft)
+
     async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
         """Create through the duplicate guard; raises DuplicateInvoice, PossiblyCreated, NotFound."""
         try:
