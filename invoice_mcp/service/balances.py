@@ -180,6 +180,15 @@ class Tallied:
     issues: PaymentIssues = field(default_factory=PaymentIssues)
     by_currency: dict[str, Decimal] = field(default_factory=dict)
     """Counted money per payment currency ("" when the payment names none)."""
+    charged: Decimal = ZERO
+    """What the payers of counted payments were charged (`total`: applied plus the fees they covered)."""
+    fees_customer: Decimal = ZERO
+    fees_merchant: Decimal = ZERO
+    """Fees on counted payments, covered by the customer (inside `charged`) or absorbed by the merchant."""
+    refunded: Decimal = ZERO
+    refunded_count: int = 0
+    charged_back: Decimal = ZERO
+    charged_back_count: int = 0
 
 
 def tally(payments: list[Payment], currency: str = "") -> Tallied:
@@ -207,10 +216,23 @@ def tally(payments: list[Payment], currency: str = "") -> Tallied:
         if status == PaymentStatus.SUCCEEDED:
             t.paid += amount
             t.by_currency[pc] = t.by_currency.get(pc, ZERO) + amount
+            t.charged += p.total if p.total is not None and p.total >= amount else amount
+            for fee in p.fees or ():
+                if fee.amount is not None and fee.amount >= 0:
+                    if fee.covered_by_customer:
+                        t.fees_customer += fee.amount
+                    else:
+                        t.fees_merchant += fee.amount
         elif status == PaymentStatus.FAILED:
             t.failed += 1
-        elif status in (PaymentStatus.REFUNDED, PaymentStatus.CHARGEBACK):
+        elif status == PaymentStatus.REFUNDED:
             t.returned += amount
+            t.refunded += amount
+            t.refunded_count += 1
+        elif status == PaymentStatus.CHARGEBACK:
+            t.returned += amount
+            t.charged_back += amount
+            t.charged_back_count += 1
     return t
 
 

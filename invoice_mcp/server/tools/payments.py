@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 from mcp.types import CallToolResult
@@ -16,6 +17,11 @@ from invoice_mcp.text import money_text, quoted
 if TYPE_CHECKING:
     from invoice_mcp.service import InvoiceService
 
+MONEY_WORDS = (
+    "Words: collected = applied to invoices = the amount (sub_total) of succeeded payments; charged = what payers "
+    "paid for them (total: applied + fees paid by customers); fees by merchant are absorbed, not charged; refunded "
+    "and charged back = payments whose money went back (not collected); a row shows amount (charged when different)"
+)
 _WORD = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -76,6 +82,7 @@ class PaymentsOutput(BaseModel):
     collected: float = Field(description="Succeeded, this chunk")
     currency: str | None = Field(None, description="Of collected, when payments name one")
     payment_issues: list[str] | None = Field(None, description="Payments not counted, and why")
+    money: dict[str, float] | None = Field(None, description="applied, charged, fees, refunded, charged_back")
     next_cursor: str | None = None
     has_more: bool
     customer: str | None = None
@@ -105,6 +112,16 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
         collected=money(got) or 0.0,
         currency=main or None,
         payment_issues=issues or None,
+        money={
+            "applied": money(counted.paid) or 0.0,
+            "charged": money(counted.charged) or 0.0,
+            "fees_by_customer": money(counted.fees_customer) or 0.0,
+            "fees_by_merchant": money(counted.fees_merchant) or 0.0,
+            "refunded": money(counted.refunded) or 0.0,
+            "charged_back": money(counted.charged_back) or 0.0,
+        }
+        if rows
+        else None,
         next_cursor=chunk.next_cursor,
         has_more=chunk.has_more,
         customer=listed.customer,
@@ -126,7 +143,24 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
         header += f", {failed} failed"
     if not rows:
         header = f"no payments{scope} match" if not args.cursor else "no more payments"
-    lines = [header, *(payment_line(r, who=not listed.customer) for r in rows), *(f"payments: {p}" for p in issues)]
+    split = []
+    if rows:
+
+        def m(v: Decimal) -> str:
+            return money_text(v, main)
+
+        split = [
+            f"applied to invoices {m(counted.paid)}, charged {m(counted.charged)}, fees paid by customers "
+            f"{m(counted.fees_customer)} / by merchant {m(counted.fees_merchant)}; refunded {m(counted.refunded)} "
+            f"({counted.refunded_count}), charged back {m(counted.charged_back)} ({counted.charged_back_count})",
+            MONEY_WORDS,
+        ]
+    lines = [
+        header,
+        *(payment_line(r, who=not listed.customer) for r in rows),
+        *split,
+        *(f"payments: {p}" for p in issues),
+    ]
     lines.append(f"next: {next_call}" if next_call else "end of list")
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)
