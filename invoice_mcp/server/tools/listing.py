@@ -60,6 +60,29 @@ class ListOutput(BaseModel):
     prev_cursor: str | None = None
     hint: str
     data: str
+    scope: str | None = None
+    """What was looked at (empty, filtered or partial chunks)."""
+
+
+TEXT_FIELDS = "memo, line item descriptions and customer name"
+
+
+def _scope(listed_filters: dict[str, str], local: LocalFilter, scanned: int, truncated: bool) -> str:
+    """What an empty, filtered or partial chunk looked at, so a zero can be trusted (or not)."""
+    parts = []
+    if local.text:
+        parts.append(f"text searched in {TEXT_FIELDS} (case-insensitive)")
+    if local.active:
+        parts.append(f"{scanned} invoices scanned in this call" + (" (the per-call limit)" if truncated else ""))
+    status = listed_filters.get("status")
+    if status == "archived":
+        parts.append("archived invoices only")
+    else:
+        parts.append("archived invoices excluded (status=archived lists them)")
+        parts.append(
+            "drafts only" if status == "draft" else "drafts excluded" if status or local.unpaid else "drafts included"
+        )
+    return "; ".join(parts)
 
 
 def _call(cursor: str, limit: int) -> str:
@@ -145,10 +168,17 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
         hint=hint if in_structured else "rows and the next/prev calls are in the text content",
         data=DATA_KEY,
     )
+    scope = None
+    if not items or local.active or chunk.truncated:
+        scope = _scope(chunk.filters, local, chunk.scanned, chunk.truncated)
+        if in_structured:
+            out.scope = scope
     who = f" for {quoted(listed.customer, 60)}" if listed.customer else ""
+    whole = not args.cursor and not chunk.has_more  # this chunk is the whole answer: N of N
     if items:
+        count = f"{len(items)} of {len(items)}" if whole else f"{len(items)}"
         head = [
-            f"{len(items)} invoices{who}" + (f" ({filt})" if filt else "") + f", newest first, sum {_amounts(totals)}"
+            f"{count} invoices{who}" + (f" ({filt})" if filt else "") + f", newest first, sum {_amounts(totals)}"
             f", owed {_amounts(owed, code=False)}; dates are {year} unless a year is given; as of {as_of.isoformat()}. "
             "Rows: number «customer» status total created due",
         ]
@@ -156,6 +186,8 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
         head = ["no more invoices" + (f" ({filt})" if filt else "")]
     else:
         head = ["no invoices match" + (f" ({filt})" if filt else "")]
+    if scope:
+        head.append(f"looked at: {scope}")
     tail = []
     if listed.payments_unavailable is not None:
         tail.append(
