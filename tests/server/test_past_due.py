@@ -95,3 +95,17 @@ async def test_list_rows_say_what_partly_paid_invoices_still_owe(mcp_client: Cli
         assert f" owes ${balance}" in next(ln for ln in text.splitlines() if ln.startswith(row[0] + " "))
     assert dec(got["owed"]) == owed < dec(got["sum"])
     assert f"owed ${owed:,.2f}" in text.splitlines()[0]
+
+
+async def test_rows_without_access_to_payments_say_their_balance_is_unknown(
+    mcp_client: Client, sandbox: Sandbox
+) -> None:
+    sandbox.faults.fail_next(1000, 403, path="/payments", body={"code": "forbidden", "message": "missing scope"})
+    r = await mcp_client.call_tool("list_invoices", {"limit": 100, "status": "partially_paid"})
+    assert not r.is_error, text_of(r)
+    text = text_of(r)
+    assert "balances of partly paid rows unknown (payments could not be read" in text and "missing scope" in text
+    got = r.structured_content
+    assert got is not None and got.get("owed") is None
+    assert all(v is None for v in got["balances"].values()) and len(got["balances"]) == len(got["rows"])
+    assert " owes $?" in text
