@@ -9,8 +9,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date
 from typing import TYPE_CHECKING, Final
 
-from invoice_mcp.api.errors import APIError, NotFoundError
+import anyio
+
+from invoice_mcp.api.errors import APIError, CredentialsError, NotFoundError
 from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
+from invoice_mcp.service.balances import Balance, balance_of, reads_payments
 from invoice_mcp.service.chunks import Chunk, ChunkReader
 from invoice_mcp.service.cursors import CursorCodec
 from invoice_mcp.service.customers import Customers
@@ -18,6 +21,8 @@ from invoice_mcp.service.errors import DuplicateInvoice, InvalidCursor, NotFound
 from invoice_mcp.service.filters import Keep, LocalFilter, split
 from invoice_mcp.service.guard import Clock, Reservations
 from invoice_mcp.service.payments import (
+    CONCURRENT_FETCHES,
+    InvoicePayments,
     Ledger,
     PaymentBook,
     PaymentChunk,
@@ -26,6 +31,7 @@ from invoice_mcp.service.payments import (
     ledger,
     no_ledger,
 )
+from invoice_mcp.service.statuses import is_owed
 from invoice_mcp.service.summaries import Progress, Summary, summarize
 from invoice_mcp.service.writes import Draft, Writer
 
@@ -74,6 +80,9 @@ class Listed:
     """The resolved customer name, when the query named one."""
     local: LocalFilter = field(default_factory=LocalFilter)
     """The server-side filter in force (from the query or the cursor)."""
+    balances: list[Balance | None] = field(default_factory=list)
+    """Per row (same order), by the one balance rule; None where its payments could not be read."""
+    payments_unavailable: APIError | None = None
 
 
 @dataclass
@@ -165,7 +174,39 @@ class InvoiceService:
             raise InvalidCursor("cursor is not valid: pass next_cursor exactly as returned") from None
         chunk = await self.chunks.chunk(filters, limit, cursor, keep=await self.keep(local))
         names = await self.customers.names({i.customer_id for i in chunk.rows if i.customer_id})
-        return Listed(chunk=chunk, names=names, customer=name, local=local)
+        balances, unavailable = await self.balances(chunk.rows)
+        return Listed(
+            chunk=chunk,
+            names=names,
+            customer=name,
+            local=local,
+            balances=balances,
+            payments_unavailable=unavailable,
+        )
+
+    async def balances(self, rows: list[Invoice]) -> tuple[list[Balance | None], APIError | None]:
+        """Each row's balance by the one rule: payments are read (a few at a time, through the same
+        cache as summaries) only for rows whose status says money may be applied."""
+        out: list[Balance | None] = [None] * len(rows)
+        failure: list[APIError] = []
+        slots = anyio.CapacityLimiter(CONCURRENT_FETCHES)
+
+        async def one(i: int, inv: Invoice) -> None:
+            try:
+                async with slots:
+                    got = await self.payments.of_invoice(inv.id or "")
+            except (CredentialsError, NotFoundError) as exc:
+                failure.append(exc)
+                return
+            out[i] = balance_of(inv, got)
+
+        async with anyio.create_task_group() as tg:
+            for i, inv in enumerate(rows):
+                if reads_payments(inv) and is_owed(inv.status):
+                    tg.start_soon(one, i, inv)
+                else:
+                    out[i] = balance_of(inv, None)
+        return out, failure[0] if failure else None
 
     async def summarize(
         self,
@@ -246,7 +287,7 @@ class InvoiceService:
     async def invoice_ledger(self, inv: Invoice) -> Ledger:
         """The invoice's payments and balance (one upstream request, cached briefly)."""
         try:
-            payments = await self.payments.of_invoice(inv.id) if inv.id else []
+            payments = await self.payments.of_invoice(inv.id) if inv.id else InvoicePayments([])
         except APIError as exc:
             # The invoice is known; its payments are not (no payments scope, or the API failing): show the
             # invoice and say so, rather than fail the whole lookup.
@@ -281,6 +322,10 @@ class InvoiceService:
     async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
         """What the guard already knows of an identical create (no API call): a quick refusal."""
         return await self.writer.recent_duplicate(draft)
+
+    async def possible_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+        """What a create of `draft` would be refused for now (for previews; claims nothing)."""
+        return await self.writer.possible_duplicate(draft)
 
     async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
         """Create through the duplicate guard; raises DuplicateInvoice, PossiblyCreated, NotFound."""

@@ -124,6 +124,18 @@ class Writer:
         record = Record.loads(raw) if raw else None
         return _refusal(await self._landed(key, draft, record)) if record else None
 
+    async def possible_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+        """For a preview: what a create of `draft` would be refused for now, without claiming anything:
+        the guard's own record, else an invoice the API already has with the same fingerprint
+        within the guard's window (one walk of the customer's recent invoices)."""
+        known = await self.recent_duplicate(draft)
+        if known is not None:
+            return known
+        found = await self._recent_on_api(draft, self._clock() - timedelta(seconds=DUPLICATE_WINDOW_S))
+        if found is None or not found.id:
+            return None
+        return _refusal(_created(draft, found.created_at or "", found, source="api"))
+
     async def _landed(self, key: str, draft: Draft, record: Record) -> Record:
         """A "possibly created" record, turned into "created" if the invoice has since shown up."""
         if record.state != "possibly":
