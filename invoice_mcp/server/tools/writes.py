@@ -188,7 +188,7 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
         out = CreateOutput(outcome="preview", message=message, duplicate_of=ref, **base)  # type: ignore[arg-type]
         res = result(text, out)
         if call.apps:  # the preview card warns before its Create button is pressed (hosts keep _meta from the model)
-            res.meta = {VIEW_META: {} if warning is None else {"duplicate": warning}}
+            res.meta = {VIEW_META: {} if warning is None or args.allow_duplicate else {"duplicate": warning}}
         return res
     if not _accepted(call.confirmation):
         out = CreateOutput(outcome="not_created", message="the user did not confirm; nothing was sent", **base)  # type: ignore[arg-type]
