@@ -79,6 +79,11 @@ def message(exc: ServiceError | APIError) -> str:
                 "AP_CLIENT_ID / AP_CLIENT_SECRET / AP_ENVIRONMENT (on a gateway: the caller's "
                 "X-Alternative-Payments-Client-Id / -Client-Secret / -Environment headers); retrying will not help."
             )
+        case RateLimitedError(code="unverified_credentials"):
+            return (
+                "not sent: too many token requests with credentials this server has not seen accepted are "
+                f"waiting for this client id; check the client secret, then retry in {max(1, round(exc.retry_after))} s"
+            )
         case RateLimitedError():
             return f"rate limited by the API; retry in {max(1, round(exc.retry_after))} s"
         case UpstreamError():

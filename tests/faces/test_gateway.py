@@ -320,3 +320,29 @@ async def test_replicas_share_tokens_and_accept_each_others_cursors(
     cursor = first.structured_content["next_cursor"]
     assert ids(await call(two, B, "list_invoices", {"limit": 2, "cursor": cursor})) == oracle(sandbox, B, 4)[2:]
     assert (await call(two, A, "list_invoices", {"limit": 2, "cursor": cursor})).is_error
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_replicas_share_the_duplicate_guard_through_redis(replicas: tuple[Sandbox, list[HTTPServer]]) -> None:
+    """20 identical creates for one account at once, 10 through each replica, the first POST held
+    upstream for 1 s: one POST in the sandbox's request log, 19 refusals."""
+    sandbox, (one, two) = replicas
+    args = {
+        "customer_id": sandbox.customers(tenant=B[0])[0]["id"],
+        "due_date": "2027-03-01",
+        "line_items": [{"description": "Replicated seats", "amount": 12, "quantity": 4}],
+    }
+    sandbox.faults.delay_next(1, 1.0, method="POST", path="/invoices")
+    results: list[CallToolResult] = []
+
+    async def create(server: HTTPServer) -> None:
+        results.append(await call(server, B, "create_invoice", args))
+
+    async with anyio.create_task_group() as tg:
+        for k in range(20):
+            tg.start_soon(create, (one, two)[k % 2])
+    posts = [r for r in sandbox.requests("POST", "/invoices", tenant=B[0]) if r.path == "/invoices"]
+    assert len(posts) == 1
+    assert sum(not r.is_error for r in results) == 1
+    assert all("not created" in text_of(r) for r in results if r.is_error)
