@@ -12,6 +12,8 @@ Touchpoints:
    public override), to drop what costs tokens and tells a model nothing.
 3. `describe_validation`: the SDK's own argument check raises `ToolError` whose
    `__cause__` is pydantic's `ValidationError`; it is reworded for a model.
+4. `one_initialize`: a server middleware (`MCPServer(middleware=…)`) that refuses a second
+   `initialize` on a connection; the SDK would otherwise replace its capabilities.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+from mcp import MCPError
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult
+from mcp.types import INVALID_REQUEST, CallToolResult
 from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 
@@ -181,3 +185,15 @@ def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("properties"), dict):
         out["properties"] = {name: kind(sub) for name, sub in out["properties"].items()}
     return out
+
+
+async def one_initialize(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """A connection's capabilities are fixed by its first `initialize`. A second one would replace
+    them (say, claim no elicitation so a create no longer asks the user): it is refused, and the
+    session keeps what it declared first."""
+    if ctx.method == "initialize" and ctx.session.client_params is not None:
+        raise MCPError(
+            code=INVALID_REQUEST,
+            message="this session is already initialized; its capabilities are fixed. Open a new session instead.",
+        )
+    return await call_next(ctx)
