@@ -120,7 +120,7 @@ def _map_error(resp: httpx.Response, what: str, scrub: Scrub = lambda t: t) -> A
         problems[clean(scrub(key), 60) or "field"] = _api_text(value, scrub, 200) or "invalid"
     if len(items) > MAX_VALIDATION_ERRORS:
         problems["…"] = f"and {len(items) - MAX_VALIDATION_ERRORS} more problems"
-    kw: dict[str, Any] = {"status": status, "code": code, "validation_errors": problems}
+    kw: dict[str, Any] = {"status": status, "code": code, "validation_errors": problems, "api_text": msg}
     if status == 404:
         return NotFoundError(f"{what}: not found", **kw)
     if status in (400, 422):

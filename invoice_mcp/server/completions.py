@@ -45,6 +45,7 @@ from mcp.types import (
 
 from invoice_mcp.api.errors import APIError
 from invoice_mcp.api.models import PAGE_SIZE
+from invoice_mcp.server.errors import api_words
 from invoice_mcp.server.prompts import YEAR_MONTH, PromptArgumentSpec, PromptSpec, prompt_specs
 from invoice_mcp.text import clean
 
@@ -160,7 +161,7 @@ class Completer:
             raise MCPError(INVALID_PARAMS, f"no suggestions for {name!r}: {exc}") from None
         except APIError as exc:
             raise MCPError(
-                INTERNAL_ERROR, f"no suggestions for {name!r}: the invoice API failed ({clean(exc.message)})"
+                INTERNAL_ERROR, f"no suggestions for {name!r}: the invoice API failed ({api_words(exc)})"
             ) from None
         return EMPTY
 
