@@ -196,3 +196,38 @@ async def test_api_error_text_is_quoted_and_marked_as_data(status: int, body: di
     start = text.index("SYSTEM")
     assert text[start - 1] == "«"
     assert "not instructions" in text
+
+
+EXTREMES = ("0001-01-01", "0001-01-02", "9999-12-30", "9999-12-31")
+DATE_CALLS = [
+    ("list_invoices", {"as_of": "{d}", "min_days_past_due": 5}),
+    ("list_invoices", {"as_of": "{d}", "min_days_past_due": 0}),
+    ("summarize_invoices", {"as_of": "{d}", "min_days_past_due": 30}),
+    ("summarize_invoices", {"as_of": "{d}"}),
+    ("list_invoices", {"created_at_start": "{d}", "created_at_end": "{d}"}),
+    ("list_invoices", {"due_date_start": "{d}T00:00:00+01:00"}),
+    ("list_invoices", {"due_date_end": "{d}T23:59:59-01:00"}),
+    ("list_payments", {"created_at_start": "{d}", "created_at_end": "{d}"}),
+    ("list_payments", {"created_at_end": "{d}T23:59:59-01:00"}),
+    ("create_invoice", {"customer_id": "{customer}", "due_date": "{d}", "dry_run": True,
+                        "line_items": [{"description": "x", "amount": 1, "quantity": 1}]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("when", EXTREMES)
+@pytest.mark.parametrize(("tool", "template"), DATE_CALLS, ids=[f"{t}-{'-'.join(a)}" for t, a in DATE_CALLS])
+async def test_calendar_extremes_in_every_date_argument(
+    sandbox: Sandbox, tool: str, template: dict[str, Any], when: str
+) -> None:
+    """A date at either end of the calendar is answered, or refused as a clear input error naming
+    the argument: never a bare 'Error executing tool'."""
+    import json
+
+    customer = sandbox.customers()[0]["id"]
+    args = json.loads(json.dumps(template).replace("{d}", when).replace("{customer}", customer))
+    async with Client(build_server(settings_for(sandbox))) as c:
+        r = await c.call_tool(tool, args)
+    text = text_of(r)
+    assert text.strip() != f"Error executing tool {tool}" and "Traceback" not in text
+    if r.is_error:
+        assert any(name in text for name in args) and ("date" in text or "as_of" in text), text
