@@ -228,8 +228,13 @@ async def _walk(
     progress: Progress | None,
     keep: Callable[[Invoice], bool] | None = None,
 ) -> None:
+    read = 0  # with a server-side filter, max_invoices bounds the invoices read, not only those kept
     async for page in walk(lambda after: client.list_invoices(limit=PAGE_SIZE, after=after, **filters)):
         for inv in page.data:
+            read += 1
+            if keep is not None and read > max_invoices:
+                s.truncated = True
+                break
             if keep is not None and not keep(inv):
                 continue
             if s.count >= max_invoices:
@@ -242,6 +247,6 @@ async def _walk(
             await progress(s.count, f"{s.count} invoices read")
         if s.truncated:
             return
-        if s.count >= max_invoices and page.has_next_page:
+        if (s.count >= max_invoices or (keep is not None and read >= max_invoices)) and page.has_next_page:
             s.truncated = True
             return

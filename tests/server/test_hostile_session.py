@@ -231,3 +231,26 @@ async def test_calendar_extremes_in_every_date_argument(
     assert text.strip() != f"Error executing tool {tool}" and "Traceback" not in text
     if r.is_error:
         assert any(name in text for name in args) and ("date" in text or "as_of" in text), text
+
+
+@pytest.fixture(scope="module")
+def big_sandbox() -> Any:
+    from invoice_mcp.sandbox import SandboxConfig
+
+    from ..conftest import TODAY
+
+    with Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, invoices=2_500)) as sb:
+        yield sb
+
+
+@pytest.mark.parametrize("server_side", [{"text": "no invoice says this"}, {"unpaid": True}])
+async def test_a_filtered_summary_reads_no_more_pages_than_its_bound(big_sandbox: Any, server_side: Any) -> None:
+    """A server-side filter cannot narrow the upstream walk, so max_invoices bounds the invoices
+    *read*: 1,000 → at most 10 pages of 100 of the 25, and the answer says it is partial."""
+    big_sandbox.clear_log()
+    async with Client(build_server(settings_for(big_sandbox))) as c:
+        r = await c.call_tool("summarize_invoices", {**server_side, "max_invoices": 1000, "balances": False})
+    assert not r.is_error, text_of(r)
+    pages = [q for q in big_sandbox.requests("GET", "/invoices") if q.path == "/invoices"]
+    assert len(pages) <= 10
+    assert "TRUNCATED" in text_of(r) and r.structured_content is not None and r.structured_content["truncated"]
