@@ -173,9 +173,9 @@ class Completer:
         if spec.format == YEAR_MONTH:
             return bounded(rank(recent_months(self._today()), typed))
         if spec.name in CUSTOMER_ARGUMENTS:
-            directory = await app.service_for_headers(headers).customer_directory()
+            directory, partial = await app.service_for_headers(headers).customer_coverage()
             names = sorted({clean(c.name, NAME_MAX) for c in directory if c.name}, key=str.casefold)
-            return bounded(rank(names, typed))
+            return bounded(rank(names, typed), more_elsewhere=partial)
         return EMPTY
 
     async def _invoice_numbers(self, svc: InvoiceService, typed: str) -> Completion:
