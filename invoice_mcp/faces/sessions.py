@@ -160,26 +160,31 @@ class SessionOwners:
             await _respond(send, 503, _TOO_MANY)
             return
         self._opening[owner] = self._opening.get(owner, 0) + 1
+        answered = False
+        external = secrets.token_urlsafe(32)
+
+        def settle() -> None:  # counted as opening until answered: then as a session, or not at all
+            nonlocal answered
+            if not answered:
+                answered = True
+                self._opening[owner] -= 1
+                if self._opening[owner] <= 0:
+                    del self._opening[owner]
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                internal = _swap_header(message, external)
+                if internal is not None and message["status"] < 400:
+                    self._sessions[external] = _Session(internal, owner)
+                    self.stats.opened += 1
+                    log.debug("session %s opened", short(external))
+                settle()
+            await send(message)
+
         try:
-            external = secrets.token_urlsafe(32)
-            opened: list[str] = []
-
-            async def watch(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    internal = _swap_header(message, external)
-                    if internal is not None and message["status"] < 400:
-                        self._sessions[external] = _Session(internal, owner)
-                        opened.append(internal)
-                await send(message)
-
             await self.app(scope, receive, watch)
-            if opened:
-                self.stats.opened += 1
-                log.debug("session %s opened", short(external))
         finally:
-            self._opening[owner] -= 1
-            if self._opening[owner] <= 0:
-                del self._opening[owner]
+            settle()
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, internal: str, external: str) -> int | None:
         headers = [(k, internal.encode("latin-1") if k == SESSION_HEADER else v) for k, v in scope["headers"]]
