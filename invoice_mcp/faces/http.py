@@ -209,6 +209,14 @@ def check_options(settings: Settings, opts: HTTPOptions) -> None:
                 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
         log.warning("INVOICE_MCP_HTTP_TOKEN is short (%d characters); use %d or more", len(token), MIN_TOKEN_CHARS)
+    if not is_loopback(opts.host) and settings.redis_url is None:
+        log.warning(
+            "serving on %s without INVOICE_MCP_REDIS_URL: if this server runs as one of several replicas, "
+            "the duplicate-create guard only sees the others' invoices once the API has them (two identical "
+            "creates reaching two replicas at the same moment can both go through) and each replica paces "
+            "the API on its own. Set INVOICE_MCP_REDIS_URL on every replica to share them.",
+            opts.host,
+        )
     if not is_loopback(opts.host) and settings.http_token is None and not opts.allow_unauthenticated:
         raise HTTPConfigError(
             f"refusing to serve on {opts.host}, which is reachable from other machines, without authentication: "

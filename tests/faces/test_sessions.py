@@ -66,3 +66,25 @@ async def test_reaped_sessions_free_their_owners_place() -> None:
     await owners(scope, None, send)
     assert [m["status"] for m in sent if m["type"] == "http.response.start"][-1] == 200
     assert len(owners) == 1
+
+
+def test_a_replicable_bind_without_shared_state_warns_at_start_up(caplog: pytest.LogCaptureFixture) -> None:
+    """Off loopback (a deployment others reach, often behind a load balancer) without
+    INVOICE_MCP_REDIS_URL, the duplicate guard cannot see another replica's create in flight."""
+    import logging
+
+    from invoice_mcp.api.settings import load_settings
+    from invoice_mcp.faces.http import HTTPOptions, check_options
+
+    token = "t" * 40
+    base = {"AP_CLIENT_ID": "id", "AP_CLIENT_SECRET": "secret", "INVOICE_MCP_HTTP_TOKEN": token}
+    with caplog.at_level(logging.WARNING, logger="invoice_mcp.faces.http"):
+        check_options(load_settings(base), HTTPOptions(host="0.0.0.0"))
+    assert any("INVOICE_MCP_REDIS_URL" in r.getMessage() and "duplicate" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="invoice_mcp.faces.http"):
+        check_options(
+            load_settings({**base, "INVOICE_MCP_REDIS_URL": "redis://127.0.0.1:1/0"}), HTTPOptions(host="0.0.0.0")
+        )
+        check_options(load_settings(base), HTTPOptions(host="127.0.0.1"))
+    assert not [r for r in caplog.records if "INVOICE_MCP_REDIS_URL" in r.getMessage()]
