@@ -221,6 +221,8 @@ class Tenants:
     def release(self, tenant: Tenant) -> None:
         tenant.active -= 1
         tenant.last_used = self._clock()
+        if tenant.probation and tenant.verified:
+            self._remember_good(tenant.key)  # even for a tenant held for its call only: next time, no probation
         if tenant.retired:
             if tenant.active == 0:
                 self._schedule_close(tenant)
@@ -228,15 +230,18 @@ class Tenants:
         if tenant.probation and tenant.verified:
             self._promote(tenant)
 
+    def _remember_good(self, key: TenantKey) -> None:
+        self._known_good[key] = None
+        self._known_good.move_to_end(key)
+        while len(self._known_good) > KNOWN_GOOD_MAX:
+            self._known_good.popitem(last=False)
+
     def _promote(self, tenant: Tenant) -> None:
         """Probation over: the API accepted these credentials."""
         if self._probation.get(tenant.key) is tenant:
             del self._probation[tenant.key]
         tenant.probation = False
         self.stats.promoted += 1
-        self._known_good[tenant.key] = None
-        while len(self._known_good) > KNOWN_GOOD_MAX:
-            self._known_good.popitem(last=False)
         self._admit(tenant)
 
     def _admit(self, tenant: Tenant) -> None:

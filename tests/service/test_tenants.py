@@ -371,3 +371,19 @@ async def test_wrong_secrets_for_a_client_id_hold_a_bounded_share_of_its_schedul
     assert outcomes.count("forbidden") == 1
     assert len(t.warm()) == 1 and t.stats.probation_held <= t.probation_max
     await t.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_tenant_held_for_its_call_only_is_remembered_once_accepted(tenants: Tenants) -> None:
+    """Probation full of busy strangers: a newcomer is served for its call only; once the API has
+    accepted its credentials, its next call skips probation."""
+    tenants.probation_max = 2
+    busy = [tenants.acquire(tenants.credentials(f"stranger-{k}", "x")) for k in range(2)]
+    newcomer = verify(tenants.acquire(tenants.credentials("acme", "s")))
+    assert newcomer.retired and "acme" not in {k[1] for k in tenants.held()}
+    tenants.release(newcomer)
+    again = tenants.acquire(tenants.credentials("acme", "s"))
+    assert not again.probation and "acme" in {k[1] for k in tenants.warm()}
+    for t in (*busy, again):
+        tenants.release(t)
+    await tenants.aclose()
