@@ -38,7 +38,9 @@ Resource bounds (issue 12 §7):
   uvicorn's ``timeout_keep_alive``. Long SSE responses are unaffected: the deadlines
   only run while the *client* is still sending.
 * At most ``--max-sessions`` stateful sessions (default 1000; one more gets 503), each
-  closed after ``--session-idle-timeout`` seconds without a request (default 600).
+  closed after ``--session-idle-timeout`` seconds without a request (default 600); one set of
+  credentials holds at most ``--max-sessions-per-tenant`` of them (faces/sessions.py, which also
+  binds every session to the credentials that opened it).
 """
 
 from __future__ import annotations
