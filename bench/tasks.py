@@ -129,7 +129,7 @@ async def owes(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
     assert count(text, "owed: balance") == len(unpaid)
     late_n = sum(count(text, f"{b} days") for b in ("1-30", "31-60", "61-90", "90+"))
     assert late_n == len([i for i in unpaid if late(i) > 0])
-    past_due = sum((dollars(text, f"{b} days") for b in ("1-30", "31-60", "61-90", "90+")), Decimal("0"))
+    past_due = dollars(text, f"past due (due before {AS_OF}):")  # one figure, no adding of buckets
     assert past_due == sum((bal[i["id"]] for i in unpaid if late(i) > 0), Decimal("0"))
     return f"owes ${dollars(text, 'owed: balance'):,}, ${past_due:,} past due ({late_n} invoices)", mine
 
@@ -236,6 +236,86 @@ async def pay_link_of_paid(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any
     return "warned: already paid", [inv]
 
 
+async def past_due_ranked(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
+    res = await r.call("summarize_invoices", {"rank": "past_due", "top": 3, "as_of": AS_OF})
+    text = text_of(res)
+    live = sb.invoices(include_archived=False)
+    names = {c["id"]: c["name"] for c in sb.customers()}
+    bal = balances(sb)
+    per: dict[str, Decimal] = {}
+    for i in live:
+        if owed(i) and late(i) > 0:
+            per[names[i["customer_id"]]] = per.get(names[i["customer_id"]], Decimal("0")) + bal[i["id"]]
+    want = sorted(per, key=lambda n: per[n], reverse=True)[:3]
+    got = re.findall(r"«([^»]+)» \$", text.split("top past due: ", 1)[1])
+    assert got == want, (got, want)
+    assert dollars(text, f"past due (due before {AS_OF}):") == sum(per.values(), Decimal("0"))
+    return ", ".join(want), live
+
+
+async def over_60_owed(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
+    """Past 60 days, with what is still owed on each: the rows carry it (no get_invoice per row)."""
+    res = await r.call("list_invoices", {"min_days_past_due": 60, "as_of": AS_OF, "limit": 100})
+    live = sb.invoices(include_archived=False)
+    bal = balances(sb)
+    want = [i for i in live if owed(i) and late(i) >= 60]
+    owed_total = sum((bal[i["id"]] for i in want), Decimal("0"))
+    if r.rows_in == "structured":  # the rows are only in the structured content
+        data = res.structured_content
+        got = {row[0]: Decimal(str((data.get("balances") or {}).get(row[0], row[3]))) for row in data["rows"]}
+        assert Decimal(str(data["owed"])) == owed_total
+    else:
+        text = text_of(res)
+        got = {}
+        for ln in text.splitlines():
+            if _ROW.match(ln):
+                amount = ln.split(" owes $")[1] if " owes $" in ln else ln.split(" $")[1]
+                got[ln.split(" ", 1)[0]] = Decimal(amount.split(" ")[0])
+        assert f"owed ${owed_total:,.2f}" in text.splitlines()[0]
+    assert got == {i["invoice_number"]: bal[i["id"]] for i in want}
+    assert list(got) == [i["invoice_number"] for i in want]
+    return f"{len(want)} invoices, ${owed_total:,} owed", want
+
+
+async def preview_warns(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
+    """A preview identical to the invoice created a moment ago (create_with_preview) warns."""
+    found = text_of(await r.call("find_customers", {"name": "northwind"}))
+    cid = re.search(r"customer_id (\S+)", found).group(1)  # type: ignore[union-attr]
+    args = {"customer_id": cid, "line_items": [{"description": "Firewall management", "amount": 150, "quantity": 2}]}
+    text = text_of(await r.call("create_invoice", args | {"dry_run": True}))
+    number = re.search(r"possible duplicate: invoice (INV-\d+)", text)
+    assert number, text[:300]
+    inv = next(i for i in sb.invoices() if i["invoice_number"] == number.group(1))
+    return f"warned: {number.group(1)}", [inv]
+
+
+async def empty_search(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
+    res = await r.call("list_invoices", {"text": "migration"})
+    text = res.structured_content["scope"] if r.rows_in == "structured" else text_of(res)
+    live = sb.invoices(include_archived=False)
+    names = {c["id"]: c["name"] for c in sb.customers()}
+    hits = [
+        i
+        for i in live
+        if "migration" in " ".join([i.get("memo") or "", *(li["description"] for li in i["line_items"])]).lower()
+        or "migration" in names[i["customer_id"]].lower()
+    ]
+    assert not hits and (r.rows_in == "structured" or text.startswith("no invoices match"))
+    assert f"{len(live)} invoices scanned" in text and "memo, line item descriptions and customer name" in text
+    return f"none, {len(live)} scanned", live
+
+
+async def payments_money(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
+    res = await r.call("list_payments", {"limit": 25})
+    text = text_of(res)
+    pays = sb.payments()[:25]
+    ok = [p for p in pays if p["status"] == "succeeded"]
+    applied = money([p["sub_total"] for p in ok])
+    charged = money([p["total"] for p in ok])
+    assert f"applied to invoices ${applied:,.2f}, charged ${charged:,.2f}" in text and "Words: " in text
+    return f"applied ${applied:,}, charged ${charged:,}", []
+
+
 TASKS: list[tuple[str, Task]] = [
     ("what does Granite State Engineering owe, how much past due", owes),
     ("top 3 debtors", top_debtors),
@@ -249,6 +329,11 @@ TASKS: list[tuple[str, Task]] = [
     ("restore an archived invoice", restore),
     ("everything of Blue Harbor Logistics", everything_of_customer),
     ("payment link of a paid invoice", pay_link_of_paid),
+    ("customers ranked by past due", past_due_ranked),
+    ("60+ days past due, with what is still owed", over_60_owed),
+    ("a preview identical to a recent invoice", preview_warns),
+    ("text search with nothing found (trust the zero)", empty_search),
+    ("payments: applied, charged, fees, refunds", payments_money),
 ]
 
 

@@ -20,7 +20,9 @@ CHUNK = 25
 CHUNKS = 4  # 100 invoices in list chunks
 DETAILS = 25  # get_invoice calls
 LIST_TARGET = 1 / 5
-TOOLS_TARGET = 2800
+TOOLS_TARGET = 3000
+"""Today's ten tools with the money arguments and fields (currency, balances owed, past due, payment
+issues, preview warnings) stay within 3,000."""
 TOOL_KEYS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 
 
@@ -208,7 +210,7 @@ async def run() -> str:
                     f"{structured_ratio:.3f} × raw",
                     verdict(structured_ratio <= LIST_TARGET),
                 ],
-                ["tools/list ≤ 2,800 tokens", f"{tools_tokens:,}", verdict(tools_tokens <= TOOLS_TARGET)],
+                ["tools/list ≤ 3,000 tokens", f"{tools_tokens:,}", verdict(tools_tokens <= TOOLS_TARGET)],
             ],
         ),
     ]

@@ -59,6 +59,17 @@ def usd(value: Decimal | None) -> str:
     return f"{sign}${abs(v):,.2f}"
 
 
+def money_text(value: Decimal | None, currency: str | None = "USD") -> str:
+    """`$1,234.50` for dollars (or no currency given), `1,234.50 EUR` for any other currency."""
+    code = clean(currency, 12).upper()
+    if code in ("", "USD"):
+        return usd(value)
+    if value is None:
+        return f"? {code}"
+    v = q2(value)
+    return f"{'-' if v < 0 else ''}{abs(v):,.2f} {code}"
+
+
 def day(value: str | None) -> str:
     """`2026-10-01T00:00:00Z` → `2026-10-01`; unknown shapes pass through cleaned."""
     if not value:

@@ -130,8 +130,9 @@ def spawn_http(env: Mapping[str, str], cwd: Path, *extra_args: str) -> HTTPServe
     return HTTPServer(proc, port, log)
 
 
-def wait_ready(server: HTTPServer, timeout: float = 20) -> None:
-    """Poll /health until it answers 200; fail fast if the process dies."""
+def wait_ready(server: HTTPServer, timeout: float = 90) -> None:
+    """Poll /health until it answers 200; fail fast if the process dies. The bound only ends a
+    hung start: a loaded machine under coverage can take tens of seconds to import everything."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
@@ -162,6 +163,13 @@ def http_servers(*specs: tuple[Mapping[str, str], tuple[str, ...]], cwd: Path) -
             s.log.close()
 
 
+def native_env() -> dict[str, str]:
+    """The environment for a helper binary (redis-server, postgres, chromium): the test run's,
+    without a preloaded library such as libfaketime (CI shifts the suite's clock with it, and
+    redis-server crashes under it). Python subprocesses keep the shifted clock."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+
+
 @contextmanager
 def running_redis() -> Iterator[str]:
     """A real redis-server on a free loopback port for the duration; yields its URL."""
@@ -175,17 +183,18 @@ def running_redis() -> Iterator[str]:
             [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=native_env(),
         )
         try:
             probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 60
             while True:  # bounded poll until it answers
                 assert proc.poll() is None, f"redis-server exited with {proc.returncode}"
                 try:
                     if probe.ping():
                         break
                 except redis.ConnectionError:
-                    assert time.monotonic() < deadline, "redis-server did not answer PING within 10 s"
+                    assert time.monotonic() < deadline, "redis-server did not answer PING within 60 s"
                     time.sleep(0.02)
             probe.close()
             yield f"redis://127.0.0.1:{port}/0"

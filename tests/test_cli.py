@@ -94,7 +94,7 @@ async def test_stdio_read_only_flag(sandbox: Sandbox, tmp_path: Path) -> None:
     assert names == ALL_TOOLS - WRITE_TOOLS
 
 
-def _first_line(proc: subprocess.Popen[str], timeout: float = 15) -> str:
+def _first_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -252,7 +252,11 @@ async def test_limiter_holds_rate_across_concurrent_callers() -> None:
         assert len(log) == 12 and all(r.status != 429 for r in log)  # 1 token + 11 lists, none refused
         slots = sorted(limiter.slots)
         assert len(slots) == 12
-        assert [b - a for a, b in itertools.pairwise(slots)] == pytest.approx([0.2] * 11)  # evenly spread
+        # Never closer than 1/rate (a slow token request may only push the first list later), and
+        # the lists themselves evenly spread: they were all waiting.
+        gaps = [b - a for a, b in itertools.pairwise(slots)]
+        assert all(g >= 0.2 - 1e-6 for g in gaps)
+        assert gaps[1:] == pytest.approx([0.2] * 10)
         # No request left before its slot: the k-th arrival is no earlier than the k-th slot.
         for slot, arrived in zip(slots, sorted(r.t for r in log), strict=True):
             assert arrived >= slot

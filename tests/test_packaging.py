@@ -26,3 +26,13 @@ def test_prompt_texts_are_package_data_of_invoice_mcp() -> None:
 def test_license_is_the_apache_text() -> None:
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
+def test_views_and_the_test_host_page_are_package_data() -> None:
+    data = SETUPTOOLS["package-data"]
+    assert data["invoice_mcp.server"] == ["views/*.js", "views/*.css"]
+    assert data["invoice_mcp.faces"] == ["apphost.html"]
+    from invoice_mcp.server.apps import SHARED, VIEWS
+
+    needed = {*SHARED, "ui.css", *(v.script for v in VIEWS)}
+    assert needed <= {p.name for p in (ROOT / "invoice_mcp" / "server" / "views").iterdir()}

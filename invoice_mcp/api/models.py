@@ -298,6 +298,15 @@ class PaymentFee(_Wire):
     covered_by_customer: bool | None = None
     name: str | None = None
     type: str | None = None
+    invalid_amounts: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _amounts(cls, data: Any) -> Any:
+        data = _sanitize_amounts(data, ("amount",))
+        if isinstance(data, dict) and not isinstance(data.get("covered_by_customer"), bool | None):
+            data["covered_by_customer"] = None
+        return data
 
 
 class Payment(_Wire):
@@ -311,18 +320,48 @@ class Payment(_Wire):
             data = {**data, "payment_method": clean(data["payment_method"].replace("«", '"').replace("»", '"'), 40)}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _amounts(cls, data: Any) -> Any:
+        """One payment with a NaN, text, boolean, object or absurd amount must not fail its page (and
+        with it every answer that reads the account's payments): the amount becomes None and is
+        listed in `invalid_amounts`, so the record is kept, not counted, and named."""
+        data = _sanitize_amounts(data, ("sub_total", "total"))
+        if not isinstance(data, dict):
+            return data
+        fees = data.get("fees")
+        if fees is not None and not isinstance(fees, list):
+            data["fees"] = None
+            data["invalid_amounts"].append("fees")
+        elif isinstance(fees, list):
+            rows = [f for f in fees[:50] if isinstance(f, dict | BaseModel)]
+            if len(rows) != len(fees):
+                data["invalid_amounts"].append("fees")
+            data["fees"] = rows
+        if isinstance(data.get("status"), dict | list | bool):
+            data["status"] = None
+            data["invalid_amounts"].append("status")
+        return data
+
     id: str | None = None
     customer_id: str | None = None
     due_date: str | None = None
     created_at: str | None = None
     payment_method: str | None = None
     status: str | None = None
+    currency: str | None = None
+    """Not in the documented schema; read when the API sends it, so money never crosses currencies."""
     sub_total: Decimal | None = None
     total: Decimal | None = None
     fees: list[PaymentFee] | None = None
+    invalid_amounts: list[str] = Field(default_factory=list)
+    """Fields the API sent as unusable values (now None): amounts, fees, a status that is not text."""
 
     @property
     def applied(self) -> Decimal | None:
         """The amount applied to the invoice: ``sub_total`` (``total`` also holds the fees the
-        customer covered), else ``total`` when that is all the API sent."""
+        customer covered), else ``total`` when that is all the API sent. None when the API sent a
+        ``sub_total`` it could not use (the fee-inclusive total is no stand-in for it)."""
+        if "sub_total" in self.invalid_amounts:
+            return None
         return self.sub_total if self.sub_total is not None else self.total

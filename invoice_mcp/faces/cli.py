@@ -131,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument(
         "--port", dest="sandbox_port", metavar="PORT", type=int, default=8765, help="default 8765; 0 picks a free one"
     )
+    ah = sub.add_parser("apphost", help="the test host page for the MCP Apps views, over the sandbox, until Ctrl-C")
+    ah.add_argument("--port", dest="apphost_port", metavar="PORT", type=int, default=8766, help="default 8766")
+    ah.add_argument(
+        "--confirm",
+        choices=("accept", "decline"),
+        default="accept",
+        help="how the host answers the server's confirmations (default accept)",
+    )
+    shots = sub.add_parser("screenshots", help="PNGs of the MCP Apps views in both themes (needs chromium)")
+    shots.add_argument("out_dir", nargs="?", default="docs/screenshots", help="default docs/screenshots")
     return p
 
 
@@ -244,6 +254,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from invoice_mcp.faces.check import run_check
 
             return run_check()
+        if args.command == "apphost":
+            setup_logging(args.log_level or "WARNING")
+            from invoice_mcp.faces.apphost import serve as apphost
+
+            return apphost(args.apphost_port, args.confirm)
+        if args.command == "screenshots":
+            setup_logging(args.log_level or "WARNING")
+            from invoice_mcp.faces.apphost import screenshots
+
+            for path in screenshots(args.out_dir):
+                print(path, flush=True)
+            return 0
         if args.command == "sandbox":
             setup_logging(args.log_level or "WARNING")
             return _run_sandbox(args.sandbox_host, args.sandbox_port)

@@ -11,19 +11,23 @@ from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.types import CallToolResult, InputRequiredResult, ListToolsResult, PaginatedRequestParams
+from mcp.types import Resource as MCPResource
 from mcp.types import Tool as MCPTool
 from pydantic import ValidationError
 
 from invoice_mcp import __version__
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import track
+from invoice_mcp.server.apps import build_apps, client_negotiated_apps, ui_meta
 from invoice_mcp.server.errors import tool_errors
 from invoice_mcp.server.registry import select_tools
 from invoice_mcp.server.render import detail
 from invoice_mcp.server.sdk_adapter import (
+    advertise_apps_in_both_eras,
     build_tool_fn,
     compact_schema,
     describe_validation,
@@ -69,6 +73,21 @@ class InvoiceMCPServer(MCPServer[AppState]):
             )
             for t in await super().list_tools()
         ]
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        """tools/list: a client that renders MCP Apps also sees which view each tool has
+        (`_meta.ui.resourceUri`); every other client gets the list it always had."""
+        tools = await self.list_tools()
+        if client_negotiated_apps(ctx):
+            tools = [t if (m := ui_meta(t.name)) is None else t.model_copy(update={"meta": m}) for t in tools]
+        return ListToolsResult(tools=tools)
+
+    async def list_resources(self) -> list[MCPResource]:
+        """The views are found through their tools (the Apps spec lets servers leave them out of
+        resources/list), so the listing is the same for every client; resources/read serves them."""
+        return [r for r in await super().list_resources() if not str(r.uri).startswith("ui://")]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -141,16 +160,19 @@ def build_server(
         finally:
             await app.aclose()
 
+    specs = select_tools(read_only=ro)
     server = InvoiceMCPServer(
         "invoice-mcp",
         title="Alternative Payments invoices",
         version=__version__,
         instructions=INSTRUCTIONS + ("\nRead-only mode: no tool can change anything." if ro else ""),
         lifespan=lifespan,
+        extensions=[build_apps({s.name for s in specs})],
         **server_kw,
     )
+    advertise_apps_in_both_eras(server)
     server.specs = {}
-    for spec in select_tools(read_only=ro):
+    for spec in specs:
         server.specs[spec.name] = spec
         server.add_tool(
             build_tool_fn(spec, deps),

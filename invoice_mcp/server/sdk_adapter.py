@@ -12,7 +12,11 @@ Touchpoints:
    public override), to drop what costs tokens and tells a model nothing.
 3. `describe_validation`: the SDK's own argument check raises `ToolError` whose
    `__cause__` is pydantic's `ValidationError`; it is reworded for a model.
-4. `one_initialize`: a server middleware (`MCPServer(middleware=…)`) that refuses a second
+4. `advertise_apps_in_both_eras`: the SDK advertises extensions only where the wire has an
+   `extensions` field (2026-07-28); 2025-11-25 clients find MCP Apps under `experimental`.
+5. `InvoiceMCPServer._handle_list_tools` (server/app.py) answers tools/list with the request
+   context, to add `_meta.ui` for clients that negotiated Apps only.
+6. `one_initialize`: a server middleware (`MCPServer(middleware=…)`) that refuses a second
    `initialize` on a connection; the SDK would otherwise replace its capabilities.
 """
 
@@ -24,15 +28,41 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from mcp import MCPError
+from mcp.server import MCPServer
+from mcp.server.apps import EXTENSION_ID
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import INVALID_REQUEST, CallToolResult
+from mcp.types import INVALID_REQUEST, CallToolResult, ServerCapabilities
 from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 
+from invoice_mcp.server.apps import client_negotiated_apps
 from invoice_mcp.server.errors import tool_errors
 from invoice_mcp.server.spec import Deps, ToolCall, ToolSpec
+
+
+def advertise_apps_in_both_eras(server: MCPServer[Any]) -> None:
+    """Copy the MCP Apps extension entry to `experimental` in the handshake-era capabilities
+    (the 2025-11-25 `initialize` answer has no `extensions` field and drops it)."""
+    low = server._lowlevel_server
+    original = low.get_capabilities
+
+    def get_capabilities(
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+        *,
+        protocol_version: str | None = None,
+    ) -> ServerCapabilities:
+        caps = original(notification_options, experimental_capabilities, extensions, protocol_version=protocol_version)
+        ui = (caps.extensions or {}).get(EXTENSION_ID)
+        if protocol_version is None and ui is not None:
+            caps = caps.model_copy(update={"experimental": {**(caps.experimental or {}), EXTENSION_ID: ui}})
+        return caps
+
+    low.get_capabilities = get_capabilities  # type: ignore[method-assign]
 
 
 def describe_validation(tool: str, exc: ValidationError) -> str:
@@ -98,8 +128,9 @@ def build_tool_fn(spec: ToolSpec[Any], deps: Deps) -> Callable[..., Awaitable[Ca
         except ValidationError as exc:
             raise ToolError(describe_validation(spec.name, exc)) from None
         svc, settings = deps(ctx)
+        call = ToolCall(ctx=ctx, settings=settings, confirmation=confirmation, apps=client_negotiated_apps(ctx))
         with tool_errors():
-            return await spec.handler(args, svc, ToolCall(ctx=ctx, settings=settings, confirmation=confirmation))
+            return await spec.handler(args, svc, call)
 
     tool_fn.__name__ = spec.name
     tool_fn.__doc__ = spec.description

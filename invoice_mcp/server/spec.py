@@ -29,6 +29,9 @@ Confirmed = Literal["user", "client_approval", "policy", "preview"]
 """How a write was approved: by the user through the client's confirmation; assumed from the
 client's own tool approval (it cannot show one); skipped by the server's policy; or not a write (preview)."""
 
+VIEW_META = "io.github.invoice-mcp/view"
+"""Result `_meta` key for what only an MCP Apps view shows (hosts do not give `_meta` to the model)."""
+
 Deps = Callable[[Context[Any, Any]], "tuple[InvoiceService, Settings]"]
 """Gives a request its service and the settings (the registry's injection point)."""
 
@@ -42,6 +45,8 @@ class ToolCall:
     settings: Settings
     confirmation: Any = None
     """The resolver's answer: an ElicitationResult when the user was asked, else the resolver's own value."""
+    apps: bool = False
+    """The client renders MCP Apps views: a result may carry view-only extras in its `_meta`."""
 
 
 InT = TypeVar("InT", bound=BaseModel)

@@ -9,15 +9,20 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date
 from typing import TYPE_CHECKING, Final
 
-from invoice_mcp.api.errors import APIError, NotFoundError
+import anyio
+
+from invoice_mcp.api.errors import APIError, CredentialsError, NotFoundError
 from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
+from invoice_mcp.service.balances import Balance, balance_of, reads_payments
 from invoice_mcp.service.chunks import Chunk, ChunkReader
 from invoice_mcp.service.cursors import CursorCodec
 from invoice_mcp.service.customers import Customers
 from invoice_mcp.service.errors import DuplicateInvoice, InvalidCursor, NotFound, UnusableLink
 from invoice_mcp.service.filters import Keep, LocalFilter, split
-from invoice_mcp.service.guard import Clock, Reservations, utc_now
+from invoice_mcp.service.guard import Clock, Reservations
 from invoice_mcp.service.payments import (
+    CONCURRENT_FETCHES,
+    InvoicePayments,
     Ledger,
     PaymentBook,
     PaymentChunk,
@@ -26,6 +31,7 @@ from invoice_mcp.service.payments import (
     ledger,
     no_ledger,
 )
+from invoice_mcp.service.statuses import is_owed
 from invoice_mcp.service.summaries import Progress, Summary, summarize
 from invoice_mcp.service.writes import Draft, Writer
 
@@ -74,6 +80,9 @@ class Listed:
     """The resolved customer name, when the query named one."""
     local: LocalFilter = field(default_factory=LocalFilter)
     """The server-side filter in force (from the query or the cursor)."""
+    balances: list[Balance | None] = field(default_factory=list)
+    """Per row (same order), by the one balance rule; None where its payments could not be read."""
+    payments_unavailable: APIError | None = None
 
 
 @dataclass
@@ -101,10 +110,11 @@ class InvoiceService:
         *,
         cursor_key: bytes,
         reservations: Reservations | None = None,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
-        self.clock = clock
+        self.clock: Clock = clock or client.clock.now
+        """The API's time (its responses' Date headers) unless a test injects another."""
         self.chunks = ChunkReader(client, CursorCodec(cursor_key))
         self.customers = Customers(client)
         self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key)
@@ -112,8 +122,14 @@ class InvoiceService:
         self.payment_lists = PaymentLister(client, PaymentCursors(cursor_key))
 
     def today(self) -> date:
-        """Today's UTC date (the reference of "days past due" when no as_of is given)."""
+        """Today's UTC date on the API's clock (the reference of "days past due" when no as_of
+        is given); `await client.sync_clock()` first where nothing has been fetched yet."""
         return self.clock().astimezone(UTC).date()
+
+    async def api_today(self) -> date:
+        """`today()` once the API has told its time (before anything else is fetched)."""
+        await self.client.sync_clock()
+        return self.today()
 
     # -- reading -----------------------------------------------------------------
 
@@ -122,7 +138,7 @@ class InvoiceService:
         filters = dict(query.filters)
         local = query.local
         if local.min_days_past_due is not None and local.as_of is None:
-            local = replace(local, as_of=self.today())
+            local = replace(local, as_of=await self.api_today())
         filters = local.push_down(filters) | local.params()
         if not query.customer:
             return filters, None
@@ -158,7 +174,39 @@ class InvoiceService:
             raise InvalidCursor("cursor is not valid: pass next_cursor exactly as returned") from None
         chunk = await self.chunks.chunk(filters, limit, cursor, keep=await self.keep(local))
         names = await self.customers.names({i.customer_id for i in chunk.rows if i.customer_id})
-        return Listed(chunk=chunk, names=names, customer=name, local=local)
+        balances, unavailable = await self.balances(chunk.rows)
+        return Listed(
+            chunk=chunk,
+            names=names,
+            customer=name,
+            local=local,
+            balances=balances,
+            payments_unavailable=unavailable,
+        )
+
+    async def balances(self, rows: list[Invoice]) -> tuple[list[Balance | None], APIError | None]:
+        """Each row's balance by the one rule: payments are read (a few at a time, through the same
+        cache as summaries) only for rows whose status says money may be applied."""
+        out: list[Balance | None] = [None] * len(rows)
+        failure: list[APIError] = []
+        slots = anyio.CapacityLimiter(CONCURRENT_FETCHES)
+
+        async def one(i: int, inv: Invoice) -> None:
+            try:
+                async with slots:
+                    got = await self.payments.of_invoice(inv.id or "")
+            except (CredentialsError, NotFoundError) as exc:
+                failure.append(exc)
+                return
+            out[i] = balance_of(inv, got)
+
+        async with anyio.create_task_group() as tg:
+            for i, inv in enumerate(rows):
+                if reads_payments(inv) and is_owed(inv.status):
+                    tg.start_soon(one, i, inv)
+                else:
+                    out[i] = balance_of(inv, None)
+        return out, failure[0] if failure else None
 
     async def summarize(
         self,
@@ -247,7 +295,7 @@ class InvoiceService:
     async def invoice_ledger(self, inv: Invoice) -> Ledger:
         """The invoice's payments and balance (one upstream request, cached briefly)."""
         try:
-            payments = await self.payments.of_invoice(inv.id) if inv.id else []
+            payments = await self.payments.of_invoice(inv.id) if inv.id else InvoicePayments([])
         except APIError as exc:
             # The invoice is known; its payments are not (no payments scope, or the API failing): show the
             # invoice and say so, rather than fail the whole lookup.
@@ -282,6 +330,10 @@ class InvoiceService:
     async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
         """What the guard already knows of an identical create (no API call): a quick refusal."""
         return await self.writer.recent_duplicate(draft)
+
+    async def possible_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+        """What a create of `draft` would be refused for now (for previews; claims nothing)."""
+        return await self.writer.possible_duplicate(draft)
 
     async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
         """Create through the duplicate guard; raises DuplicateInvoice, PossiblyCreated, NotFound."""

@@ -1,14 +1,8 @@
 """Payments: what an invoice has received, and cursored lists of payments.
 
-The money rule (one place, used by get_invoice, summaries and list_payments):
-
-* **paid** = the sum of ``sub_total`` (the amount applied to the invoice; ``total`` when that is
-  all the API sent) over the invoice's payments whose status is exactly ``succeeded``;
-* a ``refunded`` or ``chargeback`` payment counts nothing: it is a payment whose money went back
-  (the API keeps one record per payment and changes its status, so subtracting it again from the
-  succeeded ones would count the refund twice); ``pending`` has not arrived, ``failed`` never
-  will; an undocumented status counts nothing and is named;
-* **balance due** = total − paid for an owed invoice (never below zero), 0 for a settled one.
+What counts and what an invoice still owes is decided in one place, service/balances.py (used by
+get_invoice, list rows and summaries alike); this module reads the payments and builds the
+ledger get_invoice shows.
 
 A Payment carries no invoice id (``invoice_id`` is only a filter), so the money of one invoice
 is one ``GET /payments?invoice_id=…`` walk: cached briefly, single flight, like invoice pages.
@@ -27,10 +21,17 @@ from cachetools import TTLCache
 
 from invoice_mcp.api.errors import APIError
 from invoice_mcp.api.models import PAGE_SIZE, Page, Payment, PaymentStatus
+from invoice_mcp.service.balances import (
+    MAX_PAYMENTS_PER_INVOICE,
+    InvoicePayments,
+    PaymentIssues,
+    balance_of,
+    counted,
+    is_counted,
+)
 from invoice_mcp.service.cursors import CursorCodec, CursorError, Gap
 from invoice_mcp.service.errors import InvalidCursor, RunawayUpstream
 from invoice_mcp.service.paging import walk
-from invoice_mcp.service.statuses import is_settled
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
@@ -38,20 +39,19 @@ if TYPE_CHECKING:
 
 PAYMENTS_CACHE_TTL_S: Final = 60.0
 PAYMENTS_CACHED_INVOICES: Final = 512
-MAX_PAYMENTS_PER_INVOICE: Final = 1000
-"""Ten pages: more payments than that on one invoice is not a ledger, it is a loop."""
 CONCURRENT_FETCHES: Final = 8
 ZERO: Final = Decimal("0")
 NOT_COUNTED: Final = frozenset({PaymentStatus.REFUNDED, PaymentStatus.CHARGEBACK})
+__all__ = ["MAX_PAYMENTS_PER_INVOICE", "InvoicePayments", "is_collected"]
 
 
 def is_collected(p: Payment) -> bool:
-    """Money that certainly arrived (and stayed): status exactly `succeeded`."""
-    return (p.status or "").strip().lower() == PaymentStatus.SUCCEEDED
+    """Money that certainly arrived (and stayed): status exactly `succeeded`, a usable amount."""
+    return is_counted(p)
 
 
 def collected(payments: Iterable[Payment]) -> Decimal:
-    return sum((p.applied or ZERO for p in payments if is_collected(p)), ZERO)
+    return counted(list(payments))
 
 
 @dataclass
@@ -70,37 +70,36 @@ class Ledger:
     unknown_statuses: list[str] = field(default_factory=list)
     unavailable: APIError | None = None
     """Why the payments could not be read (then nothing else here is known)."""
+    issues: PaymentIssues = field(default_factory=PaymentIssues)
+    """What was not counted for a reason worth saying (service/balances.py)."""
 
 
 def no_ledger(reason: APIError) -> Ledger:
     return Ledger(payments=[], paid=ZERO, balance_due=None, paid_at=None, failed=0, returned=ZERO, unavailable=reason)
 
 
-def ledger(inv: Invoice, payments: list[Payment]) -> Ledger:
-    paid = collected(payments)
+def ledger(inv: Invoice, payments: list[Payment] | InvoicePayments) -> Ledger:
+    got = payments if isinstance(payments, InvoicePayments) else InvoicePayments(payments)
+    b = balance_of(inv, got)
     total = inv.total
-    if is_settled(inv.status):
-        balance: Decimal | None = ZERO
-    else:
-        balance = None if total is None else max(ZERO, total - paid)
     paid_at = None
-    if (inv.status or "").lower() == "paid":
+    if (inv.status or "").strip().lower() == "paid":
         running = ZERO
-        oldest_first = sorted((p for p in payments if is_collected(p)), key=lambda p: p.created_at or "")
-        for p in oldest_first:
+        ok = [p for p in got.payments if is_counted(p, (inv.currency or "").strip().upper())]
+        for p in sorted(ok, key=lambda p: p.created_at or ""):
             running += p.applied or ZERO
             paid_at = p.created_at
             if total is not None and running >= total:
                 break
-    statuses = {(p.status or "").strip().lower() for p in payments}
     return Ledger(
-        payments=payments,
-        paid=paid,
-        balance_due=balance,
+        payments=got.payments,
+        paid=b.paid,
+        balance_due=b.balance,
         paid_at=paid_at,
-        failed=sum(1 for p in payments if (p.status or "").lower() == PaymentStatus.FAILED),
-        returned=sum((p.applied or ZERO for p in payments if (p.status or "").lower() in NOT_COUNTED), ZERO),
-        unknown_statuses=sorted(s or "?" for s in statuses if s not in PaymentStatus.KNOWN),
+        failed=b.failed,
+        returned=b.returned,
+        unknown_statuses=b.unknown_statuses,
+        issues=b.issues,
     )
 
 
@@ -110,13 +109,13 @@ class PaymentBook:
     def __init__(self, client: APIClient) -> None:
         self.client = client
         # Bounded small: a summary of 100k invoices walks ~2,700 invoices' payments, and memory must stay flat.
-        self._by_invoice: TTLCache[str, list[Payment]] = TTLCache(PAYMENTS_CACHED_INVOICES, PAYMENTS_CACHE_TTL_S)
+        self._by_invoice: TTLCache[str, InvoicePayments] = TTLCache(PAYMENTS_CACHED_INVOICES, PAYMENTS_CACHE_TTL_S)
         self._locks: dict[str, anyio.Lock] = {}
 
     def forget(self) -> None:
         self._by_invoice.clear()
 
-    async def of_invoice(self, invoice_id: str) -> list[Payment]:
+    async def of_invoice(self, invoice_id: str) -> InvoicePayments:
         hit = self._by_invoice.get(invoice_id)
         if hit is not None:
             return hit
@@ -127,13 +126,16 @@ class PaymentBook:
                 if hit is not None:
                     return hit
                 out: list[Payment] = []
+                capped = False
                 async for page in walk(
                     lambda after: self.client.list_payments(limit=PAGE_SIZE, after=after, invoice_id=invoice_id),
                     max_pages=MAX_PAYMENTS_PER_INVOICE // PAGE_SIZE,
                 ):
                     out.extend(page.data)
-                self._by_invoice[invoice_id] = out
-                return out
+                    capped = len(out) >= MAX_PAYMENTS_PER_INVOICE and page.has_next_page
+                got = InvoicePayments(out, capped=capped)
+                self._by_invoice[invoice_id] = got
+                return got
         finally:
             if not lock.locked() and self._locks.get(invoice_id) is lock:
                 del self._locks[invoice_id]

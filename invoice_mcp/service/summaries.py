@@ -1,11 +1,12 @@
 """Summaries: one streaming fold over every matching invoice (memory stays flat), balance-aware.
 
-Owed invoices (service/statuses.py) are tallied at their total and at their **balance**: the
-total less the money that certainly arrived (service/payments.py). Payments are fetched only
-where they change the answer: owed invoices whose status says money may already be applied
-(partially_paid, or a status nobody documented). Open and overdue invoices owe their total, and
-settled ones nothing, without a request. Those fetches run while the walk goes on (a few at a
-time, paced by the client's limiter), so they add requests but no serial latency.
+Owed invoices (service/statuses.py) are tallied at their total and at their **balance**, by the
+one rule of service/balances.py, and per currency: money in one currency is never added to
+another's. Payments are fetched only where the rule needs them: owed invoices whose status says
+money may already be applied (partially_paid, or a status nobody documented). Open and overdue
+invoices owe their total, and settled ones nothing, without a request. Those fetches run while
+the walk goes on (a few at a time, paced by the client's limiter), so they add requests but no
+serial latency.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import anyio
 
 from invoice_mcp.api.errors import APIError, CredentialsError, NotFoundError
 from invoice_mcp.api.models import PAGE_SIZE
+from invoice_mcp.service.balances import PaymentIssues, balance_of, currency_of, reads_payments
 from invoice_mcp.service.paging import walk
-from invoice_mcp.service.payments import CONCURRENT_FETCHES, collected
-from invoice_mcp.service.statuses import is_apart, is_owed, is_unknown, may_have_payments, normalize
+from invoice_mcp.service.payments import CONCURRENT_FETCHES
+from invoice_mcp.service.statuses import is_apart, is_owed, is_unknown, normalize
 from invoice_mcp.text import q2
 
 if TYPE_CHECKING:
@@ -47,18 +49,31 @@ class Tally:
     count: int = 0
     total: Decimal = ZERO
     balance: Decimal = ZERO
+    late_count: int = 0
+    """Of these, owed invoices past due (due before as_of, as the aging buckets count them)."""
+    late_balance: Decimal = ZERO
 
-    def add(self, amount: Decimal, balance: Decimal = ZERO) -> None:
+    def add(self, amount: Decimal, balance: Decimal = ZERO, *, late: bool = False) -> None:
         self.count += 1
         self.total += amount
         self.balance += balance
+        if late:
+            self.late_count += 1
+            self.late_balance += balance
+
+    def pay(self, amount: Decimal, *, late: bool) -> None:
+        """Money applied to one of the invoices counted here (negative to undo it)."""
+        self.balance -= amount
+        if late:
+            self.late_balance -= amount
 
 
 @dataclass
-class Summary:
+class Figures:
+    """The money of one currency: nothing here is ever added to another currency's figures."""
+
     count: int = 0
     total: Decimal = ZERO
-    currency: set[str] = field(default_factory=set)
     by_status: dict[str, Tally] = field(default_factory=dict)
     unpaid_by_customer: dict[str, Tally] = field(default_factory=dict)
     """Owed invoices per customer id: totals and balances."""
@@ -67,18 +82,41 @@ class Summary:
     """Every owed invoice: `total` is their totals, `balance` what is still owed on them."""
     apart: dict[str, Tally] = field(default_factory=dict)
     """Drafts and archived invoices: neither owed nor settled, reported apart."""
-    unknown_statuses: dict[str, int] = field(default_factory=dict)
-    """Statuses with no rule here (counted as owed), with how many invoices carry them."""
     with_payments: int = 0
     """Owed invoices whose balance is below their total because payments were applied."""
+
+
+@dataclass
+class Summary:
+    by_currency: dict[str, Figures] = field(default_factory=dict)
+    """Figures per currency code ("" for invoices that name none), most invoices first once done."""
+    unknown_statuses: dict[str, int] = field(default_factory=dict)
+    """Statuses with no rule here (counted as owed), with how many invoices carry them."""
     payments_checked: int = 0
     """Owed invoices whose payments were fetched (one upstream walk each)."""
     payments_unavailable: APIError | None = None
     """Why payments could not be read (no access to /payments): balances then equal totals."""
+    payment_issues: PaymentIssues = field(default_factory=PaymentIssues)
+    """Payments not counted for a reason worth saying (service/balances.py)."""
     truncated: bool = False
     undated_unpaid: int = 0
     invalid_totals: int = 0
     """Invoices whose `total` the API sent as NaN, Infinity, ≥ 1e15 or text (counted with 0)."""
+
+    def figures(self, currency: str) -> Figures:
+        return self.by_currency.setdefault(currency, Figures())
+
+    @property
+    def count(self) -> int:
+        return sum(f.count for f in self.by_currency.values())
+
+    @property
+    def main(self) -> tuple[str, Figures]:
+        """The currency with the most invoices (USD on a tie) and its figures."""
+        if not self.by_currency:
+            return "", Figures()
+        code = max(self.by_currency, key=lambda c: (self.by_currency[c].count, c == "USD", c))
+        return code, self.by_currency[code]
 
 
 def aging_bucket(due: str | None, as_of: date) -> str | None:
@@ -114,7 +152,7 @@ class _Fold:
         self.slots = anyio.CapacityLimiter(CONCURRENT_FETCHES)
         self.error: BaseException | None = None
         self.scope: anyio.CancelScope | None = None
-        self.applied: list[tuple[Decimal, list[Tally]]] = []
+        self.applied: list[tuple[Decimal, list[Tally], bool]] = []
 
     def unavailable(self, exc: APIError) -> None:
         """No access to payments (the key lacks the scope, or there is no such endpoint): balances
@@ -122,11 +160,13 @@ class _Fold:
         if self.s.payments_unavailable is None:
             self.s.payments_unavailable = exc
         self.book = None
-        for paid, tallies in self.applied:
+        for paid, tallies, late in self.applied:
             for t in tallies:
-                t.balance += paid
+                t.pay(-paid, late=late)
         self.applied.clear()
-        self.s.with_payments = 0
+        for f in self.s.by_currency.values():
+            f.with_payments = 0
+        self.s.payment_issues = PaymentIssues()
 
     def fail(self, exc: Exception) -> None:
         """The first error wins and stops everything; it is re-raised as itself (not as a group)."""
@@ -139,40 +179,40 @@ class _Fold:
         s = self.s
         total = inv.total if inv.total is not None else ZERO
         status = inv.status or "unknown"
-        s.count += 1
-        s.total += total
-        if inv.currency:
-            s.currency.add(inv.currency)
+        f = s.figures(currency_of(inv.currency))
+        f.count += 1
+        f.total += total
         if is_apart(status):
-            s.by_status.setdefault(status, Tally()).add(total)
-            s.apart.setdefault(normalize(status), Tally()).add(total)
+            f.by_status.setdefault(status, Tally()).add(total)
+            f.apart.setdefault(normalize(status), Tally()).add(total)
             return
         if not is_owed(status):
-            s.by_status.setdefault(status, Tally()).add(total)
+            f.by_status.setdefault(status, Tally()).add(total)
             return
         if is_unknown(status):
             s.unknown_statuses[status] = s.unknown_statuses.get(status, 0) + 1
-        tallies = [s.by_status.setdefault(status, Tally()), s.unpaid]
-        tallies.append(s.unpaid_by_customer.setdefault(inv.customer_id or "?", Tally()))
+        tallies = [f.by_status.setdefault(status, Tally()), f.unpaid]
+        tallies.append(f.unpaid_by_customer.setdefault(inv.customer_id or "?", Tally()))
         bucket = aging_bucket(inv.due_date, self.as_of)
         if bucket is None:
             s.undated_unpaid += 1
         else:
-            tallies.append(s.aging[bucket])
+            tallies.append(f.aging[bucket])
+        late = bucket not in (None, "current")
         for t in tallies:
-            t.add(total, total)
-        if self.book is not None and inv.id and may_have_payments(status):
+            t.add(total, total, late=late)
+        if self.book is not None and reads_payments(inv):
             s.payments_checked += 1
             # Back-pressure: the walk waits while MAX_PENDING_FETCHES fetches are queued, so pending
             # fetches (and memory) stay bounded however far ahead the invoice pages could run.
             await self.pending.acquire()
-            tg.start_soon(self._apply, inv.id, total, tallies)
+            tg.start_soon(self._apply, inv, tallies, f, late)
 
-    async def _apply(self, invoice_id: str, total: Decimal, tallies: list[Tally]) -> None:
-        assert self.book is not None
+    async def _apply(self, inv: Invoice, tallies: list[Tally], f: Figures, late: bool) -> None:
+        assert self.book is not None and inv.id
         try:
             async with self.slots:
-                payments = await self.book.of_invoice(invoice_id)
+                got = await self.book.of_invoice(inv.id)
         except (CredentialsError, NotFoundError) as exc:
             self.unavailable(exc)
             return
@@ -183,12 +223,15 @@ class _Fold:
             self.pending.release()
         if self.s.payments_unavailable is not None:
             return
-        paid = min(max(ZERO, collected(payments)), max(ZERO, total))
+        b = balance_of(inv, got)
+        self.s.payment_issues.merge(b.issues)
+        total = inv.total if inv.total is not None else ZERO
+        paid = total - b.balance if b.balance is not None else ZERO
         if paid > 0:
-            self.s.with_payments += 1
-            self.applied.append((paid, tallies))
+            f.with_payments += 1
+            self.applied.append((paid, tallies, late))
             for t in tallies:
-                t.balance -= paid
+                t.pay(paid, late=late)
 
 
 async def summarize(
@@ -213,8 +256,10 @@ async def summarize(
             fold.fail(exc)
     if fold.error is not None:
         raise fold.error
-    for b in s.by_status.values():
-        b.total = q2(b.total)
+    for f in s.by_currency.values():
+        for b in f.by_status.values():
+            b.total = q2(b.total)
+    s.by_currency = dict(sorted(s.by_currency.items(), key=lambda kv: (-kv[1].count, kv[0] != "USD", kv[0])))
     return s
 
 
@@ -228,6 +273,7 @@ async def _walk(
     progress: Progress | None,
     keep: Callable[[Invoice], bool] | None = None,
 ) -> None:
+    count = 0
     read = 0  # with a server-side filter, max_invoices bounds the invoices read, not only those kept
     async for page in walk(lambda after: client.list_invoices(limit=PAGE_SIZE, after=after, **filters)):
         for inv in page.data:
@@ -237,16 +283,17 @@ async def _walk(
                 break
             if keep is not None and not keep(inv):
                 continue
-            if s.count >= max_invoices:
+            if count >= max_invoices:
                 s.truncated = True
                 break
+            count += 1
             if "total" in inv.invalid_amounts:
                 s.invalid_totals += 1
             await fold.add(inv, tg)
         if progress is not None:
-            await progress(s.count, f"{s.count} invoices read")
+            await progress(count, f"{count} invoices read")
         if s.truncated:
             return
-        if (s.count >= max_invoices or (keep is not None and read >= max_invoices)) and page.has_next_page:
+        if (count >= max_invoices or (keep is not None and read >= max_invoices)) and page.has_next_page:
             s.truncated = True
             return

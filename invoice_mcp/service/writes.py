@@ -30,7 +30,6 @@ from invoice_mcp.service.guard import (
     fingerprint,
     invoice_fingerprint,
     rfc3339,
-    utc_now,
 )
 from invoice_mcp.service.paging import walk
 from invoice_mcp.text import q2
@@ -98,13 +97,13 @@ class Writer:
         client: APIClient,
         reservations: Reservations | None = None,
         *,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
         scope: str = "",
         skew_s: float = CLOCK_SKEW_S,
     ) -> None:
         self.client = client
         self.reservations: Reservations = reservations or LocalReservations()
-        self._clock = clock
+        self._clock = clock or client.clock.now
         self._scope = scope
         self._lookback = timedelta(seconds=DUPLICATE_WINDOW_S + skew_s)
 
@@ -122,11 +121,24 @@ class Writer:
             ) from None
 
     async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
-        """A quick look (no API call) at what this server, or its replicas, know of this fingerprint."""
+        """A quick look (no invoice read) at what this server, or its replicas, know of this fingerprint."""
+        await self.client.sync_clock()
         key = self._key(draft)
         raw = await self._store(self.reservations.get(key))
         record = Record.loads(raw) if raw else None
         return _refusal(await self._landed(key, draft, record)) if record else None
+
+    async def possible_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+        """For a preview: what a create of `draft` would be refused for now, without claiming anything:
+        the guard's own record, else an invoice the API already has with the same fingerprint
+        within the guard's window (one walk of the customer's recent invoices)."""
+        known = await self.recent_duplicate(draft)
+        if known is not None:
+            return known
+        found = await self._recent_on_api(draft, self._clock() - timedelta(seconds=DUPLICATE_WINDOW_S))
+        if found is None or not found.id:
+            return None
+        return _refusal(_created(draft, found.created_at or "", found, source="api"))
 
     async def _landed(self, key: str, draft: Draft, record: Record) -> Record:
         """A "possibly created" record, turned into "created" if the invoice has since shown up."""
@@ -166,6 +178,7 @@ class Writer:
         return None
 
     async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
+        await self.client.sync_clock()
         now = self._clock()
         started = rfc3339(now)
         key = self._key(draft)

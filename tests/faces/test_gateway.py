@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -79,13 +80,14 @@ async def call(server: HTTPServer, creds: tuple[str, str] | None, tool: str, arg
 def ids(r: CallToolResult) -> list[str]:
     assert not r.is_error, text_of(r)
     assert r.structured_content is not None
-    return [f"{row[0]}|{row[3]}" for row in r.structured_content["rows"]]  # number|total: tenants share numbers
+    # number|total (tenants share numbers); totals compared as amounts (a list cell writes 1386.0 as 1386)
+    return [f"{row[0]}|{Decimal(str(row[3])).normalize()}" for row in r.structured_content["rows"]]
 
 
 def oracle(sb: Sandbox, creds: tuple[str, str], n: int, **match: str) -> list[str]:
     tenant = None if creds == A else creds[0]
     rows = [i for i in sb.invoices(include_archived=False, tenant=tenant) if all(i[k] == v for k, v in match.items())]
-    return [f"{i['invoice_number']}|{i['total']}" for i in rows[:n]]
+    return [f"{i['invoice_number']}|{Decimal(str(i['total'])).normalize()}" for i in rows[:n]]
 
 
 @pytest.mark.anyio

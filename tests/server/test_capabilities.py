@@ -3,7 +3,9 @@
 Legacy clients read them from the ``initialize`` answer (2025-11-25), modern ones from
 ``server/discover`` (2026-07-28). Nothing here publishes change events (the tool, prompt and
 resource lists are fixed, and resource updates are not pushed), so neither era may claim
-``listChanged`` or ``resources.subscribe``.
+``listChanged`` or ``resources.subscribe``. MCP Apps is advertised in both: as the extension
+(2026-07-28) and, since the 2025-11-25 capabilities have no ``extensions`` field, under
+``experimental``.
 """
 
 from __future__ import annotations
@@ -40,9 +42,13 @@ async def answers(settings: Settings) -> dict[str, dict[str, Any]]:
     return out
 
 
+APPS = {"io.modelcontextprotocol/ui": {}}
+
+
 async def test_both_eras_advertise_the_same_honest_capabilities(settings: Settings) -> None:
     got = await answers(settings)
-    assert got["initialize"] == got["server/discover"] == EXPECTED
+    assert got["initialize"] == {**EXPECTED, "experimental": APPS}
+    assert got["server/discover"] == {**EXPECTED, "extensions": APPS}
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

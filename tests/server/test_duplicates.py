@@ -8,7 +8,6 @@ near-identical bodies, and `allow_duplicate` as the explicit way through.
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -254,7 +253,7 @@ async def test_near_identical_bodies_are_recognised(sb: Sandbox, where: str, rec
 
 @pytest.mark.parametrize("where", ["same server", "another server"])
 async def test_due_date_omitted_equals_today(sb: Sandbox, where: str) -> None:
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+    today = sb.today().isoformat()
     async with Client(build_server(settings_for(sb))) as a:
         assert not (await a.call_tool("create_invoice", args_for(sb, due_date=today))).is_error
         async with Client(build_server(settings_for(sb))) as b:
@@ -283,3 +282,20 @@ async def test_a_rejected_create_frees_its_reservation(sb: Sandbox) -> None:
         again = await c.call_tool("create_invoice", args_for(sb))
         assert again.structured_content["outcome"] == "created", text_of(again)
     assert [p.status for p in posts(sb)] == [422, 201]
+
+
+async def test_a_preview_warns_of_a_duplicate_with_its_number_and_how_to_proceed(sb: Sandbox) -> None:
+    async with Client(build_server(settings_for(sb))) as a:
+        quiet = await a.call_tool("create_invoice", args_for(sb, dry_run=True))
+        assert quiet.structured_content["outcome"] == "preview" and "duplicate_of" not in quiet.structured_content
+        assert "possible duplicate" not in text_of(quiet)
+        first = await a.call_tool("create_invoice", args_for(sb))
+    number = first.structured_content["invoice_number"]
+    # another server (no shared guard state) previews the same invoice: the API's recent invoices tell
+    async with Client(build_server(settings_for(sb))) as b:
+        preview = await b.call_tool("create_invoice", args_for(sb, dry_run=True))
+    assert not preview.is_error and preview.structured_content["duplicate_of"] == number
+    text = text_of(preview)
+    assert f"possible duplicate: invoice {number}" in text and "allow_duplicate=true" in text
+    assert f"get_invoice(invoice='{number}')" in text and "possible duplicate" in preview.structured_content["message"]
+    assert len(posts(sb)) == 1  # previews send nothing

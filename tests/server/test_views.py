@@ -40,8 +40,10 @@ counting = _counting()
 SETTLED = {"paid", "void", "voided", "canceled", "cancelled", "uncollectible", "written_off", "written-off"}
 SETTLED |= {"archived", "draft"}
 
-TOOLS_LIST_BUDGET = 2800
-"""o200k tokens of tools/list as compact wire JSON (bench/counting.py)."""
+TOOLS_LIST_BUDGET = 3000
+"""o200k tokens of tools/list as compact wire JSON (bench/counting.py): the ten tools of today with
+the money arguments and fields (currency, balances owed, payment issues) stay within the 3,000 the
+balance-on-rows work allows for them."""
 
 ROW = re.compile(r"^([A-Za-z0-9_.:/-]+) «")
 CALL = re.compile(r'^(next|prev): list_invoices\(cursor="([A-Za-z0-9_-]+)"(?:, limit=(\d+))?\)$')
@@ -160,7 +162,7 @@ async def test_structured_content_is_compact_and_marks_data(mcp_client: Client) 
     res = await mcp_client.call_tool("list_invoices", {"limit": 5})
     data = res.structured_content
     assert None not in data.values() and "prev_cursor" not in data  # no nulls: absent keys
-    assert set(data) == {"cols", "rows", "sum", "as_of", "next_cursor", "hint", "data"}
+    assert set(data) == {"cols", "rows", "sum", "owed", "currency", "as_of", "next_cursor", "hint", "data"}
     assert "customer data" in data["data"] and "not instructions" in data["data"]
     assert data["hint"] == "more: list_invoices(cursor=next_cursor, limit=5)"
     assert all(re.fullmatch(r"INV-\d+", r[0]) for r in data["rows"])  # numbers usable as references

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -12,6 +12,7 @@ import pytest
 
 from invoice_mcp.api.models import Invoice, LineItem, Page
 from invoice_mcp.api.shared_state import RedisReservations
+from invoice_mcp.clock import ApiClock
 from invoice_mcp.service.errors import DuplicateInvoice
 from invoice_mcp.service.guard import LocalReservations, Reservations, fingerprint, invoice_fingerprint
 from invoice_mcp.service.writes import Draft, DraftLine, Writer
@@ -121,6 +122,10 @@ class _HangingAPI:
     def __init__(self) -> None:
         self.sent = anyio.Event()
         self.posts = 0
+        self.clock = ApiClock(local=lambda: datetime(2026, 11, 25, 12, tzinfo=UTC))
+
+    async def sync_clock(self) -> None:
+        pass
 
     async def list_invoices(self, **_: object) -> Page[Invoice]:
         return Page[Invoice]()
@@ -169,12 +174,12 @@ class _HistoryAPI:
         return Invoice(id=f"inv_new_{self.posts}", customer_id="cus_1")
 
 
-NOW = datetime.datetime(2026, 11, 25, 12, 0, tzinfo=datetime.UTC)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DRAFT = Draft("cus_1", (DraftLine("Seats", Decimal("10"), 3),), due_date="2026-12-01")
 
 
 def _on_api(minutes_ago: float, *, same: bool = True, k: int = 0) -> Invoice:
-    created = (NOW - datetime.timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
     line = LineItem(description="Seats" if same else f"Other {k}", amount=Decimal("10"), quantity=3)
     return Invoice(id=f"inv_{k}", invoice_number=f"INV-{k}", customer_id="cus_1", currency="USD",
                    due_date="2026-12-01", created_at=created, line_items=[line])  # fmt: skip

@@ -70,6 +70,33 @@ def test_ledger_partial_paid_and_settled() -> None:
     assert led.balance_due == 0 and led.paid_at == "2026-10-09T00:00:00Z"
     void = Invoice(id="i", status="void", total=Decimal("100"))
     assert ledger(void, []).balance_due == 0
-    over = Invoice(id="i", status="open", total=Decimal("10"))
+    over = Invoice(id="i", status="partially_paid", total=Decimal("10"))
     assert ledger(over, [pay("succeeded", "15")]).balance_due == 0
+    # an open invoice owes its total by its status, as in lists and summaries; money that
+    # contradicts the status is reported, not applied
+    still_open = ledger(Invoice(id="i", status="open", total=Decimal("10")), [pay("succeeded", "15")])
+    assert still_open.balance_due == 10 and still_open.issues.against_status == [("i", "open", Decimal("15"))]
     assert ledger(Invoice(id="i", status="open"), []).balance_due is None
+
+
+def test_payment_issues_name_at_most_five_and_count_all() -> None:
+    from invoice_mcp.service.balances import InvoicePayments, balance_of
+
+    inv = Invoice(id="i", invoice_number="INV-1", status="partially_paid", total=Decimal("100"), currency="usd")
+    bad = [Payment.model_validate({"id": f"p{n}", "status": "succeeded", "sub_total": "x"}) for n in range(7)]
+    odd = Payment.model_validate({"id": "q", "status": None, "sub_total": 1})
+    over = [pay("succeeded", "80"), pay("succeeded", "50")]
+    b = balance_of(inv, InvoicePayments([*bad, odd, *over], capped=True))
+    assert b.balance == 0 and b.paid == Decimal("130")
+    text = " | ".join(b.issues.phrases("USD"))
+    assert "7 payments with an unusable amount (not counted): p0, p1, p2, p3, p4 and 2 more" in text
+    assert "unknown status «?»" in text and "INV-1: payments exceed the total by $30.00" in text
+    assert "1 invoice with more payments than the 1,000 read" in text
+
+
+def test_money_outside_dollars_never_shows_a_dollar_sign() -> None:
+    from invoice_mcp.text import money_text
+
+    assert money_text(Decimal("-1234.5"), "eur") == "-1,234.50 EUR"
+    assert money_text(None, "EUR") == "? EUR" and money_text(None, None) == "$?"
+    assert money_text(Decimal("2"), "") == "$2.00"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
@@ -17,19 +19,24 @@ from invoice_mcp.server.render import (
     DATA_NOTE,
     LIST_COLS,
     Cell,
+    ListItem,
+    compact_money,
     list_cells,
     list_item,
     list_line,
     usual_year,
 )
-from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
-from invoice_mcp.text import clean, q2, quoted, usd
+from invoice_mcp.server.spec import READ_ONLY, VIEW_META, ToolCall, ToolSpec, result
+from invoice_mcp.service.balances import PaymentIssues
+from invoice_mcp.text import clean, money_text, q2, quoted
 
 if TYPE_CHECKING:
     from invoice_mcp.service import InvoiceService, LocalFilter, Tally
+    from invoice_mcp.service.summaries import Figures
 
 
 DEFAULT_LIMIT = 25
+ZERO = Decimal("0")
 
 
 class ListInput(Filters):
@@ -44,12 +51,38 @@ class ListOutput(BaseModel):
 
     cols: list[str] | None = Field(None, description="Column names of each row")
     rows: list[list[Cell]] | None = None
-    sum: float = Field(description="Sum of totals in this chunk, dollars")
+    sum: float = Field(description="Sum of totals in this chunk (its currency)")
+    owed: float | None = Field(None, description="Sum of balances still owed")
+    balances: dict[str, Cell] | None = Field(None, description="Owed, where not the row's total")
+    currency: str | None = None
     as_of: str
     next_cursor: str | None = None
     prev_cursor: str | None = None
     hint: str
     data: str
+    scope: str | None = None
+    """What was looked at (empty, filtered or partial chunks)."""
+
+
+TEXT_FIELDS = "memo, line item descriptions and customer name"
+
+
+def _scope(listed_filters: dict[str, str], local: LocalFilter, scanned: int, truncated: bool) -> str:
+    """What an empty, filtered or partial chunk looked at, so a zero can be trusted (or not)."""
+    parts = []
+    if local.text:
+        parts.append(f"text searched in {TEXT_FIELDS} (case-insensitive)")
+    if local.active:
+        parts.append(f"{scanned} invoices scanned in this call" + (" (the per-call limit)" if truncated else ""))
+    status = listed_filters.get("status")
+    if status == "archived":
+        parts.append("archived invoices only")
+    else:
+        parts.append("archived invoices excluded (status=archived lists them)")
+        parts.append(
+            "drafts only" if status == "draft" else "drafts excluded" if status or local.unpaid else "drafts included"
+        )
+    return "; ".join(parts)
 
 
 def _call(cursor: str, limit: int) -> str:
@@ -68,12 +101,41 @@ def _filter_words(local: LocalFilter) -> str:
     return ", ".join(words)
 
 
+def _sums(items: list[ListItem]) -> tuple[str, dict[str, Decimal], dict[str, Decimal | None]]:
+    """Totals and balances owed per currency (never added across currencies), and the chunk's
+    main currency (most rows; USD on a tie)."""
+    totals: dict[str, Decimal] = {}
+    owed: dict[str, Decimal | None] = {}
+    rows: dict[str, int] = {}
+    for it in items:
+        rows[it.currency] = rows.get(it.currency, 0) + 1
+        totals[it.currency] = totals.get(it.currency, ZERO) + (it.total or ZERO)
+        prev = owed.get(it.currency, ZERO)
+        if it.owed:
+            owed[it.currency] = None if prev is None or it.balance is None else prev + it.balance
+        else:
+            owed.setdefault(it.currency, prev)
+    main = max(rows, key=lambda c: (rows[c], c == "USD", c)) if rows else "USD"
+    order = sorted(totals, key=lambda c: (c != main, c))
+    return main, {c: totals[c] for c in order}, {c: owed[c] for c in order}
+
+
+def _amounts(per: Mapping[str, Decimal | None], *, code: bool = True) -> str:
+    """`$1,000.00 USD + 700.00 EUR`: one figure per currency (`code=False`: no USD after dollars)."""
+    return " + ".join(money_text(v, c) + (" USD" if c == "USD" and code else "") for c, v in per.items())
+
+
+def _partly(it: ListItem) -> bool:
+    return it.owed and it.balance != it.total
+
+
 async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     listed = await svc.list_invoices(args.query(), args.limit, args.cursor)
     chunk, local = listed.chunk, listed.local
     as_of = local.as_of or svc.today()
-    items = [list_item(i, listed.names, as_of) for i in chunk.rows]
-    total = sum((i.total or Decimal("0") for i in chunk.rows), Decimal("0"))
+    bals = listed.balances or [None] * len(chunk.rows)
+    items = [list_item(i, listed.names, as_of, b) for i, b in zip(chunk.rows, bals, strict=True)]
+    main, totals, owed = _sums(items)
     filt = _filter_words(local)
     year = usual_year(items, as_of.year)
     scan = ""
@@ -90,28 +152,54 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
         hint += f"; back: list_invoices(cursor=prev_cursor{lim})"
     rows_in = call.settings.list_rows  # "both" unless the operator knows the host shows the model both views
     in_structured = rows_in != "text"  # with "text", the structured content is a short pointer to the text
+    main_owed = owed.get(main, ZERO)
     out = ListOutput(
         cols=LIST_COLS if in_structured else None,
-        rows=[list_cells(it) for it in items] if in_structured else None,
-        sum=float(q2(total)),
+        rows=[list_cells(it, main) for it in items] if in_structured else None,
+        sum=compact_money(totals.get(main, ZERO)) or 0,
+        owed=None if main_owed is None or not in_structured else compact_money(main_owed),
+        balances={it.ref: list_cells(replace(it, total=it.balance), main)[3] for it in items if _partly(it)} or None
+        if in_structured
+        else None,
+        currency=(main or None) if in_structured else None,
         as_of=as_of.isoformat(),
         next_cursor=chunk.next_cursor if in_structured else None,
         prev_cursor=chunk.prev_cursor if in_structured else None,
         hint=hint if in_structured else "rows and the next/prev calls are in the text content",
         data=DATA_KEY,
     )
+    scope = None
+    if not items or local.active or chunk.truncated:
+        scope = _scope(chunk.filters, local, chunk.scanned, chunk.truncated)
+        if in_structured:
+            out.scope = scope
     who = f" for {quoted(listed.customer, 60)}" if listed.customer else ""
+    whole = not args.cursor and not chunk.has_more  # this chunk is the whole answer: N of N
     if items:
+        count = f"{len(items)} of {len(items)}" if whole else f"{len(items)}"
         head = [
-            f"{len(items)} invoices{who}" + (f" ({filt})" if filt else "") + f", newest first, sum {usd(total)}; "
-            f"dates are {year} unless a year is given; as of {as_of.isoformat()}. "
+            f"{count} invoices{who}" + (f" ({filt})" if filt else "") + f", newest first, sum {_amounts(totals)}"
+            f", owed {_amounts(owed, code=False)}; dates are {year} unless a year is given; as of {as_of.isoformat()}. "
             "Rows: number «customer» status total created due",
         ]
     elif args.cursor:
         head = ["no more invoices" + (f" ({filt})" if filt else "")]
     else:
         head = ["no invoices match" + (f" ({filt})" if filt else "")]
+    if scope:
+        head.append(f"looked at: {scope}")
     tail = []
+    if listed.payments_unavailable is not None:
+        tail.append(
+            f"balances of partly paid rows unknown (payments could not be read: "
+            f"{safe_message(listed.payments_unavailable)})"
+        )
+
+    issues = PaymentIssues()
+    for b in bals:
+        if b is not None:
+            issues.merge(b.issues)
+    tail.extend(f"payments: {p}" for p in issues.phrases(main))
     if scan:
         tail.append(scan)
     if chunk.has_more and chunk.next_cursor:
@@ -125,7 +213,17 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
     if rows_in == "structured":  # the host shows the structured content too: say it once, there
         return result(f"{len(items)} invoices: rows and next/prev cursors in the structured content", out)
     lines = [*head, *(list_line(it, year) for it in items), *tail]
-    return result("\n".join(lines), out)
+    res = result("\n".join(lines), out)
+    if call.apps and not in_structured:  # the table view needs the rows the operator kept out of structured content
+        res.meta = {
+            VIEW_META: {
+                "cols": LIST_COLS,
+                "rows": [list_cells(it) for it in items],
+                "next_cursor": chunk.next_cursor,
+                "prev_cursor": chunk.prev_cursor,
+            }
+        }
+    return res
 
 
 SPEC_LIST = ToolSpec(
@@ -146,6 +244,7 @@ SPEC_LIST = ToolSpec(
 class SummaryInput(Filters):
     max_invoices: int = Field(10_000, ge=1, le=1_000_000)
     top: int = Field(10, ge=1, le=50, description="Top debtors listed")
+    rank: Literal["balance", "past_due"] = Field("balance", description="Order of by_customer")
     balances: bool = Field(True, description="false: skip payments (faster), balance = totals")
 
 
@@ -153,6 +252,9 @@ class Bucket(BaseModel):
     count: int
     total: float
     balance: float | None = None
+    past_due: float | None = None
+    """Balance of those past due on as_of (owed buckets only)."""
+    past_due_count: int | None = None
 
 
 class CustomerDebt(BaseModel):
@@ -161,14 +263,17 @@ class CustomerDebt(BaseModel):
     count: int
     unpaid: float
     balance: float
+    past_due: float
+    past_due_count: int
 
 
 class SummaryOutput(BaseModel):
     count: int
     total: float
-    currency: str | None = None
+    currency: str | None = Field(None, description="Of every money figure here")
     by_status: dict[str, Bucket]
     unpaid: Bucket = Field(description="Owed invoices")
+    past_due: Bucket = Field(description="Owed invoices due before as_of")
     by_customer: list[CustomerDebt] = Field(description="Top by balance")
     aging: dict[str, Bucket] = Field(description="Owed by days past due")
     apart: dict[str, Bucket] = Field(description="Drafts, archived")
@@ -179,13 +284,15 @@ class SummaryOutput(BaseModel):
     truncated: bool
     customer: str | None = Field(None, description="Resolved customer name, when filtered by customer")
     scope: str = Field(description="What is counted: archived, drafts, unknown statuses")
+    other_currencies: dict[str, dict[str, Any]] | None = Field(None, description="Same figures, per other currency")
+    payment_issues: list[str] | None = Field(None, description="Payments not counted, and why")
 
 
 SCOPE = (
     "balance = what is still owed (total less succeeded payments); total and unpaid = as invoiced, before "
     "payments; archived invoices excluded unless status=archived; owed = every status except paid, void, cancelled, "
     "uncollectible and written-off; drafts (and archived) are counted apart, never owed; unknown statuses count "
-    "as owed"
+    "as owed; each currency is counted apart"
 )
 
 
@@ -193,18 +300,124 @@ def _n(count: int) -> str:
     return f"({count} invoice{'' if count == 1 else 's'})"
 
 
-def _bucket(t: Tally, balances: bool = True) -> Bucket:
-    return Bucket(count=t.count, total=float(q2(t.total)), balance=float(q2(t.balance)) if balances else None)
+def _bucket(t: Tally, balances: bool = True, *, late: bool = False) -> Bucket:
+    return Bucket(
+        count=t.count,
+        total=float(q2(t.total)),
+        balance=float(q2(t.balance)) if balances else None,
+        past_due=float(q2(t.late_balance)) if late else None,
+        past_due_count=t.late_count if late else None,
+    )
 
 
-async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+def _late(t: Tally) -> Bucket:
+    """The past-due part of `t` as a bucket of its own (totals are not split by lateness: balance)."""
+    return Bucket(count=t.late_count, total=float(q2(t.late_balance)), balance=float(q2(t.late_balance)))
+
+
+def _top(f: Figures, n: int, rank: str = "balance") -> list[tuple[str, Tally]]:
+    def key(kv: tuple[str, Tally]) -> tuple[Decimal, Decimal, Decimal]:
+        t = kv[1]
+        return (t.late_balance, t.balance, t.total) if rank == "past_due" else (t.balance, t.late_balance, t.total)
+
+    return sorted(f.unpaid_by_customer.items(), key=key, reverse=True)[:n]
+
+
+def _figures(f: Figures, top: list[tuple[str, Tally]], names: dict[str, str]) -> dict[str, Any]:
+    """The money fields of the output for one currency (the top level, or one of other_currencies)."""
     from invoice_mcp.service import AGING_BUCKETS
     from invoice_mcp.service.statuses import is_owed
 
+    return {
+        "count": f.count,
+        "total": float(q2(f.total)),
+        "by_status": {k: _bucket(b, is_owed(k), late=is_owed(k)) for k, b in sorted(f.by_status.items())},
+        "unpaid": _bucket(f.unpaid, late=True),
+        "past_due": _late(f.unpaid),
+        "by_customer": [
+            CustomerDebt(
+                customer_id=cid,
+                customer=clean(names.get(cid), 80) or None,
+                count=b.count,
+                unpaid=float(q2(b.total)),
+                balance=float(q2(b.balance)),
+                past_due=float(q2(b.late_balance)),
+                past_due_count=b.late_count,
+            )
+            for cid, b in top
+        ],
+        "aging": {k: _bucket(f.aging[k]) for k in AGING_BUCKETS},
+        "apart": {k: _bucket(b, False) for k, b in sorted(f.apart.items())},
+        "with_payments": f.with_payments,
+    }
+
+
+def _figure_lines(
+    f: Figures,
+    code: str,
+    top: list[tuple[str, Tally]],
+    names: dict[str, str],
+    as_of: date,
+    *,
+    lead: str,
+    who: bool,
+    rank: str = "balance",
+) -> list[str]:
+    from invoice_mcp.service import AGING_BUCKETS
+    from invoice_mcp.service.statuses import is_owed
+
+    def m(v: Decimal) -> str:
+        return money_text(v, code)
+
+    def owed(t: Tally) -> str:
+        return m(t.balance) if t.balance == t.total else f"{m(t.balance)} (of {m(t.total)})"
+
+    def late(t: Tally) -> str:
+        return f", {m(t.late_balance)} past due {_n(t.late_count)}" if t.late_count else ""
+
+    statuses = sorted(f.by_status.items())
+    lines = [
+        lead,
+        "by status: "
+        + ", ".join(
+            f"{clean(k, 32)} {owed(b) if is_owed(k) else m(b.total)} {_n(b.count)}{late(b) if is_owed(k) else ''}"
+            for k, b in statuses
+        ),
+        f"owed: balance {owed(f.unpaid)} {_n(f.unpaid.count)}"
+        + (f"; {f.with_payments} partly paid" if f.with_payments else "")
+        + f"; past due (due before {as_of}): {m(f.unpaid.late_balance)} {_n(f.unpaid.late_count)}"
+        + f"; by days past due as of {as_of}: "
+        + ", ".join(
+            f"{'not yet due' if k == 'current' else k + ' days'} {m(f.aging[k].balance)} {_n(f.aging[k].count)}"
+            for k in AGING_BUCKETS
+        ),
+    ]
+    if top and who:
+        lines.append(
+            ("top past due: " if rank == "past_due" else "top balances: ")
+            + "; ".join(
+                f"{quoted(names.get(cid), 40) if names.get(cid) else cid} {m(b.balance)} {_n(b.count)}"
+                + (f", {m(b.late_balance)} past due" if b.late_count else "")
+                for cid, b in top
+            )
+        )
+    if f.apart:
+        apart = ", ".join(f"{k} {m(b.total)} {_n(b.count)}" for k, b in sorted(f.apart.items()))
+        lines.append(f"not owed, apart: {apart}")
+    return lines
+
+
+def _code(currency: str) -> str:
+    return currency or "currency not given"
+
+
+async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     try:
-        as_of = date.fromisoformat(args.as_of) if args.as_of else svc.today()
+        as_of = date.fromisoformat(args.as_of) if args.as_of else None
     except ValueError:
         raise ToolError(f"as_of: {args.as_of!r} is not a real date (YYYY-MM-DD)") from None
+
+    as_of = as_of or await svc.api_today()
 
     async def progress(done: int, msg: str) -> None:
         await call.ctx.report_progress(done, None, msg)
@@ -212,55 +425,37 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
     s, name = await svc.summarize(
         args.query(), as_of=as_of, max_invoices=args.max_invoices, progress=progress, balances=args.balances
     )
-    top = sorted(s.unpaid_by_customer.items(), key=lambda kv: (kv[1].balance, kv[1].total), reverse=True)[: args.top]
-    names = await svc.customer_names({cid for cid, _ in top if cid != "?"})
-    currency = ",".join(sorted(s.currency)) or None
-    statuses = sorted(s.by_status.items())
+    code, main = s.main
+    tops = {c: _top(f, args.top, args.rank) for c, f in s.by_currency.items()}
+    names = await svc.customer_names({cid for top in tops.values() for cid, _ in top if cid != "?"})
+    others = {c: f for c, f in s.by_currency.items() if c != code}
+    balances = args.balances and s.payments_unavailable is None
+    issues = s.payment_issues.phrases(code) if balances else []
     out = SummaryOutput(
-        count=s.count,
-        total=float(q2(s.total)),
-        currency=currency,
-        by_status={k: _bucket(b, is_owed(k)) for k, b in statuses},
-        unpaid=_bucket(s.unpaid),
-        by_customer=[
-            CustomerDebt(
-                customer_id=cid,
-                customer=clean(names.get(cid), 80) or None,
-                count=b.count,
-                unpaid=float(q2(b.total)),
-                balance=float(q2(b.balance)),
-            )
-            for cid, b in top
-        ],
-        aging={k: _bucket(s.aging[k]) for k in AGING_BUCKETS},
-        apart={k: _bucket(b, False) for k, b in sorted(s.apart.items())},
+        **_figures(main, tops.get(code, []), names),
+        currency=code or None,
         unknown_statuses={clean(k, 32): n for k, n in sorted(s.unknown_statuses.items())},
-        with_payments=s.with_payments,
-        balances=args.balances and s.payments_unavailable is None,
+        balances=balances,
         as_of=as_of.isoformat(),
         truncated=s.truncated,
         customer=clean(name, 80) if name else None,
         scope=SCOPE,
+        other_currencies={
+            _code(c): SummaryCurrency.model_validate(_figures(f, tops[c], names)).model_dump(mode="json")
+            for c, f in others.items()
+        }
+        or None,
+        payment_issues=issues or None,
     )
     who = f" for {quoted(name, 60)}" if name else ""
     filt = _filter_words(args.query().local)
-
-    def owed(t: Tally) -> str:
-        return usd(t.balance) if t.balance == t.total else f"{usd(t.balance)} (of {usd(t.total)})"
-
-    lines = [
-        f"{s.count} invoices{who}{f' ({filt})' if filt else ''}, total {usd(s.total)} {currency or ''}".rstrip()
-        + (f" (TRUNCATED at max_invoices={args.max_invoices}: partial figures)" if s.truncated else ""),
-        "by status: "
-        + ", ".join(f"{clean(k, 32)} {owed(b) if is_owed(k) else usd(b.total)} {_n(b.count)}" for k, b in statuses),
-        f"owed: balance {owed(s.unpaid)} {_n(s.unpaid.count)}"
-        + (f"; {s.with_payments} partly paid" if s.with_payments else "")
-        + f"; by days past due as of {as_of}: "
-        + ", ".join(
-            f"{'not yet due' if k == 'current' else k + ' days'} {usd(s.aging[k].balance)} {_n(s.aging[k].count)}"
-            for k in AGING_BUCKETS
-        ),
-    ]
+    more = f"; {sum(f.count for f in others.values())} more in other currencies, counted apart below" if others else ""
+    lead = (
+        f"{main.count} invoices{who}{f' ({filt})' if filt else ''}, total {money_text(main.total, code)} "
+        f"{code or '(currency not given)'}{more}"
+        + (f" (TRUNCATED at max_invoices={args.max_invoices}: partial figures)" if s.truncated else "")
+    )
+    lines = _figure_lines(main, code, tops.get(code, []), names, as_of, lead=lead, who=not name, rank=args.rank)
     if not args.balances:
         lines.append("balances not computed (balances=false): owed figures are invoice totals")
     elif s.payments_unavailable:
@@ -268,18 +463,9 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
             f"balances unavailable (payments could not be read: {safe_message(s.payments_unavailable)}): "
             "owed figures are invoice totals"
         )
-    if top and not name:
-        lines.append(
-            "top balances: "
-            + "; ".join(
-                f"{quoted(names.get(cid), 40) if names.get(cid) else cid} {usd(b.balance)} {_n(b.count)}"
-                for cid, b in top
-            )
-        )
-    if s.apart:
-        lines.append(
-            "not owed, apart: " + ", ".join(f"{k} {usd(b.total)} {_n(b.count)}" for k, b in sorted(s.apart.items()))
-        )
+    for c, f in others.items():
+        lead = f"{_code(c)}: {f.count} invoices, total {money_text(f.total, c)}" + (f" {c}" if c in ("", "USD") else "")
+        lines.extend(_figure_lines(f, c, tops[c], names, as_of, lead=lead, who=not name, rank=args.rank))
     if s.unknown_statuses:
         lines.append(
             "unknown statuses counted as owed: "
@@ -289,10 +475,25 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
         lines.append(f"{s.undated_unpaid} owed invoices have no due date (not aged)")
     if s.invalid_totals:
         lines.append(f"{s.invalid_totals} invoices have an unusable total from the API (counted as $0.00)")
+    lines.extend(f"payments: {p}" for p in issues)
     lines.append(f"Counted: {SCOPE}.")
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)
     return result("\n".join(lines), out)
+
+
+class SummaryCurrency(BaseModel):
+    """One other currency's figures (the same fields as the top level)."""
+
+    count: int
+    total: float
+    by_status: dict[str, Bucket]
+    unpaid: Bucket
+    past_due: Bucket
+    by_customer: list[CustomerDebt]
+    aging: dict[str, Bucket]
+    apart: dict[str, Bucket]
+    with_payments: int
 
 
 SPEC_SUMMARY = ToolSpec(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 from mcp.types import CallToolResult
@@ -11,11 +12,16 @@ from pydantic import AfterValidator, BaseModel, Field, field_validator, model_va
 from invoice_mcp.server.inputs import CustomerId, DateFrom, DateTo, InvoiceRef, Strict, to_rfc3339
 from invoice_mcp.server.render import DATA_KEY, DATA_NOTE, ListedPayment, listed_payment, money, payment_line
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
-from invoice_mcp.text import quoted, usd
+from invoice_mcp.text import money_text, quoted
 
 if TYPE_CHECKING:
     from invoice_mcp.service import InvoiceService
 
+MONEY_WORDS = (
+    "Words: collected = applied to invoices = the amount (sub_total) of succeeded payments; charged = what payers "
+    "paid for them (total: applied + fees paid by customers); fees by merchant are absorbed, not charged; refunded "
+    "and charged back = payments whose money went back (not collected); a row shows amount (charged when different)"
+)
 _WORD = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -74,6 +80,9 @@ class PaymentsOutput(BaseModel):
     payments: list[ListedPayment]
     count: int
     collected: float = Field(description="Succeeded, this chunk")
+    currency: str | None = Field(None, description="Of collected, when payments name one")
+    payment_issues: list[str] | None = Field(None, description="Payments not counted, and why")
+    money: dict[str, float] | None = Field(None, description="applied, charged, fees, refunded, charged_back")
     next_cursor: str | None = None
     has_more: bool
     customer: str | None = None
@@ -84,19 +93,35 @@ class PaymentsOutput(BaseModel):
 
 async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     from invoice_mcp.service import PaymentsQuery
-    from invoice_mcp.service.payments import collected
+    from invoice_mcp.service.balances import tally
 
     query = PaymentsQuery(filters=args.api_filters(), customer=args.customer, invoice=args.invoice)
     listed = await svc.list_payments(query, args.limit, args.cursor)
     chunk = listed.chunk
     rows = [listed_payment(p, listed.names) for p in chunk.rows]
-    got = collected(chunk.rows)
+    counted = tally(chunk.rows)
+    per = counted.by_currency or {"": counted.paid}
+    main = max(per, key=lambda c: (per[c], c == "USD"))
+    got = per[main]
+    issues = counted.issues.phrases(main)
     limit = "" if args.limit == PaymentsInput.model_fields["limit"].default else f", limit={args.limit}"
     next_call = f'list_payments(cursor="{chunk.next_cursor}"{limit})' if chunk.has_more else None
     out = PaymentsOutput(
         payments=rows,
         count=len(rows),
         collected=money(got) or 0.0,
+        currency=main or None,
+        payment_issues=issues or None,
+        money={
+            "applied": money(counted.paid) or 0.0,
+            "charged": money(counted.charged) or 0.0,
+            "fees_by_customer": money(counted.fees_customer) or 0.0,
+            "fees_by_merchant": money(counted.fees_merchant) or 0.0,
+            "refunded": money(counted.refunded) or 0.0,
+            "charged_back": money(counted.charged_back) or 0.0,
+        }
+        if rows
+        else None,
         next_cursor=chunk.next_cursor,
         has_more=chunk.has_more,
         customer=listed.customer,
@@ -110,12 +135,32 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
     if listed.invoice:
         scope += f" for invoice {quoted(listed.invoice, 40)}"
     failed = sum(1 for r in rows if r.status == "failed")
-    header = f"{len(rows)} payments{scope}, collected {usd(got)} (succeeded only)"
+    amounts = " + ".join(
+        money_text(v, c) + (" USD" if c == "USD" else "") for c, v in sorted(per.items(), key=lambda kv: kv[0] != main)
+    )
+    header = f"{len(rows)} payments{scope}, collected {amounts} (succeeded only)"
     if failed:
         header += f", {failed} failed"
     if not rows:
         header = f"no payments{scope} match" if not args.cursor else "no more payments"
-    lines = [header, *(payment_line(r, who=not listed.customer) for r in rows)]
+    split = []
+    if rows:
+
+        def m(v: Decimal) -> str:
+            return money_text(v, main)
+
+        split = [
+            f"applied to invoices {m(counted.paid)}, charged {m(counted.charged)}, fees paid by customers "
+            f"{m(counted.fees_customer)} / by merchant {m(counted.fees_merchant)}; refunded {m(counted.refunded)} "
+            f"({counted.refunded_count}), charged back {m(counted.charged_back)} ({counted.charged_back_count})",
+            MONEY_WORDS,
+        ]
+    lines = [
+        header,
+        *(payment_line(r, who=not listed.customer) for r in rows),
+        *split,
+        *(f"payments: {p}" for p in issues),
+    ]
     lines.append(f"next: {next_call}" if next_call else "end of list")
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)

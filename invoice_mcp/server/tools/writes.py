@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 from invoice_mcp.server.errors import tool_errors
 from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict, real_date
 from invoice_mcp.server.render import ref_of
-from invoice_mcp.server.spec import Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.spec import VIEW_META, Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
 from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:  # the service (and the wire models with it) loads on first call, not at start-up
@@ -96,6 +96,8 @@ class CreateOutput(BaseModel):
     invoice_number: str | None = None
     status: str | None = None
     message: str
+    duplicate_of: str | None = None
+    """A preview's possible duplicate: the number of an identical invoice created within the guard's window."""
 
 
 _HOW = {
@@ -164,8 +166,30 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
     how: Confirmed = "preview" if args.dry_run else how_confirmed(call.settings, call.ctx, "invoice creation")
     base = {"total": float(total), "customer": clean(name, 80), "due_date": args.due_date, "confirmed": how}
     if args.dry_run:
-        out = CreateOutput(outcome="preview", message="preview only; nothing was created", **base)  # type: ignore[arg-type]
-        return result(_preview(args, name) + "\n(dry run: nothing created; call again without dry_run to create)", out)
+        from invoice_mcp.service.guard import DUPLICATE_WINDOW_S
+
+        dup = await svc.possible_duplicate(args.draft())
+        message = "preview only; nothing was created"
+        text = _preview(args, name) + "\n(dry run: nothing created; call again without dry_run to create)"
+        ref = None
+        warning = None
+        if dup is not None:
+            ref = clean(dup.invoice_number or dup.invoice_id, 64) or None
+            what = f"invoice {ref}" if ref else "an identical create"
+            when = f" at {clean(dup.at, 40)}" if dup.at else ""
+            warning = (
+                f"possible duplicate: {what} (same customer, lines and due date) was "
+                f"{'created' if dup.state == 'created' else 'started'}{when}, within the last "
+                f"{int(DUPLICATE_WINDOW_S // 60)} minutes; a create now is refused unless allow_duplicate=true. "
+                + (f"Check it with get_invoice(invoice={ref!r}) first." if ref else "Check list_invoices first.")
+            )
+            message += "; " + warning
+            text += "\n" + warning
+        out = CreateOutput(outcome="preview", message=message, duplicate_of=ref, **base)  # type: ignore[arg-type]
+        res = result(text, out)
+        if call.apps:  # the preview card warns before its Create button is pressed (hosts keep _meta from the model)
+            res.meta = {VIEW_META: {} if warning is None else {"duplicate": warning}}
+        return res
     if not _accepted(call.confirmation):
         out = CreateOutput(outcome="not_created", message="the user did not confirm; nothing was sent", **base)  # type: ignore[arg-type]
         return result("Not created: the user did not confirm. Nothing was sent to the API.", out)
@@ -202,8 +226,8 @@ SPEC_CREATE = ToolSpec(
     title="Create invoice",
     description=(
         "Issue a LIVE, payable invoice (not a draft). Amounts are dollars: amount is the unit price, total = Σ amount "
-        "× quantity. USD only. Preview with dry_run=true first. The user confirms when the client can ask "
-        "(`confirmed` says how)."
+        "× quantity. USD only. Preview with dry_run=true first (it warns of a duplicate). The user confirms when "
+        "the client can ask; the result's confirmed field says how."
     ),
     input=CreateInput,
     output=CreateOutput,
@@ -278,7 +302,7 @@ SPEC_ARCHIVE = ToolSpec(
     title="Archive invoice",
     description=(
         "Archive (hide) an invoice: it leaves lists and cannot be paid; not a refund. restore_invoice undoes it. "
-        "The user confirms when the client can ask (`confirmed` says how)."
+        "The user confirms when the client can ask; the result's confirmed field says how."
     ),
     input=ArchiveInput,
     output=ChangeOutput,
