@@ -135,7 +135,7 @@ class Writer:
         known = await self.recent_duplicate(draft)
         if known is not None:
             return known
-        found = await self._recent_on_api(draft, self._clock() - timedelta(seconds=DUPLICATE_WINDOW_S))
+        found = await self._recent_on_api(draft, self._clock() - self._lookback)
         if found is None or not found.id:
             return None
         return _refusal(_created(draft, found.created_at or "", found, source="api"))

@@ -159,6 +159,10 @@ class _HistoryAPI:
         self.invoices = sorted(invoices, key=lambda i: i.created_at or "", reverse=True)
         self.posts = 0
         self.pages = 0
+        self.clock = ApiClock(local=lambda: NOW)
+
+    async def sync_clock(self) -> None:
+        pass
 
     async def list_invoices(
         self, *, limit: int, customer_id: str, created_at_start: str, after: str | None = None, **_: object
