@@ -218,7 +218,7 @@ async def test_api_validation_errors_are_all_kept(sandbox: Sandbox) -> None:
     with pytest.raises(ToolError) as shown, tool_errors():
         raise err.value
     for field, problem in err.value.validation_errors.items():
-        assert f"{field}: {problem}" in str(shown.value)
+        assert f"{field}: «{problem}»" in str(shown.value)  # the API's words, quoted as data
 
 
 async def test_create_unknown_customer_sends_no_post(mcp_client: Client, sandbox: Sandbox) -> None:

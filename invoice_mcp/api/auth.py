@@ -92,17 +92,23 @@ class TokenProvider:
         self._store: TokenStore = store if store is not None else LocalTokenStore()
         self._lock = anyio.Lock()
         self._mint_lock = mint_lock
+        self.verified = False
+        """True once these credentials have yielded a token: the API accepted them (here, or on a
+        replica sharing the token store). A gateway keeps unverified credentials apart."""
 
     async def get(self) -> str:
         token = await self._store.get(self._key)
         if token is not None:
+            self.verified = True
             return token
         # Single flight: latecomers (in this process, or others via mint_lock) find the fresh token.
         async with self._lock, self._mint_lock(self._key) if self._mint_lock else nullcontext():
             token = await self._store.get(self._key)
             if token is not None:
+                self.verified = True
                 return token
             token, expires_in = await self._mint()
+            self.verified = True
             await self._store.put(self._key, token, cache_ttl(expires_in))
             log.debug("minted access token (expires_in=%ss)", int(expires_in))
             return token

@@ -34,7 +34,7 @@ from invoice_mcp.api.errors import (
     UpstreamError,
 )
 from invoice_mcp.api.models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link, NewInvoice, Page, Payment
-from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
+from invoice_mcp.api.ratelimit import GateFull, LocalRateLimiter, RateLimiter, StrangerGate
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import count as _count
 from invoice_mcp.clock import ApiClock
@@ -121,7 +121,7 @@ def _map_error(resp: httpx.Response, what: str, scrub: Scrub = lambda t: t) -> A
         problems[clean(scrub(key), 60) or "field"] = _api_text(value, scrub, 200) or "invalid"
     if len(items) > MAX_VALIDATION_ERRORS:
         problems["…"] = f"and {len(items) - MAX_VALIDATION_ERRORS} more problems"
-    kw: dict[str, Any] = {"status": status, "code": code, "validation_errors": problems}
+    kw: dict[str, Any] = {"status": status, "code": code, "validation_errors": problems, "api_text": msg}
     if status == 404:
         return NotFoundError(f"{what}: not found", **kw)
     if status in (400, 422):
@@ -185,6 +185,9 @@ class APIClient:
         self._max_attempts = max_attempts
         self._budget = retry_budget_s if retry_budget_s is not None else max(20.0, settings.timeout_s * 2)
         self.limiter: RateLimiter = limiter or LocalRateLimiter(settings.rate_limit)
+        self.token_gate: StrangerGate | None = None
+        """Set by a gateway for credentials not yet known good: their token requests pass this
+        bounded gate before taking a slot on the key's schedule (api/ratelimit.py)."""
         self._transport = transport
         self._http_client: httpx.AsyncClient | None = None
         self._max_body = max_body_bytes
@@ -278,6 +281,15 @@ class APIClient:
                 headers={"Authorization": self._basic},
             )
 
+        if self.token_gate is not None and not self.tokens.verified:
+            try:
+                await self.token_gate.acquire()
+            except GateFull as exc:
+                raise RateLimitedError(
+                    "too many token requests with unverified credentials for this client id are waiting",
+                    retry_after=exc.retry_after,
+                    code="unverified_credentials",
+                ) from None
         resp = await self._with_retries(send, "token request", idempotent=True)
         if resp.status_code == 403:
             raise CredentialsError(

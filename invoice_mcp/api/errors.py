@@ -17,12 +17,16 @@ class APIError(Exception):
         status: int | None = None,
         code: str | None = None,
         validation_errors: dict[str, str] | None = None,
+        api_text: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.validation_errors: dict[str, str] = dict(validation_errors or {})
+        self.api_text = api_text
+        """What the API itself wrote (cleaned, bounded, secrets masked): data, to be quoted
+        wherever it reaches a model; `message` is this server's own words around it."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r})"

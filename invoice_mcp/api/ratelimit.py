@@ -99,3 +99,43 @@ class LocalRateLimiter:
         until = self._clock() + seconds
         self._next = max(self._next, until)
         self._free = [s for s in self._free if s >= until]
+
+
+class StrangerGate:
+    """A separate, bounded budget for token requests whose credentials are not yet known good.
+
+    A gateway cannot tell a wrong secret from a new tenant's right one before the API answers,
+    and the API's 5 requests/s are per client id, so refused token requests would otherwise
+    queue on the owner's own schedule (100 wrong secrets: the owner's next call waits 20 s).
+    Such requests first pass this gate: at most `rate` per second per client id, at most
+    `max_waiting` in the gate at once; a request beyond that is refused at once, with no API request.
+    Only then do they take a slot on the key's schedule, so strangers hold at most `rate` of
+    its slots per second, whatever their number.
+    """
+
+    def __init__(self, rate: float, max_waiting: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if max_waiting < 1:
+            raise ValueError("max_waiting must be at least 1")
+        self.schedule = LocalRateLimiter(rate, clock=clock)
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self.refused = 0
+
+    async def acquire(self) -> None:
+        """Wait for a slot of the gate; raise GateFull (retry-after seconds) when too many wait."""
+        if self.waiting >= self.max_waiting:
+            self.refused += 1
+            raise GateFull(self.schedule.interval * self.max_waiting)
+        self.waiting += 1
+        try:
+            await self.schedule.acquire()
+        finally:
+            self.waiting -= 1
+
+
+class GateFull(Exception):
+    """Too many token requests with unverified credentials are waiting for this client id."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry in {retry_after:.1f} s")
+        self.retry_after = retry_after

@@ -19,6 +19,7 @@ reported in `Settings.notices` so the command line announces it on stderr.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
@@ -138,24 +139,45 @@ def _merged_env(
     return merged
 
 
-def _positive_float(raw: str, name: str, problems: list[str]) -> float | None:
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSW|PRIVATE|API_?KEY|CREDENTIAL|REDIS_URL", re.IGNORECASE)
+_MAX_SHOWN = 60
+
+
+class _Shown:
+    """How a configuration error quotes a value: never one that holds the value of a secret
+    variable (a `.env` may interpolate `${AP_CLIENT_SECRET}` into any setting)."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._secrets = [v.strip() for k, v in env.items() if _SECRET_NAME.search(k) and len(v.strip()) >= 4]
+
+    def holds_secret(self, raw: str) -> bool:
+        part = raw.strip()
+        return any(secret in raw or (len(part) >= 8 and part in secret) for secret in self._secrets)
+
+    def __call__(self, raw: str) -> str:
+        if self.holds_secret(raw):
+            return "a value that contains a secret variable's value, not shown"
+        return repr(raw if len(raw) <= _MAX_SHOWN else raw[:_MAX_SHOWN] + "…")
+
+
+def _positive_float(raw: str, name: str, problems: list[str], show: _Shown) -> float | None:
     try:
         value = float(raw)
     except ValueError:
-        problems.append(f"{name} must be a number (got {raw!r})")
+        problems.append(f"{name} must be a number (got {show(raw)})")
         return None
     if not value > 0 or value != value or value == float("inf"):
-        problems.append(f"{name} must be a positive number (got {raw!r})")
+        problems.append(f"{name} must be a positive number (got {show(raw)})")
         return None
     return value
 
 
-def _flag(raw: str, name: str, problems: list[str]) -> bool:
+def _flag(raw: str, name: str, problems: list[str], show: _Shown) -> bool:
     low = raw.strip().lower()
     if low in _TRUE:
         return True
     if low not in _FALSE:
-        problems.append(f"{name} must be 1/0, true/false (got {raw!r})")
+        problems.append(f"{name} must be 1/0, true/false (got {show(raw)})")
     return False
 
 
@@ -178,9 +200,10 @@ def load_settings(
     notices: list[str] = []
     e = _merged_env(env, dotenv_path, env_file, notices)
     problems: list[str] = []
+    show = _Shown(e)
 
     if gateway is None:
-        gateway = _flag(e.get("INVOICE_MCP_GATEWAY", ""), "INVOICE_MCP_GATEWAY", problems)
+        gateway = _flag(e.get("INVOICE_MCP_GATEWAY", ""), "INVOICE_MCP_GATEWAY", problems, show)
     client_id = "" if gateway else e.get("AP_CLIENT_ID", "").strip()
     secret = "" if gateway else e.get("AP_CLIENT_SECRET", "")
     if require_credentials and not gateway:
@@ -191,32 +214,34 @@ def load_settings(
 
     environment = e.get("AP_ENVIRONMENT", "production").strip().lower() or "production"
     if environment not in BASE_URLS:
-        problems.append(f"AP_ENVIRONMENT must be 'production' or 'demo' (got {environment!r})")
+        problems.append(f"AP_ENVIRONMENT must be 'production' or 'demo' (got {show(environment)})")
         environment = "production"
 
     base_url = e.get("AP_BASE_URL", "").strip() or BASE_URLS[environment]
-    if not base_url.startswith(("https://", "http://")):
-        problems.append(f"AP_BASE_URL must start with https:// or http:// (got {base_url!r})")
+    if show.holds_secret(base_url):
+        problems.append("AP_BASE_URL contains the value of a secret variable; it is not used (nor shown)")
+    elif not base_url.startswith(("https://", "http://")):
+        problems.append(f"AP_BASE_URL must start with https:// or http:// (got {show(base_url)})")
 
-    timeout = _positive_float(e.get("AP_TIMEOUT_S", "30"), "AP_TIMEOUT_S", problems) or 30.0
-    rate = _positive_float(e.get("AP_RATE_LIMIT", "5"), "AP_RATE_LIMIT", problems) or 5.0
+    timeout = _positive_float(e.get("AP_TIMEOUT_S", "30"), "AP_TIMEOUT_S", problems, show) or 30.0
+    rate = _positive_float(e.get("AP_RATE_LIMIT", "5"), "AP_RATE_LIMIT", problems, show) or 5.0
 
     confirm = e.get("INVOICE_MCP_CONFIRM", "auto").strip().lower() or "auto"
     if confirm not in ("auto", "always", "never"):
-        problems.append(f"INVOICE_MCP_CONFIRM must be auto, always or never (got {confirm!r})")
+        problems.append(f"INVOICE_MCP_CONFIRM must be auto, always or never (got {show(confirm)})")
         confirm = "auto"
-    read_only = _flag(e.get("INVOICE_MCP_READ_ONLY", ""), "INVOICE_MCP_READ_ONLY", problems)
+    read_only = _flag(e.get("INVOICE_MCP_READ_ONLY", ""), "INVOICE_MCP_READ_ONLY", problems, show)
     max_tenants = _positive_float(
-        e.get("INVOICE_MCP_GATEWAY_MAX_TENANTS", "100"), "INVOICE_MCP_GATEWAY_MAX_TENANTS", problems
+        e.get("INVOICE_MCP_GATEWAY_MAX_TENANTS", "100"), "INVOICE_MCP_GATEWAY_MAX_TENANTS", problems, show
     )
     if max_tenants is not None and max_tenants != int(max_tenants):
         problems.append(f"INVOICE_MCP_GATEWAY_MAX_TENANTS must be a whole number (got {max_tenants:g})")
-    idle_s = _positive_float(e.get("INVOICE_MCP_GATEWAY_IDLE_S", "900"), "INVOICE_MCP_GATEWAY_IDLE_S", problems)
+    idle_s = _positive_float(e.get("INVOICE_MCP_GATEWAY_IDLE_S", "900"), "INVOICE_MCP_GATEWAY_IDLE_S", problems, show)
     redis_url = e.get("INVOICE_MCP_REDIS_URL", "").strip() or None
     http_token = e.get("INVOICE_MCP_HTTP_TOKEN", "").strip() or None
     list_rows = e.get("INVOICE_MCP_LIST_ROWS", "both").strip().lower() or "both"
     if list_rows not in ("both", "text", "structured"):
-        problems.append(f"INVOICE_MCP_LIST_ROWS must be both, text or structured (got {list_rows!r})")
+        problems.append(f"INVOICE_MCP_LIST_ROWS must be both, text or structured (got {show(list_rows)})")
         list_rows = "both"
 
     if problems:

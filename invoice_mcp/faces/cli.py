@@ -109,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="http: most concurrent MCP sessions; one more gets 503 (default 1000)",
     )
     p.add_argument(
+        "--max-sessions-per-tenant",
+        type=int,
+        default=None,
+        metavar="N",
+        help="http: most sessions one set of credentials holds (default: all; a tenth of --max-sessions "
+        "with --gateway), so one caller cannot take everyone's",
+    )
+    p.add_argument(
         "--session-idle-timeout",
         type=float,
         default=600.0,
@@ -211,6 +219,7 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
                 allowed_origins=tuple(args.allowed_origin),
                 allow_unauthenticated=args.allow_unauthenticated,
                 max_sessions=args.max_sessions,
+                max_sessions_per_owner=args.max_sessions_per_tenant,
                 session_idle_timeout_s=args.session_idle_timeout,
             )
             try:

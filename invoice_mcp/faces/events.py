@@ -87,8 +87,6 @@ class BoundedEventStore(EventStore):
         self.max_bytes = max_bytes
         self._events: OrderedDict[EventId, _Event] = OrderedDict()
         self._bytes = 0
-        self._seq = 0
-        self._prefix = secrets.token_hex(4)  # ids from another process (or replica) never match
         self._session_of = session_of or calling_session
 
     @property
@@ -97,16 +95,15 @@ class BoundedEventStore(EventStore):
         return len(self._events), self._bytes
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
-        self._seq += 1
-        event_id = f"{self._prefix}-{self._seq}"
+        event_id = secrets.token_urlsafe(18)  # 144 random bits: an id names no other, in no process
         session = self._session_of()
         if session is None:
-            log.debug("event %s not kept: no session found for stream %s", event_id, stream_id)
+            log.debug("event not kept: no session found for its stream")
             return event_id
         body = 0 if message is None else len(message.model_dump_json(by_alias=True, exclude_none=True))
         size = body + _OVERHEAD
         if size > self.max_bytes:
-            log.warning("event %s (%d bytes) exceeds the replay budget; it cannot be replayed", event_id, size)
+            log.warning("an event of %d bytes exceeds the replay budget; it cannot be replayed", size)
             return event_id
         while self._events and (len(self._events) >= self.max_events or self._bytes + size > self.max_bytes):
             _, old = self._events.popitem(last=False)

@@ -38,7 +38,9 @@ Resource bounds (issue 12 §7):
   uvicorn's ``timeout_keep_alive``. Long SSE responses are unaffected: the deadlines
   only run while the *client* is still sending.
 * At most ``--max-sessions`` stateful sessions (default 1000; one more gets 503), each
-  closed after ``--session-idle-timeout`` seconds without a request (default 600).
+  closed after ``--session-idle-timeout`` seconds without a request (default 600); one set of
+  credentials holds at most ``--max-sessions-per-tenant`` of them (faces/sessions.py, which also
+  binds every session to the credentials that opened it).
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class HTTPOptions:
     allowed_origins: Sequence[str] = field(default_factory=tuple)
     allow_unauthenticated: bool = False
     max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_sessions_per_owner: int | None = None
+    """Sessions one set of credentials may hold (None: all of them, or a tenth in gateway mode)."""
     session_idle_timeout_s: float = DEFAULT_SESSION_IDLE_S
     header_timeout_s: float = HEADER_TIMEOUT_S
     body_timeout_s: float = BODY_TIMEOUT_S
@@ -192,6 +196,8 @@ def check_options(settings: Settings, opts: HTTPOptions) -> None:
         raise HTTPConfigError(f"--port must be 0-65535 (got {opts.port})")
     if opts.max_sessions < 1:
         raise HTTPConfigError(f"--max-sessions must be at least 1 (got {opts.max_sessions})")
+    if opts.max_sessions_per_owner is not None and opts.max_sessions_per_owner < 1:
+        raise HTTPConfigError(f"--max-sessions-per-tenant must be at least 1 (got {opts.max_sessions_per_owner})")
     if not opts.session_idle_timeout_s > 0 or opts.session_idle_timeout_s == float("inf"):
         raise HTTPConfigError(
             f"--session-idle-timeout must be a positive number of seconds (got {opts.session_idle_timeout_s})"
@@ -205,6 +211,14 @@ def check_options(settings: Settings, opts: HTTPOptions) -> None:
                 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
         log.warning("INVOICE_MCP_HTTP_TOKEN is short (%d characters); use %d or more", len(token), MIN_TOKEN_CHARS)
+    if not is_loopback(opts.host) and settings.redis_url is None:
+        log.warning(
+            "serving on %s without INVOICE_MCP_REDIS_URL: if this server runs as one of several replicas, "
+            "the duplicate-create guard only sees the others' invoices once the API has them (two identical "
+            "creates reaching two replicas at the same moment can both go through) and each replica paces "
+            "the API on its own. Set INVOICE_MCP_REDIS_URL on every replica to share them.",
+            opts.host,
+        )
     if not is_loopback(opts.host) and settings.http_token is None and not opts.allow_unauthenticated:
         raise HTTPConfigError(
             f"refusing to serve on {opts.host}, which is reachable from other machines, without authentication: "
@@ -253,9 +267,13 @@ def _url(host: str, port: int) -> str:
 def build_http_server(
     settings: Settings, opts: HTTPOptions, *, read_only: bool | None = None, log_level: str = "INFO", port: int
 ) -> InvoiceMCPServer:
+    from invoice_mcp.faces.sessions import request_state_principal
+
     server_kw: dict[str, Any] = {
         "log_level": log_level,
-        "request_state_security": RequestStateSecurity(keys=request_state_keys(settings)),
+        "request_state_security": RequestStateSecurity(
+            keys=request_state_keys(settings), bind_principal=request_state_principal(settings.gateway)
+        ),
     }
     if settings.http_token is not None:
         server_kw["token_verifier"] = StaticTokenVerifier(settings.http_token.get_secret_value())
@@ -271,6 +289,13 @@ def build_http_server(
     return server
 
 
+def per_owner_cap(settings: Settings, opts: HTTPOptions) -> int:
+    """Sessions one owner may hold: as given, else all of them for one account, a tenth in gateway mode."""
+    if opts.max_sessions_per_owner is not None:
+        return min(opts.max_sessions_per_owner, opts.max_sessions)
+    return max(1, opts.max_sessions // 10) if settings.gateway else opts.max_sessions
+
+
 def build_http_app(
     settings: Settings, opts: HTTPOptions, *, read_only: bool | None = None, log_level: str = "INFO", port: int = 0
 ) -> Starlette:
@@ -278,7 +303,7 @@ def build_http_app(
     server = build_http_server(settings, opts, read_only=read_only, log_level=log_level, port=port or opts.port)
     from invoice_mcp.faces.events import RETRY_MS, BoundedEventStore  # resumable SSE streams (issue 15)
 
-    return server.streamable_http_app(
+    app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=transport_security(opts),
         host=opts.host,
@@ -287,6 +312,29 @@ def build_http_app(
         max_sessions=opts.max_sessions,
         session_idle_timeout=opts.session_idle_timeout_s,
     )
+    bind_sessions(app, server, settings, opts)
+    return app
+
+
+def bind_sessions(app: Starlette, server: InvoiceMCPServer, settings: Settings, opts: HTTPOptions) -> None:
+    """Wrap the MCP endpoint in `SessionOwners` (faces/sessions.py), inside authentication."""
+    from starlette.routing import Route
+
+    from invoice_mcp.faces.sessions import SessionOwners
+
+    manager = server.session_manager
+    live: dict[str, Any] = getattr(manager, "_server_instances", {})  # the SDK's sessions, by internal id
+    for route in app.routes:
+        if isinstance(route, Route) and route.path == MCP_PATH:
+            route.app = SessionOwners(
+                route.app,
+                gateway=settings.gateway,
+                per_owner=per_owner_cap(settings, opts),
+                alive=live.__contains__,
+                requires_auth=settings.http_token is not None,
+            )
+            return
+    raise RuntimeError(f"no {MCP_PATH} route to bind sessions on")
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -31,6 +31,7 @@ from invoice_mcp.server.sdk_adapter import (
     build_tool_fn,
     compact_schema,
     describe_validation,
+    one_initialize,
     shallow_output_schema,
     unknown_arguments,
 )
@@ -149,6 +150,7 @@ def build_server(
 ) -> InvoiceMCPServer:
     ro = settings.read_only if read_only is None else read_only
     server_kw.setdefault("subscriptions", False)  # nothing publishes change events: advertise none (issue 15)
+    server_kw["middleware"] = [one_initialize, *server_kw.get("middleware", ())]
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:

@@ -46,6 +46,7 @@ from mcp.types import (
 from invoice_mcp.api.errors import APIError
 from invoice_mcp.api.models import PAGE_SIZE
 from invoice_mcp.clock import system_now
+from invoice_mcp.server.errors import api_words
 from invoice_mcp.server.prompts import YEAR_MONTH, PromptArgumentSpec, PromptSpec, prompt_specs
 from invoice_mcp.text import clean
 
@@ -157,7 +158,7 @@ class Completer:
             raise MCPError(INVALID_PARAMS, f"no suggestions for {name!r}: {exc}") from None
         except APIError as exc:
             raise MCPError(
-                INTERNAL_ERROR, f"no suggestions for {name!r}: the invoice API failed ({clean(exc.message)})"
+                INTERNAL_ERROR, f"no suggestions for {name!r}: the invoice API failed ({api_words(exc)})"
             ) from None
         return EMPTY
 
@@ -169,9 +170,9 @@ class Completer:
         if spec.format == YEAR_MONTH:
             return bounded(rank(recent_months(self._month_of(app, headers)), typed))
         if spec.name in CUSTOMER_ARGUMENTS:
-            directory = await app.service_for_headers(headers).customer_directory()
+            directory, partial = await app.service_for_headers(headers).customer_coverage()
             names = sorted({clean(c.name, NAME_MAX) for c in directory if c.name}, key=str.casefold)
-            return bounded(rank(names, typed))
+            return bounded(rank(names, typed), more_elsewhere=partial)
         return EMPTY
 
     def _month_of(self, app: AppState, headers: Mapping[str, str] | None) -> date:

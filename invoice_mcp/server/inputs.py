@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -159,6 +159,14 @@ class Filters(Strict):
             lo, hi = getattr(self, a), getattr(self, b)
             if lo and hi and lo > hi:
                 raise ValueError(f"{a} is after {b}")
+        if self.as_of and self.min_days_past_due:
+            try:
+                date.fromisoformat(self.as_of) - timedelta(days=self.min_days_past_due)
+            except OverflowError:
+                raise ValueError(
+                    f"as_of {self.as_of} minus min_days_past_due={self.min_days_past_due} days falls before "
+                    "0001-01-01, where no invoice can be due; use a later as_of or fewer days"
+                ) from None
         return self
 
     def api_filters(self) -> dict[str, str]:

@@ -16,6 +16,8 @@ Touchpoints:
    `extensions` field (2026-07-28); 2025-11-25 clients find MCP Apps under `experimental`.
 5. `InvoiceMCPServer._handle_list_tools` (server/app.py) answers tools/list with the request
    context, to add `_meta.ui` for clients that negotiated Apps only.
+6. `one_initialize`: a server middleware (`MCPServer(middleware=…)`) that refuses a second
+   `initialize` on a connection; the SDK would otherwise replace its capabilities.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+from mcp import MCPError
 from mcp.server import MCPServer
 from mcp.server.apps import EXTENSION_ID
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, ServerCapabilities
+from mcp.types import INVALID_REQUEST, CallToolResult, ServerCapabilities
 from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 
@@ -212,3 +216,15 @@ def shallow_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("properties"), dict):
         out["properties"] = {name: kind(sub) for name, sub in out["properties"].items()}
     return out
+
+
+async def one_initialize(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """A connection's capabilities are fixed by its first `initialize`. A second one would replace
+    them (say, claim no elicitation so a create no longer asks the user): it is refused, and the
+    session keeps what it declared first."""
+    if ctx.method == "initialize" and ctx.session.client_params is not None:
+        raise MCPError(
+            code=INVALID_REQUEST,
+            message="this session is already initialized; its capabilities are fixed. Open a new session instead.",
+        )
+    return await call_next(ctx)

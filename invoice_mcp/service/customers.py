@@ -23,11 +23,16 @@ class Customers:
     def __init__(self, client: APIClient) -> None:
         self.client = client
         self._names: TTLCache[str, str] = TTLCache(4096, CUSTOMER_CACHE_TTL_S)
-        self._directory: TTLCache[str, list[Customer]] = TTLCache(1, CUSTOMER_CACHE_TTL_S)
+        self._directory: TTLCache[str, tuple[list[Customer], bool]] = TTLCache(1, CUSTOMER_CACHE_TTL_S)
         self._lock = anyio.Lock()
 
     async def directory(self) -> list[Customer]:
         """Every customer (up to 20 pages), cached for five minutes."""
+        return (await self.coverage())[0]
+
+    async def coverage(self) -> tuple[list[Customer], bool]:
+        """The directory and whether it is partial (the account has more than 20 pages of
+        customers: the rest are not in it, and whoever uses it must say so)."""
         hit = self._directory.get("all")
         if hit is not None:
             return hit
@@ -36,12 +41,13 @@ class Customers:
             if hit is not None:
                 return hit
             customers: list[Customer] = []
-
+            more = False
             async for page in walk(lambda after: self.client.list_customers(after=after), max_pages=MAX_CUSTOMER_PAGES):
                 customers.extend(page.data)
+                more = bool(page.has_next_page and page.end_cursor)
             self._remember(customers)
-            self._directory["all"] = customers
-            return customers
+            self._directory["all"] = (customers, more)
+            return customers, more
 
     def _remember(self, customers: list[Customer]) -> None:
         for c in customers:
@@ -69,20 +75,26 @@ class Customers:
         return c.name
 
     async def find(self, name: str) -> list[Customer]:
+        return (await self.search(name))[0]
+
+    async def search(self, name: str) -> tuple[list[Customer], bool]:
         """The API's `company_name` matching rules are unknown: take what it returns,
-        then keep case-insensitive substring matches; fall back to the directory."""
+        then keep case-insensitive substring matches; fall back to the directory. The flag says
+        the answer may be incomplete (more API matches than one page, or a partial directory)."""
         needle = name.casefold().strip()
         found: dict[str, Customer] = {}
         page = await self.client.list_customers(company_name=name)
+        partial = bool(page.has_next_page)
         for c in page.data:
             if c.id and needle in (c.name or "").casefold():
                 found[c.id] = c
         if not found:
-            for c in await self.directory():
+            directory, partial = await self.coverage()
+            for c in directory:
                 if c.id and needle in (c.name or "").casefold():
                     found[c.id] = c
         self._remember(list(found.values()))
-        return sorted(found.values(), key=lambda c: (c.name or "").casefold())
+        return sorted(found.values(), key=lambda c: (c.name or "").casefold()), partial
 
     async def resolve(self, name: str) -> Customer:
         """The one customer a name means; `AmbiguousCustomer` when the user must choose."""

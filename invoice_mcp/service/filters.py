@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Final
 
 from invoice_mcp.service.statuses import is_owed
@@ -71,7 +71,7 @@ class LocalFilter:
         if self.min_days_past_due is None or self.as_of is None:
             return api
         last = self.as_of - timedelta(days=self.min_days_past_due)
-        bound = datetime.combine(last, time(23, 59, 59), tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        bound = datetime.combine(last, time(23, 59, 59)).isoformat() + "Z"  # 4-digit year (strftime: "1-01-01")
         current = api.get("due_date_end")
         return api | {"due_date_end": min(bound, current) if current else bound}
 

@@ -8,9 +8,11 @@ POST /invoices has no idempotency key, so the service makes its own:
 2. an atomic reservation of that fingerprint in a `Reservations` store: in memory for
    one process, or Redis (SET NX with expiry, api/shared_state.py) shared by every
    replica. Concurrent identical creates: one holds it, the others are refused;
-3. a look at the API itself before the POST (the customer's invoices created in the
-   last minutes, fingerprinted the same way), which survives restarts and replicas
-   that share nothing;
+3. a look at the API itself before the POST (the customer's invoices the API stamped in
+   the last 10 minutes, plus 30 minutes of tolerated clock skew, every page of them,
+   fingerprinted the same way), which survives restarts and replicas that share nothing
+   (but not two replicas whose identical creates overlap: neither invoice exists yet
+   when the other looks; only a shared store closes that gap);
 4. after the POST the reservation records the outcome for the window: "created"
    (with the invoice) or "possibly" (an ambiguous failure: the invoice may exist),
    and a definite failure releases it.
@@ -37,6 +39,9 @@ from invoice_mcp.text import clean, q2
 
 DUPLICATE_WINDOW_S: Final = 600.0
 """How long a created (or possibly created) invoice blocks an identical one."""
+CLOCK_SKEW_S: Final = 1800.0
+"""How far behind this server's clock the API's may be: its check of recent invoices looks back
+DUPLICATE_WINDOW_S + CLOCK_SKEW_S (40 minutes) by the API's own `created_at` stamps."""
 PENDING_TTL_S: Final = 300.0
 """How long an in-progress reservation lives if its holder dies mid-create."""
 

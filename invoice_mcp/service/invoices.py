@@ -265,8 +265,16 @@ class InvoiceService:
     async def customer_directory(self) -> list[Customer]:
         return await self.customers.directory()
 
+    async def customer_coverage(self) -> tuple[list[Customer], bool]:
+        """The directory and whether it is partial (more customers than it holds)."""
+        return await self.customers.coverage()
+
     async def find_customers(self, name: str) -> list[Customer]:
         return await self.customers.find(name)
+
+    async def search_customers(self, name: str) -> tuple[list[Customer], bool]:
+        """Matches, and whether more may exist than were searched."""
+        return await self.customers.search(name)
 
     async def payment_link(self, invoice_id: str) -> Link:
         try:

@@ -274,8 +274,13 @@ async def _walk(
     keep: Callable[[Invoice], bool] | None = None,
 ) -> None:
     count = 0
+    read = 0  # with a server-side filter, max_invoices bounds the invoices read, not only those kept
     async for page in walk(lambda after: client.list_invoices(limit=PAGE_SIZE, after=after, **filters)):
         for inv in page.data:
+            read += 1
+            if keep is not None and read > max_invoices:
+                s.truncated = True
+                break
             if keep is not None and not keep(inv):
                 continue
             if count >= max_invoices:
@@ -289,6 +294,6 @@ async def _walk(
             await progress(count, f"{count} invoices read")
         if s.truncated:
             return
-        if count >= max_invoices and page.has_next_page:
+        if (count >= max_invoices or (keep is not None and read >= max_invoices)) and page.has_next_page:
             s.truncated = True
             return

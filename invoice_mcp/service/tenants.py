@@ -18,8 +18,20 @@ client of its own would cost each tenant ~0.9 MB and ~30 ms of certificate loadi
 
 Memory is bounded: at most `max_tenants` tenants are held (INVOICE_MCP_GATEWAY_MAX_TENANTS,
 default 100); one idle for `idle_s` seconds (INVOICE_MCP_GATEWAY_IDLE_S, default 900), or
-the least recently used beyond the cap, is evicted and its HTTP client closed (after its
-in-flight calls end: callers `acquire` and `release`).
+the least recently used idle one beyond the cap, is evicted and its HTTP client closed.
+A tenant with a call in flight (callers `acquire` and `release`) is never evicted: the cap
+may be exceeded by busy tenants until their calls end.
+
+Credentials are only trusted once the API has accepted them (a token was minted or found in
+the shared store). Until then a tenant is on probation: held apart, at most
+`PROBATION_MAX` of them (idle ones dropped first, beyond that a tenant lives for its call
+only), so refused credentials never take a warm tenant's place. Their token requests pass a
+bounded gate per client id (api/ratelimit.py `StrangerGate`) before the key's schedule.
+
+The duplicate guard's reservations belong to the process, not to the evictable tenant: one
+store (Redis when INVOICE_MCP_REDIS_URL is set, shared by every replica; else in memory) for
+all tenants, keyed by account (base URL, client id, secret digest), so a reservation held
+by a create survives its tenant's eviction and a fresh tenant for the same account sees it.
 """
 
 from __future__ import annotations
@@ -36,8 +48,9 @@ import httpx
 from pydantic import SecretStr
 
 from invoice_mcp.api.keys import secret_digest
-from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
+from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter, StrangerGate
 from invoice_mcp.api.settings import BASE_URLS, Settings
+from invoice_mcp.service.guard import LocalReservations, Reservations
 from invoice_mcp.service.invoices import InvoiceService
 
 if TYPE_CHECKING:
@@ -50,6 +63,15 @@ TenantKey = tuple[str, str, str]
 """(base URL, client id, digest of the client secret)."""
 
 TenantClientFactory = Callable[[Settings, RateLimiter, "TokenStore | None"], "APIClient"]
+
+PROBATION_MAX = 16
+"""Tenants whose credentials the API has not accepted yet, held at most (apart from the cap)."""
+STRANGER_RATE = 1.0
+"""Token requests per second per client id for credentials not yet known good (1 of the key's 5)."""
+STRANGER_WAITING = 4
+"""Such token requests in the gate at once per client id; more are refused without a request."""
+KNOWN_GOOD_MAX = 10_000
+"""Tenant keys (digests only) remembered as accepted by the API, so a returning tenant skips probation."""
 
 
 def environments(settings: Settings) -> dict[str, str]:
@@ -96,6 +118,12 @@ class Tenant:
     last_used: float
     active: int = 0
     retired: bool = False
+    probation: bool = False
+
+    @property
+    def verified(self) -> bool:
+        """The API has accepted these credentials (a token was minted or found)."""
+        return self.client.tokens.verified
 
     def __repr__(self) -> str:  # no client id, no digest in logs
         return f"Tenant(active={self.active}, retired={self.retired})"
@@ -104,6 +132,7 @@ class Tenant:
 @dataclass
 class _Limiter:
     limiter: RateLimiter
+    gate: StrangerGate
     users: int = 0
 
 
@@ -112,6 +141,9 @@ class TenantStats:
     created: int = 0
     evicted: int = 0
     closed: int = 0
+    promoted: int = 0
+    probation_held: int = 0
+    """The most tenants on probation held at once."""
 
 
 class Tenants:
@@ -135,7 +167,11 @@ class Tenants:
         self._clock = clock
         self._factory = client_factory
         self._tenants: OrderedDict[TenantKey, Tenant] = OrderedDict()
+        self._probation: OrderedDict[TenantKey, Tenant] = OrderedDict()
+        self._known_good: OrderedDict[TenantKey, None] = OrderedDict()
+        self.probation_max = PROBATION_MAX
         self._limiters: dict[str, _Limiter] = {}
+        self._reservations: Reservations | None = None
         self._token_store: TokenStore | None = None
         self._transport: SharedTransport | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -162,14 +198,22 @@ class Tenants:
         self._sweep(now)
         key = creds.key
         tenant = self._tenants.get(key)
-        if tenant is None:
-            tenant = self._create(key, creds, now)
-            self._tenants[key] = tenant
-            while len(self._tenants) > self.max_tenants:
-                _, oldest = self._tenants.popitem(last=False)
-                self._retire(oldest)
-        else:
+        if tenant is not None:
             self._tenants.move_to_end(key)
+        elif (tenant := self._probation.get(key)) is not None:
+            self._probation.move_to_end(key)
+        else:
+            tenant = self._create(key, creds, now)
+            tenant.active += 1
+            if key in self._known_good:  # accepted before: no probation
+                self._known_good.move_to_end(key)
+                self._admit(tenant)
+            else:
+                tenant.probation = True
+                self._probation[key] = tenant
+                self._trim_probation(tenant)
+            tenant.last_used = now
+            return tenant
         tenant.active += 1
         tenant.last_used = now
         return tenant
@@ -177,14 +221,59 @@ class Tenants:
     def release(self, tenant: Tenant) -> None:
         tenant.active -= 1
         tenant.last_used = self._clock()
-        if tenant.retired and tenant.active == 0:
-            self._schedule_close(tenant)
+        if tenant.probation and tenant.verified:
+            self._remember_good(tenant.key)  # even for a tenant held for its call only: next time, no probation
+        if tenant.retired:
+            if tenant.active == 0:
+                self._schedule_close(tenant)
+            return
+        if tenant.probation and tenant.verified:
+            self._promote(tenant)
+
+    def _remember_good(self, key: TenantKey) -> None:
+        self._known_good[key] = None
+        self._known_good.move_to_end(key)
+        while len(self._known_good) > KNOWN_GOOD_MAX:
+            self._known_good.popitem(last=False)
+
+    def _promote(self, tenant: Tenant) -> None:
+        """Probation over: the API accepted these credentials."""
+        if self._probation.get(tenant.key) is tenant:
+            del self._probation[tenant.key]
+        tenant.probation = False
+        self.stats.promoted += 1
+        self._admit(tenant)
+
+    def _admit(self, tenant: Tenant) -> None:
+        """Hold a trusted tenant; beyond the cap the least recently used idle ones go (never a busy one)."""
+        self._tenants[tenant.key] = tenant
+        excess = len(self._tenants) - self.max_tenants
+        if excess > 0:
+            idle = [t for t in self._tenants.values() if t.active == 0 and t is not tenant][:excess]
+            for old in idle:
+                del self._tenants[old.key]
+                self._retire(old)
+
+    def _trim_probation(self, newcomer: Tenant) -> None:
+        """At most `probation_max` on probation: idle ones go first; if all are busy, the newcomer
+        is held for its call only."""
+        excess = len(self._probation) - self.probation_max
+        if excess > 0:
+            idle = [t for t in self._probation.values() if t.active == 0][:excess]
+            for old in idle:
+                del self._probation[old.key]
+                self._retire(old)
+            if len(self._probation) > self.probation_max:
+                del self._probation[newcomer.key]
+                newcomer.retired = True  # closed when its call ends
+        self.stats.probation_held = max(self.stats.probation_held, len(self._probation))
 
     def _sweep(self, now: float) -> None:
-        expired = [t for t in self._tenants.values() if t.active == 0 and now - t.last_used >= self.idle_s]
-        for tenant in expired:
-            del self._tenants[tenant.key]
-            self._retire(tenant)
+        for held in (self._tenants, self._probation):
+            expired = [t for t in held.values() if t.active == 0 and now - t.last_used >= self.idle_s]
+            for tenant in expired:
+                del held[tenant.key]
+                self._retire(tenant)
 
     def _retire(self, tenant: Tenant) -> None:
         tenant.retired = True
@@ -207,7 +296,11 @@ class Tenants:
         )
         limiter = self._limiter_for(settings)
         client = self._new_client(settings, limiter.limiter)
-        service = InvoiceService(client, cursor_key=settings.derive_key("cursor"))
+        if key not in self._known_good:
+            client.token_gate = limiter.gate
+        service = InvoiceService(
+            client, cursor_key=settings.derive_key("cursor"), reservations=self._shared_reservations()
+        )
         self.stats.created += 1
         return Tenant(key, settings, client, service, last_used=now)
 
@@ -234,6 +327,20 @@ class Tenants:
             self._shared_closers.append(store.aclose)
         return self._token_store
 
+    def _shared_reservations(self) -> Reservations:
+        """The duplicate guard's one store for every tenant of the process (Redis: every replica)."""
+        if self._reservations is None:
+            store: Reservations | None = None
+            if self.settings.redis_url is not None:
+                from invoice_mcp.api.shared_state import make_reservations
+
+                redis_store = make_reservations(self.settings)
+                if redis_store is not None:
+                    self._shared_closers.append(redis_store.aclose)
+                    store = redis_store
+            self._reservations = store if store is not None else LocalReservations()
+        return self._reservations
+
     def _limiter_for(self, settings: Settings) -> _Limiter:
         entry = self._limiters.get(settings.rate_key)
         if entry is None:
@@ -246,15 +353,25 @@ class Tenants:
                 )
             else:
                 limiter = LocalRateLimiter(settings.rate_limit, clock=self._clock)
-            entry = self._limiters[settings.rate_key] = _Limiter(limiter)
+            gate = StrangerGate(min(STRANGER_RATE, settings.rate_limit), STRANGER_WAITING, clock=self._clock)
+            entry = self._limiters[settings.rate_key] = _Limiter(limiter, gate)
         entry.users += 1
         return entry
 
     def limiter(self, creds: Credentials) -> RateLimiter | None:
         """The pacing schedule these credentials' client id is on (None if no tenant holds it)."""
-        base_url, client_id, _ = creds.key
-        entry = self._limiters.get(f"{base_url}|{client_id}")
+        entry = self._limiters.get(self._rate_key(creds))
         return entry.limiter if entry is not None else None
+
+    def gate(self, creds: Credentials) -> StrangerGate | None:
+        """The gate unverified token requests for this client id pass (None if no tenant holds it)."""
+        entry = self._limiters.get(self._rate_key(creds))
+        return entry.gate if entry is not None else None
+
+    @staticmethod
+    def _rate_key(creds: Credentials) -> str:
+        base_url, client_id, _ = creds.key
+        return f"{base_url}|{client_id}"
 
     def _schedule_close(self, tenant: Tenant) -> None:
         task = asyncio.get_running_loop().create_task(self._close(tenant))
@@ -283,10 +400,12 @@ class Tenants:
 
     async def aclose(self) -> None:
         """Close every tenant and the shared state (server shutdown)."""
-        while self._tenants:
-            _, tenant = self._tenants.popitem(last=False)
-            tenant.retired = True
-            self._schedule_close(tenant)
+        for held in (self._tenants, self._probation):
+            while held:
+                _, tenant = held.popitem(last=False)
+                tenant.retired = True
+                if tenant.active == 0:
+                    self._schedule_close(tenant)
         await self.drain()
         for closer in self._shared_closers:
             await closer()
@@ -296,4 +415,9 @@ class Tenants:
             self._transport = None
 
     def held(self) -> Mapping[TenantKey, Tenant]:
+        """Every tenant held, trusted or on probation."""
+        return {**self._tenants, **self._probation}
+
+    def warm(self) -> Mapping[TenantKey, Tenant]:
+        """The tenants whose credentials the API has accepted (the ones the cap is about)."""
         return dict(self._tenants)

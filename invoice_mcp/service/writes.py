@@ -20,6 +20,7 @@ from invoice_mcp.api.models import PAGE_SIZE, Invoice, InvoiceStatus, NewInvoice
 from invoice_mcp.api.shared_state import SharedStateError
 from invoice_mcp.service.errors import DuplicateInvoice, GuardUnavailable, NotFound, PossiblyCreated
 from invoice_mcp.service.guard import (
+    CLOCK_SKEW_S,
     DUPLICATE_WINDOW_S,
     PENDING_TTL_S,
     Clock,
@@ -87,8 +88,9 @@ def draft_fingerprint(draft: Draft, *, today: str) -> str:
 class Writer:
     """Creates go through the duplicate guard (service/guard.py); archive/restore are idempotent."""
 
-    RECENT_PAGES: Final = 3
-    """At most this many pages (of 100) of the customer's recent invoices are compared."""
+    RECENT_PAGES: Final = 100
+    """The API check reads every page of the customer's invoices in its window, up to this
+    many (10,000 invoices); beyond that it cannot vouch for the create and refuses it."""
 
     def __init__(
         self,
@@ -97,11 +99,13 @@ class Writer:
         *,
         clock: Clock | None = None,
         scope: str = "",
+        skew_s: float = CLOCK_SKEW_S,
     ) -> None:
         self.client = client
         self.reservations: Reservations = reservations or LocalReservations()
         self._clock = clock or client.clock.now
         self._scope = scope
+        self._lookback = timedelta(seconds=DUPLICATE_WINDOW_S + skew_s)
 
     def _key(self, draft: Draft) -> str:
         today = self._clock().date().isoformat()
@@ -131,7 +135,7 @@ class Writer:
         known = await self.recent_duplicate(draft)
         if known is not None:
             return known
-        found = await self._recent_on_api(draft, self._clock() - timedelta(seconds=DUPLICATE_WINDOW_S))
+        found = await self._recent_on_api(draft, self._clock() - self._lookback)
         if found is None or not found.id:
             return None
         return _refusal(_created(draft, found.created_at or "", found, source="api"))
@@ -140,7 +144,7 @@ class Writer:
         """A "possibly created" record, turned into "created" if the invoice has since shown up."""
         if record.state != "possibly":
             return record
-        found = await self._recent_on_api(draft, self._clock() - timedelta(seconds=DUPLICATE_WINDOW_S))
+        found = await self._recent_on_api(draft, self._clock() - self._lookback)
         if found is None or not found.id:
             return record
         record = _created(draft, record.at, found, source="api")
@@ -157,12 +161,20 @@ class Writer:
                 limit=PAGE_SIZE, customer_id=draft.customer_id, created_at_start=rfc3339(since), after=after
             )
 
+        pages = 0
         async for page in walk(fetch, max_pages=self.RECENT_PAGES):
+            pages += 1
             for inv in page.data:
                 if inv.status == InvoiceStatus.ARCHIVED:
                     continue
                 if invoice_fingerprint(inv, today=today) == want:
                     return inv
+            if pages >= self.RECENT_PAGES and page.has_next_page:
+                raise GuardUnavailable(
+                    f"not created: this customer has more than {self.RECENT_PAGES * PAGE_SIZE:,} invoices in the "
+                    "last 40 minutes, too many to check for an identical one; nothing was sent. If this invoice "
+                    "is really wanted, call again with allow_duplicate=true."
+                )
         return None
 
     async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
@@ -177,7 +189,7 @@ class Writer:
                 record = Record.loads(held) or Record("pending", draft.customer_id, started)
                 raise _refusal(await self._landed(key, draft, record))
             try:
-                found = await self._recent_on_api(draft, now - timedelta(seconds=DUPLICATE_WINDOW_S))
+                found = await self._recent_on_api(draft, now - self._lookback)
             except BaseException:
                 await self._release(key, mine)
                 raise

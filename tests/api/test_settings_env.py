@@ -92,3 +92,42 @@ def test_official_base_urls_need_no_notice() -> None:
     assert load_settings(env).notices == ()
     assert load_settings({**env, "AP_ENVIRONMENT": "demo"}).notices == ()
     assert load_settings({**env, "AP_BASE_URL": "http://127.0.0.1:9"}).notices
+
+
+SECRET_VALUE = "sk_live_0123456789abcdef"
+INTERPOLATING = """\
+AP_CLIENT_ID=dotenv-id
+AP_RATE_LIMIT=${AP_CLIENT_SECRET}
+AP_TIMEOUT_S=x${AP_CLIENT_SECRET}
+INVOICE_MCP_CONFIRM=${AP_CLIENT_SECRET}
+INVOICE_MCP_LIST_ROWS=${INVOICE_MCP_HTTP_TOKEN}
+"""
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv"])
+def test_configuration_errors_never_echo_a_secret_value(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """`AP_RATE_LIMIT=${AP_CLIENT_SECRET}` in ./.env: the error names the variable, not the value,
+    in the settings error (stderr) and in `check`'s output; other bad values are still shown."""
+    from invoice_mcp.faces.check import run_check
+
+    monkeypatch.setenv("AP_CLIENT_SECRET", SECRET_VALUE)
+    monkeypatch.setenv("INVOICE_MCP_HTTP_TOKEN", "tok_" + SECRET_VALUE[::-1])
+    if where == "dotenv":
+        (clean_env / ".env").write_text(INTERPOLATING + "INVOICE_MCP_GATEWAY_IDLE_S=staging\n")
+    else:
+        monkeypatch.setenv("AP_CLIENT_ID", "id")
+        monkeypatch.setenv("AP_RATE_LIMIT", SECRET_VALUE)
+        monkeypatch.setenv("INVOICE_MCP_GATEWAY_IDLE_S", "staging")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    text = str(err.value)
+    assert SECRET_VALUE not in text and SECRET_VALUE[::-1] not in text
+    assert "AP_RATE_LIMIT" in text and "secret" in text and "'staging'" in text
+    import io
+
+    buf = io.StringIO()
+    assert run_check(out=buf) == 1
+    out = buf.getvalue() + capsys.readouterr().err
+    assert "AP_RATE_LIMIT" in out and SECRET_VALUE not in out and SECRET_VALUE[::-1] not in out

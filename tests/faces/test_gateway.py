@@ -108,17 +108,32 @@ async def test_each_tenant_sees_only_its_own(gateway: HTTPServer, sb: Sandbox, m
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_headers_count_per_http_request(gateway: HTTPServer, sb: Sandbox, mode: Any) -> None:
-    """The headers of each HTTP request decide, even within one legacy session."""
+async def test_headers_count_per_http_request_in_the_sessionless_era(gateway: HTTPServer, sb: Sandbox) -> None:
+    """2026-07-28 has no sessions: the headers of each HTTP request decide."""
     async with (
         httpx2.AsyncClient(headers=headers_for(A)) as http,
-        Client(streamable_http_client(gateway.url, http_client=http), mode=mode) as client,
+        Client(streamable_http_client(gateway.url, http_client=http), mode="auto") as client,
     ):
         first = ids(await client.call_tool("list_invoices", {"limit": 3}))
         http.headers[CLIENT_ID_HEADER], http.headers[CLIENT_SECRET_HEADER] = B
         second = ids(await client.call_tool("list_invoices", {"limit": 3}))
     assert first == oracle(sb, A, 3) and second == oracle(sb, B, 3)
+
+
+@pytest.mark.anyio
+async def test_a_legacy_session_refuses_other_credentials(gateway: HTTPServer, sb: Sandbox) -> None:
+    """A 2025-11-25 session belongs to the credentials that opened it: switching them mid-session
+    is 'Session not found'."""
+    async with (
+        httpx2.AsyncClient(headers=headers_for(A)) as http,
+        Client(streamable_http_client(gateway.url, http_client=http), mode="legacy") as client,
+    ):
+        assert ids(await client.call_tool("list_invoices", {"limit": 3})) == oracle(sb, A, 3)
+        http.headers[CLIENT_ID_HEADER], http.headers[CLIENT_SECRET_HEADER] = B
+        with pytest.raises(MCPError, match="Session not found"):
+            await client.call_tool("list_invoices", {"limit": 3})
+        http.headers[CLIENT_ID_HEADER], http.headers[CLIENT_SECRET_HEADER] = A
+        assert ids(await client.call_tool("list_invoices", {"limit": 3})) == oracle(sb, A, 3)
 
 
 @pytest.mark.anyio
@@ -322,3 +337,110 @@ async def test_replicas_share_tokens_and_accept_each_others_cursors(
     cursor = first.structured_content["next_cursor"]
     assert ids(await call(two, B, "list_invoices", {"limit": 2, "cursor": cursor})) == oracle(sandbox, B, 4)[2:]
     assert (await call(two, A, "list_invoices", {"limit": 2, "cursor": cursor})).is_error
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_replicas_share_the_duplicate_guard_through_redis(replicas: tuple[Sandbox, list[HTTPServer]]) -> None:
+    """20 identical creates for one account at once, 10 through each replica, the first POST held
+    upstream for 1 s: one POST in the sandbox's request log, 19 refusals."""
+    sandbox, (one, two) = replicas
+    args = {
+        "customer_id": sandbox.customers(tenant=B[0])[0]["id"],
+        "due_date": "2027-03-01",
+        "line_items": [{"description": "Replicated seats", "amount": 12, "quantity": 4}],
+    }
+    sandbox.faults.delay_next(1, 1.0, method="POST", path="/invoices")
+    results: list[CallToolResult] = []
+
+    async def create(server: HTTPServer) -> None:
+        results.append(await call(server, B, "create_invoice", args))
+
+    async with anyio.create_task_group() as tg:
+        for k in range(20):
+            tg.start_soon(create, (one, two)[k % 2])
+    posts = [r for r in sandbox.requests("POST", "/invoices", tenant=B[0]) if r.path == "/invoices"]
+    assert len(posts) == 1
+    assert sum(not r.is_error for r in results) == 1
+    assert all("not created" in text_of(r) for r in results if r.is_error)
+
+
+LEGACY = "2025-11-25"
+
+
+def raw_open(server: HTTPServer, headers: dict[str, str]) -> tuple[int, str | None]:
+    """A 2025-11-25 initialize over plain HTTP: (status, the session id the client is given)."""
+    import httpx
+
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+    }
+    r = httpx.post(server.url, json=body, headers={**headers, "Accept": "application/json, text/event-stream"})
+    sid = r.headers.get("mcp-session-id")
+    if r.status_code == 200 and sid:
+        note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        assert raw(server, headers, sid, note).status_code == 202
+    return r.status_code, sid
+
+
+def raw(server: HTTPServer, headers: dict[str, str], sid: str, body: dict[str, Any], method: str = "POST") -> Any:
+    import httpx
+
+    h = {
+        **headers,
+        "Accept": "application/json, text/event-stream",
+        "mcp-session-id": sid,
+        "mcp-protocol-version": LEGACY,
+    }
+    return httpx.request(method, server.url, json=body if method == "POST" else None, headers=h)
+
+
+def test_a_session_id_opens_nothing_for_other_credentials(gateway: HTTPServer, sb: Sandbox) -> None:
+    """With tenant A's session id, B's credentials, or none, get 404 as if it did not exist: no
+    call, no stream resumption, no delete; A's session goes on working."""
+    status, sid = raw_open(gateway, headers_for(A))
+    assert status == 200 and sid is not None
+    target = sb.invoices(include_archived=False)[0]["id"]
+    link = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "get_invoice_payment_link", "arguments": {"invoice": target}}}  # fmt: skip
+    before = len(sb.requests())
+    for other in (headers_for(B), headers_for(None), headers_for((A[0], A[1] + "x"))):
+        r = raw(gateway, other, sid, link)
+        assert r.status_code == 404 and "Session not found" in r.text
+        assert raw(gateway, other, sid, {}, method="GET").status_code == 404  # no resumption either
+        assert raw(gateway, other, sid, {}, method="DELETE").status_code == 404
+    assert len(sb.requests()) == before  # nothing reached the API
+    r = raw(gateway, headers_for(A), sid, link)
+    assert r.status_code == 200 and '"isError":false' in r.text.replace(" ", "")
+    assert raw(gateway, headers_for(A), sid, {}, method="DELETE").status_code == 200
+    assert raw(gateway, headers_for(A), sid, link).status_code == 404  # deleted by its owner: gone
+
+
+def test_session_ids_are_long_random_and_never_logged(gateway: HTTPServer) -> None:
+    sids = [raw_open(gateway, headers_for(A))[1] for _ in range(3)]
+    for sid in sids:
+        assert sid is not None and len(sid) >= 43  # 256 random bits, URL-safe
+        assert raw(gateway, headers_for(A), sid, {"jsonrpc": "2.0", "id": 5, "method": "ping"}).status_code == 200
+    log = gateway.stderr()
+    assert "Created new transport" in log  # the SDK logs its own, internal id at INFO
+    assert not [sid for sid in sids if sid and sid in log]
+    assert len(set(sids)) == 3
+
+
+@pytest.fixture(scope="module")
+def small_gateway(sb: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HTTPServer]:
+    with http_servers((gateway_env(sb), ("--max-sessions", "20")), cwd=tmp_path_factory.mktemp("gw20")) as (server,):
+        yield server
+
+
+def test_one_caller_cannot_take_every_session(small_gateway: HTTPServer) -> None:
+    """20 credential-less sessions on a 20-session gateway: they get their share (a tenth),
+    and tenant A's initialize still answers 200; so does B's, after A takes its own share."""
+    opened = [raw_open(small_gateway, headers_for(None))[0] for _ in range(20)]
+    assert opened.count(200) == 2 and opened.count(503) == 18
+    a = [raw_open(small_gateway, headers_for(A))[0] for _ in range(3)]
+    assert a == [200, 200, 503]
+    assert raw_open(small_gateway, headers_for(B))[0] == 200

@@ -264,3 +264,12 @@ async def test_events_without_a_session_are_not_kept() -> None:
     first = await store.store_event("1", note(1))
     assert store.size == (0, 0)
     assert await replayed(store, first) == []
+
+
+async def test_event_ids_are_unguessable() -> None:
+    """Event ids carry at least 128 random bits each: knowing one names no other."""
+    store = BoundedEventStore(session_of=lambda: "s")
+    ids = [await store.store_event("stream", note(i)) for i in range(50)]
+    assert len(set(ids)) == 50
+    assert all(len(i) >= 22 for i in ids)  # ≥ 16 random bytes, URL-safe
+    assert len({i[:8] for i in ids}) == 50 and len({i[-4:] for i in ids}) > 40  # no shared prefix, no counter

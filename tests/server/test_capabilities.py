@@ -71,3 +71,35 @@ async def test_what_is_not_advertised_is_not_served(settings: Settings) -> None:
         with pytest.raises(MCPError) as info:
             await c.session.set_logging_level("info")
         assert info.value.error.code == METHOD_NOT_FOUND
+
+
+async def test_a_second_initialize_is_refused_and_confirmation_still_asked(settings: Settings, sandbox: Any) -> None:
+    """Capabilities are fixed by a session's first initialize: a second one (here claiming no
+    elicitation, which would let a create skip the user's confirmation) is a JSON-RPC error,
+    and the next create still asks the user."""
+    from mcp import types
+    from mcp.client import ClientRequestContext
+
+    asked: list[str] = []
+
+    async def decline(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="decline")
+
+    async with Client(build_server(settings), mode="legacy", elicitation_callback=decline) as c:
+        again = types.InitializeRequest(
+            params=types.InitializeRequestParams(
+                protocol_version="2025-11-25",
+                capabilities=types.ClientCapabilities(),
+                client_info=types.Implementation(name="intruder", version="1"),
+            )
+        )
+        with pytest.raises(MCPError, match="already initialized"):
+            await c.session.send_request(again, types.InitializeResult)
+        args = {
+            "customer_id": sandbox.customers()[0]["id"],
+            "line_items": [{"description": "Seats", "amount": 10, "quantity": 1}],
+        }
+        r = await c.call_tool("create_invoice", args)
+    assert len(asked) == 1, f"the create must ask the user: {r}"
+    assert r.structured_content is None or r.structured_content.get("outcome") != "created"

@@ -214,3 +214,23 @@ def test_rank(typed: str, expected: list[str]) -> None:
 def test_recent_months_cross_years(today: datetime.date, first: str, last: str) -> None:
     months = recent_months(today)
     assert (months[0], months[-1], len(months), len(set(months))) == (first, last, 24, 24)
+
+
+@pytest.fixture(scope="module")
+def crowded() -> Iterator[Sandbox]:
+    """More customers than the directory reads (20 pages of 100)."""
+    with Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, customers=2_050, invoices=20)) as sb:
+        yield sb
+
+
+async def test_a_partial_directory_says_so_in_completions_and_find_customers(crowded: Sandbox) -> None:
+    async with Client(build_server(settings_for(crowded))) as c:
+        everyone = {cu["name"] for cu in crowded.customers()}
+        got = await c.complete(PromptReference(name="draft_invoice"), {"name": "customer", "value": ""})
+        assert got.completion.has_more and got.completion.total is None
+        # a name the directory did not reach is not offered, and hasMore says more exist
+        listed = await c.call_tool("find_customers", {"name": "no company is called this"})
+        assert listed.structured_content is not None and listed.structured_content["partial"] is True
+        assert "partial" in "\n".join(getattr(b, "text", "") for b in listed.content)
+        found = await c.call_tool("find_customers", {"name": sorted(everyone)[0]})
+        assert found.structured_content is not None and found.structured_content["count"] >= 1

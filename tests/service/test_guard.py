@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -150,3 +150,61 @@ async def test_a_create_cancelled_in_flight_counts_as_possibly_created() -> None
     with pytest.raises(DuplicateInvoice) as refused:
         await writer.create(draft)
     assert refused.value.state == "possibly" and api.posts == 1
+
+
+class _HistoryAPI:
+    """The customer's invoices, newest first, honouring created_at_start and cursors (pages of `limit`)."""
+
+    def __init__(self, invoices: list[Invoice]) -> None:
+        self.invoices = sorted(invoices, key=lambda i: i.created_at or "", reverse=True)
+        self.posts = 0
+        self.pages = 0
+        self.clock = ApiClock(local=lambda: NOW)
+
+    async def sync_clock(self) -> None:
+        pass
+
+    async def list_invoices(
+        self, *, limit: int, customer_id: str, created_at_start: str, after: str | None = None, **_: object
+    ) -> Page[Invoice]:
+        self.pages += 1
+        rows = [i for i in self.invoices if i.customer_id == customer_id and (i.created_at or "") >= created_at_start]
+        start = int(after or 0)
+        more = start + limit < len(rows)
+        return Page[Invoice](data=rows[start : start + limit], has_next_page=more, end_cursor=str(start + limit))
+
+    async def create_invoice(self, _: object) -> Invoice:
+        self.posts += 1
+        return Invoice(id=f"inv_new_{self.posts}", customer_id="cus_1")
+
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+DRAFT = Draft("cus_1", (DraftLine("Seats", Decimal("10"), 3),), due_date="2026-12-01")
+
+
+def _on_api(minutes_ago: float, *, same: bool = True, k: int = 0) -> Invoice:
+    created = (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = LineItem(description="Seats" if same else f"Other {k}", amount=Decimal("10"), quantity=3)
+    return Invoice(id=f"inv_{k}", invoice_number=f"INV-{k}", customer_id="cus_1", currency="USD",
+                   due_date="2026-12-01", created_at=created, line_items=[line])  # fmt: skip
+
+
+@pytest.mark.parametrize("api_behind_min", [0, 5, 15, 25])
+async def test_the_api_check_tolerates_the_apis_clock_being_behind(api_behind_min: int) -> None:
+    """The identical invoice was created 2 minutes ago by another server, stamped by an API
+    whose clock is `api_behind_min` minutes behind this server's: still found, no POST."""
+    api = _HistoryAPI([_on_api(2 + api_behind_min)])
+    writer = Writer(cast(Any, api), LocalReservations(), clock=lambda: NOW)
+    with pytest.raises(DuplicateInvoice) as refused:
+        await writer.create(DRAFT)
+    assert refused.value.source == "api" and api.posts == 0
+
+
+async def test_the_api_check_pages_as_far_as_its_window_needs() -> None:
+    """350 newer invoices of the same customer in the window, then the identical one."""
+    newer = [_on_api(k / 100, same=False, k=k + 1) for k in range(350)]
+    api = _HistoryAPI([*newer, _on_api(4, k=999)])
+    writer = Writer(cast(Any, api), LocalReservations(), clock=lambda: NOW)
+    with pytest.raises(DuplicateInvoice) as refused:
+        await writer.create(DRAFT)
+    assert refused.value.invoice_id == "inv_999" and api.posts == 0 and api.pages == 4

@@ -138,18 +138,21 @@ async def test_idle_tenants_evicted_and_closed(tenants: Tenants, clock: FakeCloc
 
 
 @pytest.mark.anyio
-async def test_cap_evicts_least_recently_used_after_its_calls_end(tenants: Tenants, clock: FakeClock) -> None:
-    busy = tenants.acquire(tenants.credentials("acme", "s"))  # held: a long call in flight
-    for cid in ("bolt", "cove"):
-        tenants.release(tenants.acquire(tenants.credentials(cid, "s")))
-    tenants.release(tenants.acquire(tenants.credentials("dune", "s")))  # 4 > cap 3: acme (LRU) goes
-    await tenants.drain()
-    assert len(tenants) == 3 and ("acme" not in {k[1] for k in tenants.held()})
-    assert RecordingClient.closed == []  # not under a call in flight
-    assert busy.retired
+async def test_cap_evicts_the_least_recently_used_idle_tenant_never_a_busy_one(
+    tenants: Tenants, clock: FakeClock
+) -> None:
+    busy = verify(tenants.acquire(tenants.credentials("acme", "s")))  # held: a long call in flight
     tenants.release(busy)
-    await tenants.drain()
-    assert RecordingClient.closed == ["acme"]
+    busy = tenants.acquire(tenants.credentials("acme", "s"))  # warm now, and busy again
+    for cid in ("bolt", "cove", "dune"):
+        tenants.release(verify(tenants.acquire(tenants.credentials(cid, "s"))))
+    await tenants.drain()  # 4 > cap 3: bolt (the LRU idle one) goes, not the busy acme
+    assert len(tenants) == 3 and {k[1] for k in tenants.warm()} == {"acme", "cove", "dune"}
+    assert RecordingClient.closed == ["bolt"] and not busy.retired
+    tenants.release(busy)
+    tenants.release(verify(tenants.acquire(tenants.credentials("eden", "s"))))
+    await tenants.drain()  # now acme is idle and the least recently used
+    assert RecordingClient.closed == ["bolt", "acme"]
 
 
 @pytest.mark.anyio
@@ -235,13 +238,16 @@ async def test_tenants_share_one_pool_and_survive_each_others_eviction(clock: Fa
         a = t.acquire(t.credentials(sb.config.client_id, sb.config.client_secret))
         first = await a.service.find_customers("")
         t.release(a)
-        b = t.acquire(t.credentials(other.client_id, other.client_secret))  # cap 1: a is evicted and closed
-        await t.drain()
-        assert a.retired and a.client._transport is b.client._transport
+        b = t.acquire(t.credentials(other.client_id, other.client_secret))  # on probation: a stays
+        assert not a.retired and a.client._transport is b.client._transport
         names = {c.id for c in await b.service.find_customers("")}
         assert names == {c["id"] for c in sb.customers(tenant=other.client_id)}
         assert not names & {c.id for c in first}
-        t.release(b)
+        t.release(b)  # accepted by the API: promoted, and over cap 1 the idle a is evicted and closed
+        await t.drain()
+        assert a.retired and list(t.warm().values()) == [b]
+        names = {c.id for c in await b.service.find_customers("")}  # the shared pool is still open
+        assert names == {c["id"] for c in sb.customers(tenant=other.client_id)}
         await t.aclose()
 
 
@@ -251,3 +257,133 @@ def test_cap_and_idle_from_the_environment() -> None:
     assert (t.max_tenants, t.idle_s) == (7, 30.0)
     with pytest.raises(Exception, match="INVOICE_MCP_GATEWAY_MAX_TENANTS"):
         gateway_settings(INVOICE_MCP_GATEWAY_MAX_TENANTS="2.5")
+
+
+def verify(tenant: Any) -> Any:
+    """What a first successful token request does: the credentials are known to be good."""
+    tenant.client.tokens.verified = True
+    return tenant
+
+
+@pytest.mark.anyio
+async def test_busy_tenant_is_never_evicted_and_refused_credentials_take_no_slot(
+    tenants: Tenants, clock: FakeClock
+) -> None:
+    """101 calls with credentials the API refuses (never verified) while A's create is in flight:
+    A stays, and so do the warm idle tenants B and C (cap 3)."""
+    tenants.release(verify(tenants.acquire(tenants.credentials("acme", "s"))))
+    a = tenants.acquire(tenants.credentials("acme", "s"))  # a create in flight
+    for cid in ("bolt", "cove"):
+        tenants.release(verify(tenants.acquire(tenants.credentials(cid, "s"))))
+    for k in range(101):
+        tenants.release(tenants.acquire(tenants.credentials(f"stranger-{k}", "wrong")))
+    await tenants.drain()
+    assert not a.retired and {k[1] for k in tenants.warm()} == {"acme", "bolt", "cove"}
+    assert tenants.stats.probation_held <= tenants.probation_max
+    assert len(tenants.held()) <= 3 + tenants.probation_max
+    # A verified newcomer over the cap evicts the least recently used idle tenant, never the busy one.
+    tenants.release(verify(tenants.acquire(tenants.credentials("dune", "s"))))
+    await tenants.drain()
+    assert not a.retired and {k[1] for k in tenants.warm()} == {"acme", "cove", "dune"}
+    clock.now += 3600  # idle sweep: the busy tenant survives it too
+    tenants.release(verify(tenants.acquire(tenants.credentials("eden", "s"))))
+    assert not a.retired and {k[1] for k in tenants.warm()} == {"acme", "eden"}
+    tenants.release(a)
+    await tenants.aclose()
+
+
+@pytest.mark.anyio
+async def test_duplicate_guard_reservation_outlives_its_tenant(tenants: Tenants, clock: FakeClock) -> None:
+    creds = tenants.credentials("acme", "s")
+    old = verify(tenants.acquire(creds))
+    assert await old.service.writer.reservations.claim("fingerprint", "pending-by-old", 300) is None
+    tenants.release(old)
+    clock.now += 3600  # idle: evicted and closed
+    tenants.release(tenants.acquire(tenants.credentials("bolt", "s")))
+    await tenants.drain()
+    assert old.retired
+    new = tenants.acquire(creds)
+    assert new is not old
+    assert await new.service.writer.reservations.claim("fingerprint", "pending-by-new", 300) == "pending-by-old"
+    assert new.service.writer._scope == old.service.writer._scope
+    tenants.release(new)
+    await tenants.aclose()
+
+
+@pytest.mark.anyio
+async def test_gateway_tenants_use_the_redis_duplicate_guard(clock: FakeClock) -> None:
+    from invoice_mcp.api.shared_state import RedisReservations
+
+    t = Tenants(gateway_settings(INVOICE_MCP_REDIS_URL="redis://127.0.0.1:1/0"), clock=clock)
+    a = t.acquire(t.credentials("acme", "s1"))
+    b = t.acquire(t.credentials("bolt", "s1"))
+    assert isinstance(a.service.writer.reservations, RedisReservations)
+    assert a.service.writer.reservations is b.service.writer.reservations
+    for x in (a, b):
+        t.release(x)
+    await t.aclose()
+
+
+@pytest.mark.anyio
+async def test_wrong_secrets_for_a_client_id_hold_a_bounded_share_of_its_schedule(clock: FakeClock) -> None:
+    """100 distinct wrong secrets for acme's client id, all at once, on the limiter's frozen clock:
+    acme's next call would wait one slot (0.2 s at 5/s), not 100 (20 s); 95 are refused without
+    a request, 1 reaches the API."""
+    import anyio
+    import httpx
+
+    token_requests: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        token_requests.append(request.headers["authorization"])
+        return httpx.Response(403, json={"message": "Invalid credentials"})
+
+    def refusing(settings: Settings, limiter: RateLimiter, store: TokenStore | None) -> APIClient:
+        return APIClient(settings, limiter=limiter, token_store=store, transport=httpx.MockTransport(api))
+
+    t = Tenants(gateway_settings(AP_RATE_LIMIT="5"), clock=clock, client_factory=refusing)
+    owner = t.credentials("acme", "right")
+    t.release(verify(t.acquire(owner)))
+    schedule = t.limiter(owner)
+    assert isinstance(schedule, LocalRateLimiter) and schedule.next_slot - clock() == 0  # acme alone: no wait
+    outcomes: list[str] = []
+
+    async def stranger(k: int) -> None:
+        tenant = t.acquire(t.credentials("acme", f"wrong-{k}"))
+        try:
+            await tenant.client.tokens.get()
+        except Exception as exc:
+            outcomes.append(getattr(exc, "code", None) or type(exc).__name__)
+        finally:
+            t.release(tenant)
+
+    async with anyio.create_task_group() as tg:
+        for k in range(100):
+            tg.start_soon(stranger, k)
+        await anyio.wait_all_tasks_blocked()
+        gate = t.gate(owner)
+        assert gate is not None and gate.waiting == gate.max_waiting  # 4 wait their gate slot, 1/s
+        wait = schedule.next_slot - clock()
+        tg.cancel_scope.cancel()
+    assert wait <= schedule.interval + 1e-9  # acme's next call: at most one slot later (factor ≤ 1.25 at 5/s)
+    assert len(token_requests) == 1
+    assert outcomes.count("unverified_credentials") == 100 - 1 - gate.max_waiting
+    assert outcomes.count("forbidden") == 1
+    assert len(t.warm()) == 1 and t.stats.probation_held <= t.probation_max
+    await t.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_tenant_held_for_its_call_only_is_remembered_once_accepted(tenants: Tenants) -> None:
+    """Probation full of busy strangers: a newcomer is served for its call only; once the API has
+    accepted its credentials, its next call skips probation."""
+    tenants.probation_max = 2
+    busy = [tenants.acquire(tenants.credentials(f"stranger-{k}", "x")) for k in range(2)]
+    newcomer = verify(tenants.acquire(tenants.credentials("acme", "s")))
+    assert newcomer.retired and "acme" not in {k[1] for k in tenants.held()}
+    tenants.release(newcomer)
+    again = tenants.acquire(tenants.credentials("acme", "s"))
+    assert not again.probation and "acme" in {k[1] for k in tenants.warm()}
+    for t in (*busy, again):
+        tenants.release(t)
+    await tenants.aclose()

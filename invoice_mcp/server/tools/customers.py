@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from invoice_mcp.service import InvoiceService
 
 
+PARTIAL_NOTE = (
+    "(partial: the account has more customers than were searched; others may match. "
+    "Pass a longer part of the exact name, or look the customer up in the dashboard)"
+)
+
+
 class FindInput(Strict):
     name: str = Field(min_length=1, max_length=200, description="Company name or part of it")
 
@@ -29,18 +35,21 @@ class CustomerRow(BaseModel):
 class FindOutput(BaseModel):
     customers: list[CustomerRow]
     count: int
+    partial: bool = False
+    """More customers may match than were searched (the account's directory is larger than read)."""
 
 
 async def find_customers(args: FindInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
-    found = await svc.find_customers(args.name)
+    found, partial = await svc.search_customers(args.name)
     rows = [
         CustomerRow(id=clean(c.id, 128), name=clean(c.name, 120) or None, email=clean(c.email, 120) or None)
         for c in found[:50]
     ]
-    out = FindOutput(customers=rows, count=len(found))
+    out = FindOutput(customers=rows, count=len(found), partial=partial)
+    note = f" {PARTIAL_NOTE}" if partial else ""
     if not rows:
-        return result(f"no customer matches {quoted(args.name, 60)}; try a shorter part of the name", out)
-    lines = [f"{len(found)} customers match" + (" (first 50):" if len(found) > len(rows) else ":")]
+        return result(f"no customer matches {quoted(args.name, 60)}; try a shorter part of the name{note}", out)
+    lines = [f"{len(found)} customers match" + (" (first 50):" if len(found) > len(rows) else ":") + note]
     lines += [f"{quoted(r.name, 120) if r.name else '(no name)'} | customer_id {r.id}" for r in rows]
     lines.append("Use customer_id in list_invoices, summarize_invoices or create_invoice.")
     lines.append(DATA_NOTE)
