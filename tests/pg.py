@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .procs import free_port, stop
+from .procs import free_port, native_env, stop
 
 USER = "test"
 
@@ -48,7 +48,7 @@ def running_postgres() -> Iterator[str]:
 
     bindir = _bindir()
     prefix, owner = _as_server_user()
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("PG")}
+    env = {k: v for k, v in native_env().items() if not k.startswith("PG")}
     env["LC_ALL"] = "C"
     root = Path(tempfile.mkdtemp(prefix="invoice-mcp-pg-"))
     if owner:

@@ -162,6 +162,13 @@ def http_servers(*specs: tuple[Mapping[str, str], tuple[str, ...]], cwd: Path) -
             s.log.close()
 
 
+def native_env() -> dict[str, str]:
+    """The environment for a helper binary (redis-server, postgres, chromium): the test run's,
+    without a preloaded library such as libfaketime (CI shifts the suite's clock with it, and
+    redis-server crashes under it). Python subprocesses keep the shifted clock."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+
+
 @contextmanager
 def running_redis() -> Iterator[str]:
     """A real redis-server on a free loopback port for the duration; yields its URL."""
@@ -175,6 +182,7 @@ def running_redis() -> Iterator[str]:
             [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=native_env(),
         )
         try:
             probe = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)

@@ -109,6 +109,7 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
     # The shared leaf helpers stay leaves.
     ("invoice_mcp.text", ("invoice_mcp.", "mcp", "mcp_types")),
     ("invoice_mcp.logs", ("invoice_mcp.", "mcp", "mcp_types")),
+    ("invoice_mcp.clock", ("invoice_mcp.", "mcp", "mcp_types")),
 ]
 
 

@@ -37,6 +37,7 @@ from invoice_mcp.api.models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link
 from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import count as _count
+from invoice_mcp.clock import ApiClock
 from invoice_mcp.logs import RedactingFilter
 from invoice_mcp.text import clean
 
@@ -175,8 +176,11 @@ class APIClient:
         max_attempts: int = MAX_ATTEMPTS,
         retry_budget_s: float | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        clock: ApiClock | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock or ApiClock()
+        """The API's time, learnt from every response's `Date` header."""
         self._sleep = sleep
         self._max_attempts = max_attempts
         self._budget = retry_budget_s if retry_budget_s is not None else max(20.0, settings.timeout_s * 2)
@@ -242,6 +246,7 @@ class APIClient:
                 chunks.append(chunk)
         finally:
             await resp.aclose()
+        self.clock.observe(resp.headers.get("date"))
         headers = [
             (k, v) for k, v in resp.headers.multi_items() if k.lower() not in ("content-encoding", "content-length")
         ]
@@ -256,6 +261,13 @@ class APIClient:
         )
 
     # -- tokens -------------------------------------------------------------
+
+    async def sync_clock(self) -> None:
+        """Learn the API's time before an answer depends on "today" (the token request that
+        does it is needed by the call anyway). A token shared by another process through Redis
+        sends nothing: the local clock stands in until the first response."""
+        if not self.clock.synced:
+            await self.tokens.get()
 
     async def _mint_token(self) -> tuple[str, float]:
         async def send() -> httpx.Response:

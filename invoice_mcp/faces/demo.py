@@ -140,7 +140,7 @@ async def _script(t: Transcript) -> None:
     found = _data(await t.call("find_customers", {"name": part}))
     customer = next((c for c in found["customers"] if c.get("name") == name), found["customers"][0])
 
-    due = (date.today() + timedelta(days=30)).isoformat()
+    due = (date.fromisoformat(first["as_of"]) + timedelta(days=30)).isoformat()  # the API's today
     create = {
         "customer_id": customer["id"],
         "line_items": [{"description": "Consulting, November", "amount": 150.0, "quantity": 10}],

@@ -348,9 +348,12 @@ class SandboxApp:
             return None  # processed (e.g. the invoice exists), but the client never hears back
         return reply
 
-    @staticmethod
-    async def _send(send: Send, reply: Reply) -> None:
-        headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode())]
+    async def _send(self, send: Send, reply: Reply) -> None:
+        headers = [
+            *reply.headers,
+            (b"content-length", str(len(reply.body)).encode()),
+            (b"date", self.clock.http_date().encode("latin-1")),
+        ]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body, "more_body": False})
 

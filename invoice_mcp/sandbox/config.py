@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,16 +72,19 @@ class SandboxConfig:
 class Clock:
     """Wall clock of the simulated API.
 
-    With a fixed ``today`` the clock starts at that date with the real time of day and then advances
+    With a fixed ``today`` the clock starts at noon UTC of that date and then advances
     monotonically, so invoices created through the API are always newer than the seeded ones
-    (which all predate ``today``) whatever the real date is.
+    (which all predate ``today``), and a run of any realistic length stays on that day, whatever
+    the real date and time are. The API tells its time in each response's ``Date`` header.
     """
+
+    START_OF_FIXED_DAY = dt.time(12, 0, 0)
 
     def __init__(self, today: dt.date | None) -> None:
         self._fixed = today is not None
-        real = dt.datetime.now(dt.UTC)
-        day = today if today is not None else real.date()
-        self._base = dt.datetime.combine(day, real.time(), dt.UTC).timestamp()
+        self._base = 0.0
+        if today is not None:
+            self._base = dt.datetime.combine(today, self.START_OF_FIXED_DAY, dt.UTC).timestamp()
         self._mono0 = time.monotonic()
 
     def now(self) -> float:
@@ -91,3 +95,7 @@ class Clock:
 
     def today(self) -> dt.date:
         return dt.datetime.fromtimestamp(self.now(), dt.UTC).date()
+
+    def http_date(self) -> str:
+        """The ``Date`` header value for a response sent now (RFC 9110 IMF-fixdate)."""
+        return email.utils.formatdate(self.now(), usegmt=True)

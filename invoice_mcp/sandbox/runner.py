@@ -126,6 +126,7 @@ def make_server(app: ASGIApp) -> _Server:
         log_config=None,
         log_level=None,
         access_log=False,
+        date_header=False,  # the app sends its own, from the simulated clock
         timeout_graceful_shutdown=1,
     )
     return _Server(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -128,6 +129,10 @@ class Sandbox:
         Invoices without payments are absent. Every payment belongs to exactly one invoice.
         """
         return self._store(tenant).payments_by_invoice_json()
+
+    def today(self) -> dt.date:
+        """The simulated API's UTC date (a fixed ``config.today`` stays put all day)."""
+        return self._app.clock.today()
 
     def reset(self) -> None:
         """Regenerate every tenant's data from the config and clear the log, faults, tokens and rate limiters."""

@@ -25,7 +25,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -45,6 +45,7 @@ from mcp.types import (
 
 from invoice_mcp.api.errors import APIError
 from invoice_mcp.api.models import PAGE_SIZE
+from invoice_mcp.clock import system_now
 from invoice_mcp.server.prompts import YEAR_MONTH, PromptArgumentSpec, PromptSpec, prompt_specs
 from invoice_mcp.text import clean
 
@@ -112,10 +113,6 @@ def recent_months(today: date, count: int = RECENT_MONTHS) -> list[str]:
     return out
 
 
-def _utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
 class _NumberCache:
     """The newest page of invoice numbers for one service, single flight, briefly cached."""
 
@@ -131,7 +128,7 @@ class Completer:
         self,
         templates: Iterable[PromptSpec],
         *,
-        today: Callable[[], date] = _utc_today,
+        today: Callable[[], date] | None = None,
         timer: Callable[[], float] = time.monotonic,
         numbers_ttl_s: float = INVOICE_NUMBERS_TTL_S,
     ) -> None:
@@ -170,12 +167,22 @@ class Completer:
         if spec.choices:
             return bounded(rank(spec.choices, typed))
         if spec.format == YEAR_MONTH:
-            return bounded(rank(recent_months(self._today()), typed))
+            return bounded(rank(recent_months(self._month_of(app, headers)), typed))
         if spec.name in CUSTOMER_ARGUMENTS:
             directory = await app.service_for_headers(headers).customer_directory()
             names = sorted({clean(c.name, NAME_MAX) for c in directory if c.name}, key=str.casefold)
             return bounded(rank(names, typed))
         return EMPTY
+
+    def _month_of(self, app: AppState, headers: Mapping[str, str] | None) -> date:
+        """Today on the account's API clock; a gateway request without credentials has no
+        account, and then the host's clock answers."""
+        if self._today is not None:
+            return self._today()
+        try:
+            return app.service_for_headers(headers).today()
+        except ToolError:
+            return system_now().date()
 
     async def _invoice_numbers(self, svc: InvoiceService, typed: str) -> Completion:
         entry = self._numbers.get(svc)

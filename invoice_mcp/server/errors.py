@@ -60,7 +60,7 @@ def message(exc: ServiceError | APIError) -> str:
             return (
                 f"the create failed in a way where the invoice may have been created ({clean(exc.message, 200)}). "
                 f"Do not retry blindly: first check list_invoices(customer_id={exc.customer_id!r}, "
-                f"created_at_start={exc.started!r})."
+                f"created_at_start={exc.started!r}) (when the create started: UTC, on the API's clock)."
             )
         case DuplicateInvoice():
             return _duplicate(exc)

@@ -59,7 +59,7 @@ class LocalFilter:
             out[_UNPAID] = "1"
         if self.min_days_past_due is not None:
             out[_LATE] = str(self.min_days_past_due)
-        if self.as_of is not None and self.min_days_past_due is not None:
+        if self.as_of is not None:  # rows, days late and the header of every page agree on it
             out[_AS_OF] = self.as_of.isoformat()
         if self.text:
             out[_TEXT] = self.text
@@ -79,14 +79,18 @@ class LocalFilter:
         """A predicate over invoices. `text_customers`: ids of customers whose name contains the text."""
         needle = (self.text or "").casefold()
         late = self.min_days_past_due
-        as_of = self.as_of
+        last_due: date | None = None  # N days past due as of D: due on or before D - N
+        if late is not None:
+            if self.as_of is None:
+                raise ValueError("min_days_past_due needs as_of (the service sets it to today)")
+            last_due = self.as_of - timedelta(days=late)
 
         def keep(inv: Invoice) -> bool:
             if (self.unpaid or late is not None) and not is_owed(inv.status):
                 return False
-            if late is not None:
-                days = days_past_due(inv, as_of or date.today())
-                if days is None or days < late:
+            if last_due is not None:
+                due = due_day(inv)
+                if due is None or due > last_due:
                     return False
             if needle:
                 return (
@@ -110,4 +114,6 @@ def split(filters: dict[str, str]) -> tuple[dict[str, str], LocalFilter]:
         as_of=date.fromisoformat(as_of) if as_of else None,
         text=filters.get(_TEXT) or None,
     )
+    if local.min_days_past_due is not None and local.as_of is None:
+        raise ValueError("a days-past-due filter without its date")
     return api, local

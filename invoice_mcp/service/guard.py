@@ -32,6 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, Literal, Protocol
 
 from invoice_mcp.api.models import Invoice
+from invoice_mcp.clock import Now
 from invoice_mcp.text import clean, q2
 
 DUPLICATE_WINDOW_S: Final = 600.0
@@ -40,11 +41,7 @@ PENDING_TTL_S: Final = 300.0
 """How long an in-progress reservation lives if its holder dies mid-create."""
 
 State = Literal["pending", "created", "possibly"]
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+Clock = Now
 
 
 def rfc3339(t: datetime) -> str:

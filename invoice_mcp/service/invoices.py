@@ -16,7 +16,7 @@ from invoice_mcp.service.cursors import CursorCodec
 from invoice_mcp.service.customers import Customers
 from invoice_mcp.service.errors import DuplicateInvoice, InvalidCursor, NotFound, UnusableLink
 from invoice_mcp.service.filters import Keep, LocalFilter, split
-from invoice_mcp.service.guard import Clock, Reservations, utc_now
+from invoice_mcp.service.guard import Clock, Reservations
 from invoice_mcp.service.payments import (
     Ledger,
     PaymentBook,
@@ -101,10 +101,11 @@ class InvoiceService:
         *,
         cursor_key: bytes,
         reservations: Reservations | None = None,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
     ) -> None:
         self.client = client
-        self.clock = clock
+        self.clock: Clock = clock or client.clock.now
+        """The API's time (its responses' Date headers) unless a test injects another."""
         self.chunks = ChunkReader(client, CursorCodec(cursor_key))
         self.customers = Customers(client)
         self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key)
@@ -112,8 +113,14 @@ class InvoiceService:
         self.payment_lists = PaymentLister(client, PaymentCursors(cursor_key))
 
     def today(self) -> date:
-        """Today's UTC date (the reference of "days past due" when no as_of is given)."""
+        """Today's UTC date on the API's clock (the reference of "days past due" when no as_of
+        is given); `await client.sync_clock()` first where nothing has been fetched yet."""
         return self.clock().astimezone(UTC).date()
+
+    async def api_today(self) -> date:
+        """`today()` once the API has told its time (before anything else is fetched)."""
+        await self.client.sync_clock()
+        return self.today()
 
     # -- reading -----------------------------------------------------------------
 
@@ -122,7 +129,7 @@ class InvoiceService:
         filters = dict(query.filters)
         local = query.local
         if local.min_days_past_due is not None and local.as_of is None:
-            local = replace(local, as_of=self.today())
+            local = replace(local, as_of=await self.api_today())
         filters = local.push_down(filters) | local.params()
         if not query.customer:
             return filters, None

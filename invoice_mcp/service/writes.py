@@ -29,7 +29,6 @@ from invoice_mcp.service.guard import (
     fingerprint,
     invoice_fingerprint,
     rfc3339,
-    utc_now,
 )
 from invoice_mcp.service.paging import walk
 from invoice_mcp.text import q2
@@ -96,12 +95,12 @@ class Writer:
         client: APIClient,
         reservations: Reservations | None = None,
         *,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
         scope: str = "",
     ) -> None:
         self.client = client
         self.reservations: Reservations = reservations or LocalReservations()
-        self._clock = clock
+        self._clock = clock or client.clock.now
         self._scope = scope
 
     def _key(self, draft: Draft) -> str:
@@ -118,7 +117,8 @@ class Writer:
             ) from None
 
     async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
-        """A quick look (no API call) at what this server, or its replicas, know of this fingerprint."""
+        """A quick look (no invoice read) at what this server, or its replicas, know of this fingerprint."""
+        await self.client.sync_clock()
         key = self._key(draft)
         raw = await self._store(self.reservations.get(key))
         record = Record.loads(raw) if raw else None
@@ -154,6 +154,7 @@ class Writer:
         return None
 
     async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
+        await self.client.sync_clock()
         now = self._clock()
         started = rfc3339(now)
         key = self._key(draft)

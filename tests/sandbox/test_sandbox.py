@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import email.utils
 import json
 import math
 import re
@@ -697,3 +698,11 @@ def test_100k_invoices() -> None:
         deep = client.get("/invoices", params={"status": "draft", "limit": 100}).json()
         assert deep["data"] and all(inv["status"] == "draft" for inv in deep["data"])
     assert generated < 60  # ~1 s normally; a generous guard against accidental quadratic generation
+
+
+def test_responses_tell_the_simulated_time_in_one_date_header(raw: httpx.Client, sb: Sandbox) -> None:
+    resp = raw.get("/invoices")
+    assert resp.headers.get_list("date") and len(resp.headers.get_list("date")) == 1
+    told = email.utils.parsedate_to_datetime(resp.headers["date"])
+    assert told.date() == TODAY == sb.today()
+    assert dt.time(11, 59) <= told.time() < dt.time(13)  # a fixed day starts at noon: no midnight in a run

@@ -8,7 +8,6 @@ near-identical bodies, and `allow_duplicate` as the explicit way through.
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -254,7 +253,7 @@ async def test_near_identical_bodies_are_recognised(sb: Sandbox, where: str, rec
 
 @pytest.mark.parametrize("where", ["same server", "another server"])
 async def test_due_date_omitted_equals_today(sb: Sandbox, where: str) -> None:
-    today = dt.datetime.now(dt.UTC).date().isoformat()
+    today = sb.today().isoformat()
     async with Client(build_server(settings_for(sb))) as a:
         assert not (await a.call_tool("create_invoice", args_for(sb, due_date=today))).is_error
         async with Client(build_server(settings_for(sb))) as b:

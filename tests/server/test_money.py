@@ -175,7 +175,7 @@ async def test_void_and_unknown_statuses(mcp_client: Client, sandbox: Sandbox) -
     store = sandbox._app.store
     opens = [i for i in sandbox.invoices(include_archived=False) if i["status"] == "open"]
     void, weird, cancelled = opens[0], opens[1], opens[2]
-    base = oracle(sandbox, date.today())
+    base = oracle(sandbox, sandbox.today())
     with store.lock:
         store.invoices_by_id[void["id"]].status = "void"
         store.invoices_by_id[weird["id"]].status = "disputed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -11,6 +12,7 @@ import pytest
 
 from invoice_mcp.api.models import Invoice, LineItem, Page
 from invoice_mcp.api.shared_state import RedisReservations
+from invoice_mcp.clock import ApiClock
 from invoice_mcp.service.errors import DuplicateInvoice
 from invoice_mcp.service.guard import LocalReservations, Reservations, fingerprint, invoice_fingerprint
 from invoice_mcp.service.writes import Draft, DraftLine, Writer
@@ -120,6 +122,10 @@ class _HangingAPI:
     def __init__(self) -> None:
         self.sent = anyio.Event()
         self.posts = 0
+        self.clock = ApiClock(local=lambda: datetime(2026, 11, 25, 12, tzinfo=UTC))
+
+    async def sync_clock(self) -> None:
+        pass
 
     async def list_invoices(self, **_: object) -> Page[Invoice]:
         return Page[Invoice]()

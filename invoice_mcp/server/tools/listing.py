@@ -202,9 +202,11 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
     from invoice_mcp.service.statuses import is_owed
 
     try:
-        as_of = date.fromisoformat(args.as_of) if args.as_of else svc.today()
+        as_of = date.fromisoformat(args.as_of) if args.as_of else None
     except ValueError:
         raise ToolError(f"as_of: {args.as_of!r} is not a real date (YYYY-MM-DD)") from None
+
+    as_of = as_of or await svc.api_today()
 
     async def progress(done: int, msg: str) -> None:
         await call.ctx.report_progress(done, None, msg)
