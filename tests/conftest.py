@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,6 +17,10 @@ from invoice_mcp.sandbox import Sandbox, SandboxConfig
 from invoice_mcp.server import build_server
 
 TODAY = datetime.date(2026, 11, 25)
+
+# Nothing the suite runs may write to the developer's own data folder (the default state store
+# lives there): point it at a folder of this run.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="invoice-mcp-data-")
 
 
 @pytest.fixture
@@ -44,6 +49,7 @@ def settings_for(sb: Sandbox, **extra: str) -> Settings:
         "AP_BASE_URL": sb.base_url,
         "AP_RATE_LIMIT": "1000",
         "AP_TIMEOUT_S": "5",
+        "INVOICE_MCP_STATE": "sqlite://:memory:",
         **extra,
     }
     return load_settings(env)

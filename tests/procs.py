@@ -32,7 +32,7 @@ ALL_TOOLS = {
     "get_invoice_pdf_link",
 }
 
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "XDG_DATA_HOME")
 # Set by `coverage run` (patch = ["subprocess"]): a child that gets them is measured too.
 _COVERAGE = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
 
@@ -61,6 +61,7 @@ def api_env(sb: Sandbox, **extra: str) -> dict[str, str]:
         "INVOICE_MCP_CONFIRM": "auto",
         "INVOICE_MCP_REDIS_URL": "",
         "INVOICE_MCP_HTTP_TOKEN": "",
+        "INVOICE_MCP_STATE": "sqlite://:memory:",
         **coverage_env(),
         **extra,
     }

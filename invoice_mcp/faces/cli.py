@@ -40,6 +40,10 @@ named with --env-file PATH / INVOICE_MCP_ENV_FILE=PATH (trusted like the environ
   INVOICE_MCP_GATEWAY *            1 = --gateway: API credentials come per request in headers
   INVOICE_MCP_GATEWAY_IDLE_S       gateway: drop a tenant idle this long (default 900)
   INVOICE_MCP_GATEWAY_MAX_TENANTS  gateway: tenants held at most (default 100)
+  INVOICE_MCP_STATE *              --state: the journal of writes; default an SQLite file in the user's
+                                   data folder; sqlite:///PATH, or postgresql://… shared by replicas
+  INVOICE_MCP_STATE_KEY            Fernet key(s) for secrets kept in the state store (Postgres: required)
+  INVOICE_MCP_JOURNAL_RETENTION_DAYS  drop journal entries older than this (default: keep all)
 * not taken from ./.env (a notice says so; INVOICE_MCP_READ_ONLY=1 is): a project folder's .env
   must not redirect the credentials or lower safety. Put them in the environment or an --env-file.
 A base URL other than the official ones is announced on stderr.
@@ -64,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox",
         action="store_true",
         help="serve against an embedded sandbox API with demo data instead of the configured account",
+    )
+    p.add_argument(
+        "--state",
+        metavar="URL",
+        default=None,
+        help="where the write journal lives (also INVOICE_MCP_STATE): sqlite:///PATH or postgresql://…",
     )
     p.add_argument("--read-only", action="store_true", help="expose only read tools (also INVOICE_MCP_READ_ONLY=1)")
     p.add_argument(
@@ -224,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.env_file is not None:
         # Through the environment, so every face (server, check) and any child process sees it.
         os.environ[ENV_FILE_VAR] = os.path.abspath(args.env_file)
+    if args.state is not None:
+        os.environ["INVOICE_MCP_STATE"] = args.state  # the flag wins over the environment, as for --env-file
     try:
         if args.command == "demo":
             setup_logging(args.log_level or "WARNING")

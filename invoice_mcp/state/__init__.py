@@ -15,13 +15,25 @@ from invoice_mcp.state.location import (
     redact_url,
 )
 from invoice_mcp.state.secrets import KEY_ENV, SecretBox, digest, open_secret_box, same_digest
-from invoice_mcp.state.store import AUTO_ID, Row, Schema, StateStore, Step, Tx, open_store, open_store_async, step
+from invoice_mcp.state.store import (
+    AUTO_ID,
+    LazyStore,
+    Row,
+    Schema,
+    StateStore,
+    Step,
+    Tx,
+    open_store,
+    open_store_async,
+    step,
+)
 
 __all__ = [
     "AUTO_ID",
     "ENV_VAR",
     "KEY_ENV",
     "Dialect",
+    "LazyStore",
     "Row",
     "Schema",
     "SecretBox",

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from invoice_mcp.state.location import Dialect, StateError, StateLocation, parse_state_url
@@ -335,3 +336,34 @@ async def open_store_async(
     url: str | None = None, *, env: Mapping[str, str] | None = None, schemas: Sequence[Schema] = ()
 ) -> StateStore:
     return await anyio.to_thread.run_sync(functools.partial(open_store, url, env=env, schemas=schemas))
+
+
+class LazyStore:
+    """A store opened on first use (start-up, which only answers tools/list, never waits on a
+    database), shared by every feature of the process, each adding its schemas."""
+
+    def __init__(self, url: str | None, *, env: Mapping[str, str] | None = None) -> None:
+        self.url = url
+        self._env = env
+        self._store: StateStore | None = None
+        self._lock: anyio.Lock | None = None
+
+    @property
+    def opened(self) -> StateStore | None:
+        return self._store
+
+    async def get(self, *schemas: Schema) -> StateStore:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if self._store is None:
+                self._store = await open_store_async(self.url, env=self._env)
+                log.info("state store: %s", self._store.location.display)
+        for schema in schemas:
+            await self._store.ensure(schema)
+        return self._store
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.aclose()
