@@ -26,6 +26,7 @@ ALL_TOOLS = {
     "find_customers",
     "list_payments",
     "create_invoice",
+    "create_invoices",
     "archive_invoice",
     "restore_invoice",
     "get_invoice_payment_link",

@@ -199,7 +199,7 @@ class Journal:
         monotonic: Callable[[], float] = time.monotonic,
         retention_days: int | None = None,
     ) -> None:
-        self._lazy = store
+        self.store = store
         self.scope = scope
         self._clock = clock
         self._mono = monotonic
@@ -208,7 +208,7 @@ class Journal:
         self._pruned = False
 
     async def _tx(self, fn: Callable[[Tx], Any], *, write: bool = True) -> Any:
-        store = await self._lazy.get(JOURNAL_SCHEMA)
+        store = await self.store.get(JOURNAL_SCHEMA)
         return await store.transaction(fn, write=write)
 
     async def intent(
