@@ -300,8 +300,7 @@ SPEC_CREATE_BATCH = ToolSpec(
     name="create_invoices",
     title="Create invoices",
     description=(
-        "≤100 LIVE invoices (create_invoice rows, customer id or name), one confirmation. dry_run previews; "
-        "resumable."
+        "≤100 LIVE invoices (create_invoice rows, customer id or name), one confirmation. dry_run previews; resumable."
     ),
     input=BatchInput,
     output=BatchOutput,
