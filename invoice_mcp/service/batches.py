@@ -108,13 +108,18 @@ def draft_digest(rows: Sequence[BatchRow], *, today: str) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process of this host still runs (a zombie, killed but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class Lease:
