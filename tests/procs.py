@@ -29,6 +29,8 @@ ALL_TOOLS = {
     "create_invoices",
     "archive_invoice",
     "restore_invoice",
+    "archive_invoices",
+    "restore_invoices",
     "get_invoice_payment_link",
     "get_invoice_pdf_link",
 }

@@ -34,6 +34,8 @@ EXPECTED = {
     "create_invoices": (False, False, True),
     "archive_invoice": (False, True, True),
     "restore_invoice": (False, False, True),
+    "archive_invoices": (False, True, True),
+    "restore_invoices": (False, False, True),
     "get_invoice_payment_link": (True, False, True),
     "get_invoice_pdf_link": (True, False, True),
 }

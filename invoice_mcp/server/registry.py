@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from invoice_mcp.server.spec import ToolSpec
+from invoice_mcp.server.tools.batch_changes import SPEC_ARCHIVE_BATCH, SPEC_RESTORE_BATCH
 from invoice_mcp.server.tools.batches import SPEC_CREATE_BATCH
 from invoice_mcp.server.tools.customers import SPEC_FIND
 from invoice_mcp.server.tools.detail import SPEC_GET
@@ -24,6 +25,8 @@ TOOLS: tuple[ToolSpec[Any], ...] = (
     SPEC_CREATE_BATCH,
     SPEC_ARCHIVE,
     SPEC_RESTORE,
+    SPEC_ARCHIVE_BATCH,
+    SPEC_RESTORE_BATCH,
     SPEC_PAYMENT_LINK,
     SPEC_PDF_LINK,
 )

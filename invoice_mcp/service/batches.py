@@ -411,3 +411,125 @@ async def possible_duplicates(svc: InvoiceService, rows: Sequence[BatchRow], bat
             flags.append(Flag(row.n, f"like {clean(dup.invoice_number, 40) or 'a create just made'}"))
         seen.setdefault(fp, row.n)
     return flags
+
+
+# -- archive and restore batches ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveFilter:
+    status: str | None = None
+    created_before: str | None = None
+    """YYYY-MM-DD: created before this day."""
+    customer_id: str | None = None
+
+
+async def archive_targets(svc: InvoiceService, refs: Sequence[str], where: ArchiveFilter | None) -> list[Invoice]:
+    """Exactly the invoices a batch would archive (archived ones left out), at most 100."""
+    from invoice_mcp.api.models import PAGE_SIZE, InvoiceStatus
+    from invoice_mcp.service.paging import walk
+
+    found: list[Invoice] = []
+    if refs:
+        for n, ref in enumerate(refs):
+            try:
+                found.append(await svc.resolve_invoice(ref))
+            except NotFound:
+                raise BatchError(f"invoices[{n}]: no invoice {clean(ref, 64)!r}; nothing was archived") from None
+    elif where is not None:
+
+        async def fetch(after: str | None) -> Any:
+            return await svc.client.list_invoices(
+                limit=PAGE_SIZE,
+                after=after,
+                status=where.status,
+                customer_id=where.customer_id,
+                created_at_end=f"{where.created_before}T00:00:00Z" if where.created_before else None,
+            )
+
+        async for page in walk(fetch, max_pages=3):
+            found.extend(page.data)
+            if len(found) > MAX_ROWS:
+                break
+    else:
+        raise BatchError("give invoices=[…] or a filter (status, created_before, customer); nothing was archived")
+    seen: set[str] = set()
+    targets = []
+    for inv in found:
+        if inv.id and inv.id not in seen and inv.status != InvoiceStatus.ARCHIVED:
+            seen.add(inv.id)
+            targets.append(inv)
+    if len(targets) > MAX_ROWS:
+        raise BatchError(f"more than {MAX_ROWS} invoices match: narrow the filter; nothing was archived")
+    return targets
+
+
+async def run_change_batch(
+    svc: InvoiceService,
+    batch_id: str,
+    targets: Sequence[Invoice],
+    who: Attribution,
+    *,
+    action: Literal["archive", "restore"],
+    names: dict[str, str],
+    progress: Progress = _noop,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> BatchOutcome:
+    """Archive (or restore) every target not already done by an earlier run of this batch."""
+    journal = svc.journal
+    if journal is None:
+        raise BatchError("batches need the state store (the write journal); nothing was sent")
+    digest = hashlib.sha256("|".join(sorted(t.id or "" for t in targets)).encode()).hexdigest()
+    lease = Lease(svc, journal.scope, batch_id, clock=clock, sleep=sleep)
+    await lease.acquire(action, digest, len(targets))
+    done_status: RowStatus = "archived" if action == "archive" else "restored"
+    tool = "archive_invoices" if action == "archive" else "restore_invoices"
+    out = BatchOutcome(batch_id)
+    try:
+        done = await journal.batch(batch_id)
+        for n, inv in enumerate(targets):
+            name = names.get(inv.customer_id or "", "") or clean(inv.customer_id, 64)
+            base = RowResult(n, "failed", name, inv.total or Decimal("0"), inv.id, inv.invoice_number)
+            prev = done.get(n)
+            if prev is not None and prev.outcome in ("archived", "restored", "unchanged"):
+                base.status, base.earlier = done_status, True
+            else:
+                try:
+                    change = svc.writer.archive if action == "archive" else svc.writer.restore
+                    after = await change(inv.id or "", who=who, tool=tool, batch=(batch_id, n), previous=inv)
+                    base.status = done_status
+                    if action == "restore" and after.status == "archived":
+                        base.status = "unchanged"
+                except (APIError, NotFound, ServiceError) as exc:
+                    base.reason = clean(getattr(exc, "message", None) or str(exc), 200)
+            out.rows.append(base)
+            await lease.renew()
+            await progress(n + 1, len(targets), f"{inv.invoice_number or inv.id}: {base.status}")
+    finally:
+        await lease.release()
+        svc.chunks.forget()
+        svc.payments.forget()
+    return out
+
+
+async def archived_by(svc: InvoiceService, batch_id: str) -> list[Invoice]:
+    """The invoices an archive batch archived, current state from the API, in batch order."""
+    journal = svc.journal
+    if journal is None:
+        raise BatchError("restoring a batch needs the state store (the write journal)")
+    entries = await journal.batch(batch_id)
+    ids = [
+        e.invoice_id
+        for _, e in sorted(entries.items())
+        if e.tool == "archive_invoices" and e.outcome == "archived" and e.invoice_id
+    ]
+    if not ids:
+        raise BatchError(f"no archive batch {clean(batch_id, 64)!r} with archived invoices in the journal")
+    invoices = []
+    for invoice_id in ids:
+        try:
+            invoices.append(await svc.resolve_invoice(invoice_id))
+        except NotFound:
+            continue
+    return invoices

@@ -219,7 +219,9 @@ def _preview(bid: str, rows: list[BatchRow], flags: list[Flag]) -> CallToolResul
     return result("\n".join(lines), out)
 
 
-def _report(res: BatchOutcome, how: Confirmed) -> CallToolResult:
+def _report(
+    res: BatchOutcome, how: Confirmed | Literal["not_required"], done_hint: str | None = None, retry: str = ""
+) -> CallToolResult:
     counts: dict[str, int] = defaultdict(int)
     for r in res.rows:
         counts[r.status] += 1
@@ -229,7 +231,7 @@ def _report(res: BatchOutcome, how: Confirmed) -> CallToolResult:
         f"Batch {res.batch_id}: {len(res.rows)} rows, total {usd(total)} USD; "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         + (f" ({earlier} by an earlier run)" if earlier else "")
-        + f"; {_HOW[how]}."
+        + f"; {_HOW.get(how, 'no confirmation needed')}."
     )
     lines = [head]
     for r in res.rows:
@@ -242,11 +244,8 @@ def _report(res: BatchOutcome, how: Confirmed) -> CallToolResult:
             f"{r.n} {r.status}{' (earlier)' if r.earlier else ''}{tail} {quoted(r.customer, 40)} {usd(r.total)}"
         )
     failed = counts.get("failed", 0) + counts.get("not_sent", 0)
-    hint = (
-        f'create_invoices(same rows, batch_id="{res.batch_id}") retries only the rows not created'
-        if failed
-        else "done; list_invoices shows them"
-    )
+    retry = retry or f'create_invoices(same rows, batch_id="{res.batch_id}") retries only the rows not created'
+    hint = retry if failed else (done_hint or "done; list_invoices shows them")
     lines.append(f"next: {hint}")
     out = BatchOutput(
         outcome="done",
