@@ -33,6 +33,7 @@ ALL_TOOLS = {
     "restore_invoices",
     "get_invoice_payment_link",
     "get_invoice_pdf_link",
+    "recent_activity",
 }
 
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "XDG_DATA_HOME")

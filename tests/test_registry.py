@@ -38,6 +38,7 @@ EXPECTED = {
     "restore_invoices": (False, False, True),
     "get_invoice_payment_link": (True, False, True),
     "get_invoice_pdf_link": (True, False, True),
+    "recent_activity": (True, False, True),
 }
 
 

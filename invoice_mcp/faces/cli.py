@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from invoice_mcp import __version__
 from invoice_mcp.api.settings import ENV_FILE_VAR, Settings, SettingsError, load_settings
@@ -128,12 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("demo", help="run a scripted assistant session against the embedded sandbox")
     sub.add_parser("check", help="validate settings, mint a token and read one page of invoices")
+    jr = sub.add_parser("journal", help="the journal of writes this server made")
+    jsub = jr.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+    ex = jsub.add_parser("export", help="every write since a date, to standard output (for accountants)")
+    ex.add_argument("--since", required=True, type=_date_arg, metavar="YYYY-MM-DD", help="first day (UTC)")
+    ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default jsonl; csv has a header")
+    ex.add_argument("--state", dest="export_state", metavar="URL", default=None, help="as for the server")
     sb = sub.add_parser("sandbox", help="serve the sandbox API standalone until Ctrl-C")
     sb.add_argument("--host", dest="sandbox_host", metavar="HOST", default="127.0.0.1", help="default 127.0.0.1")
     sb.add_argument(
         "--port", dest="sandbox_port", metavar="PORT", type=int, default=8765, help="default 8765; 0 picks a free one"
     )
     return p
+
+
+def _date_arg(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _err(message: str) -> None:
@@ -247,6 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from invoice_mcp.faces.check import run_check
 
             return run_check()
+        if args.command == "journal":
+            setup_logging(args.log_level or "WARNING")
+            from invoice_mcp.faces.journal_export import export
+
+            return export(args.export_state or args.state, args.since, args.format)
         if args.command == "sandbox":
             setup_logging(args.log_level or "WARNING")
             return _run_sandbox(args.sandbox_host, args.sandbox_port)

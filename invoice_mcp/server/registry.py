@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from invoice_mcp.server.spec import ToolSpec
+from invoice_mcp.server.tools.activity import SPEC_ACTIVITY
 from invoice_mcp.server.tools.batch_changes import SPEC_ARCHIVE_BATCH, SPEC_RESTORE_BATCH
 from invoice_mcp.server.tools.batches import SPEC_CREATE_BATCH
 from invoice_mcp.server.tools.customers import SPEC_FIND
@@ -29,6 +30,7 @@ TOOLS: tuple[ToolSpec[Any], ...] = (
     SPEC_RESTORE_BATCH,
     SPEC_PAYMENT_LINK,
     SPEC_PDF_LINK,
+    SPEC_ACTIVITY,
 )
 
 
