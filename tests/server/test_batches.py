@@ -219,3 +219,22 @@ async def test_a_lock_left_by_a_dead_process_on_this_host_is_taken_at_once(tmp_p
     store = await app.state.get(BATCH_SCHEMA)
     assert store.transaction_sync(lambda tx: tx.fetchone("SELECT COUNT(*) FROM batch_runs")) == (1,)
     await app.aclose()
+
+
+async def test_rows_skipped_as_duplicates_and_failed_rows(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A row identical to an invoice made minutes ago is skipped with its number; a row the API
+    refuses fails with the reason and is known not to exist; the other rows go through."""
+    settings = settings_for(sandbox, INVOICE_MCP_STATE=f"sqlite:///{tmp_path}/s.db", INVOICE_MCP_CONFIRM="never")
+    rows = batch_rows(sandbox, 3, tag="Mixed")
+    async with Client(build_server(settings)) as c:
+        one = {k: v for k, v in rows[0].items() if k != "customer"} | {"customer_id": sandbox.customers()[0]["id"]}
+        existing = (await c.call_tool("create_invoice", one)).structured_content["invoice_number"]
+        sandbox.clear_log()
+        sandbox.faults.fail_next(1, 422, method="POST", path="/invoices")
+        res = await c.call_tool("create_invoices", {"rows": rows})
+    status = {r[0]: (r[1], r[2], r[6]) for r in res.structured_content["rows"]}
+    assert status[0] == ("duplicate", existing, False)
+    assert status[1][0] == "failed" and status[1][2] is False
+    assert status[2][0] == "created"
+    assert "retries only the rows not created" in text_of(res)
+    assert posts(sandbox) == 2
