@@ -16,6 +16,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -148,9 +149,21 @@ class _SQLite:
         )
         self._lock = threading.Lock()
         if location.path is not None:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._wal()
             self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+
+    def _wal(self) -> None:
+        """Switch to WAL (readers never wait for the writer). Another process opening the same new
+        file at the same moment can hold the lock this needs, without the busy handler applying."""
+        for attempt in range(50):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
 
     @contextmanager
     def transaction(self, write: bool) -> Iterator[_Tx]:

@@ -13,7 +13,7 @@ from mcp import Client
 
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
-from invoice_mcp.service.journal import JOURNAL_SCHEMA, Attribution, Filter, Journal, redact, scope_of
+from invoice_mcp.service.journal import JOURNAL_SCHEMA, Attribution, Filter, Journal, redact
 from invoice_mcp.state import LazyStore, open_store
 
 from ..conftest import settings_for, text_of
@@ -80,14 +80,17 @@ async def test_an_interrupted_create_blocks_a_blind_resend(sandbox: Sandbox, tmp
     create is refused as 'may have been created' even though the API shows nothing."""
     url = f"sqlite:///{tmp_path}/state.db"
     settings = settings_for(sandbox, INVOICE_MCP_STATE=url, INVOICE_MCP_CONFIRM="never")
-    lazy = LazyStore(url)
-    journal = Journal(lazy, scope_of(settings.cache_key), clock=lambda: datetime.now(UTC))
+    from invoice_mcp.server.state import AppState
     from invoice_mcp.service.guard import fingerprint
 
+    killed = AppState(settings)  # the process that died: its journal, on the API's clock
+    await killed.service.client.sync_clock()
+    journal = killed.service.journal
+    assert journal is not None
     today = sandbox.today().isoformat()
     fp = fingerprint(sandbox.customers()[1]["id"], "USD", "2027-01-15", [("Journaled seats", 12.5, 4)], today=today)
     await journal.intent(Attribution("local:x", "policy"), "create_invoice", {}, fingerprint=fp)
-    await lazy.aclose()
+    await killed.aclose()
     async with Client(build_server(settings)) as c:
         res = await c.call_tool("create_invoice", args_for(sandbox))
     assert res.is_error and "may" in text_of(res).lower(), text_of(res)
