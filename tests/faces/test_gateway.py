@@ -320,3 +320,16 @@ async def test_replicas_share_tokens_and_accept_each_others_cursors(
     cursor = first.structured_content["next_cursor"]
     assert ids(await call(two, B, "list_invoices", {"limit": 2, "cursor": cursor})) == oracle(sandbox, B, 4)[2:]
     assert (await call(two, A, "list_invoices", {"limit": 2, "cursor": cursor})).is_error
+
+
+@pytest.mark.anyio
+async def test_the_journal_names_the_gateway_account_and_keeps_tenants_apart(gateway: HTTPServer, sb: Sandbox) -> None:
+    target = sb.invoices(include_archived=False, tenant=E[0])[2]
+    async with connect(gateway, headers_for(E)) as client:
+        r = await client.call_tool("archive_invoice", {"invoice": target["id"]})
+        assert not r.is_error, text_of(r)
+        mine = await client.call_tool("recent_activity", {"tool": "archive_invoice"})
+    assert mine.structured_content is not None and mine.structured_content["count"] == 1
+    assert f"gateway:{E[0]}" in text_of(mine) and E[1] not in text_of(mine)
+    other = await call(gateway, D, "recent_activity", {"tool": "archive_invoice"})
+    assert other.structured_content is not None and other.structured_content["count"] == 0
