@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,6 +17,10 @@ from invoice_mcp.sandbox import Sandbox, SandboxConfig
 from invoice_mcp.server import build_server
 
 TODAY = datetime.date(2026, 11, 25)
+
+# Nothing the suite runs may write to the developer's own data folder (the default state store
+# lives there): point it at a folder of this run.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="invoice-mcp-data-")
 
 
 @pytest.fixture
@@ -44,6 +49,7 @@ def settings_for(sb: Sandbox, **extra: str) -> Settings:
         "AP_BASE_URL": sb.base_url,
         "AP_RATE_LIMIT": "1000",
         "AP_TIMEOUT_S": "5",
+        "INVOICE_MCP_STATE": "sqlite://:memory:",
         **extra,
     }
     return load_settings(env)
@@ -122,3 +128,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_snapshots(request: pytest.FixtureRequest) -> bool:
     """True only when asked explicitly: a missing or different snapshot otherwise fails the test."""
     return bool(request.config.getoption("--update-snapshots")) or os.environ.get("INVOICE_MCP_UPDATE_SNAPSHOTS") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One real Postgres for the whole run (started only if a test asks for it)."""
+    from .pg import running_postgres
+
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database of the shared test Postgres."""
+    from .pg import fresh_database
+
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A state store URL, once per backend: an SQLite file in a fresh folder, then a fresh Postgres database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('state')}/state.db"
+    else:
+        yield request.getfixturevalue("postgres_url")

@@ -26,13 +26,17 @@ ALL_TOOLS = {
     "find_customers",
     "list_payments",
     "create_invoice",
+    "create_invoices",
     "archive_invoice",
     "restore_invoice",
+    "archive_invoices",
+    "restore_invoices",
     "get_invoice_payment_link",
     "get_invoice_pdf_link",
+    "recent_activity",
 }
 
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "XDG_DATA_HOME")
 # Set by `coverage run` (patch = ["subprocess"]): a child that gets them is measured too.
 _COVERAGE = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
 
@@ -61,6 +65,7 @@ def api_env(sb: Sandbox, **extra: str) -> dict[str, str]:
         "INVOICE_MCP_CONFIRM": "auto",
         "INVOICE_MCP_REDIS_URL": "",
         "INVOICE_MCP_HTTP_TOKEN": "",
+        "INVOICE_MCP_STATE": "sqlite://:memory:",
         **coverage_env(),
         **extra,
     }

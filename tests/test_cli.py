@@ -23,7 +23,14 @@ from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox
 from .conftest import text_of
 from .procs import ALL_TOOLS, api_env, base_env, free_port, run_cli, stop
 
-WRITE_TOOLS = {"create_invoice", "archive_invoice", "restore_invoice"}
+WRITE_TOOLS = {
+    "create_invoice",
+    "archive_invoice",
+    "restore_invoice",
+    "create_invoices",
+    "archive_invoices",
+    "restore_invoices",
+}
 
 
 def test_check_ok(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ EXPECTED = {
     "overdue_followup": [("customer", True), ("tone", False)],
     "month_end_review": [("month", True)],
     "draft_invoice": [("customer", True), ("description", True)],
+    "billing_run": [("description", True)],
 }
 
 

@@ -31,10 +31,14 @@ EXPECTED = {
     "find_customers": (True, False, True),
     "list_payments": (True, False, True),
     "create_invoice": (False, False, False),
+    "create_invoices": (False, False, True),
     "archive_invoice": (False, True, True),
     "restore_invoice": (False, False, True),
+    "archive_invoices": (False, True, True),
+    "restore_invoices": (False, False, True),
     "get_invoice_payment_link": (True, False, True),
     "get_invoice_pdf_link": (True, False, True),
+    "recent_activity": (True, False, True),
 }
 
 
@@ -64,6 +68,7 @@ def _writer_calls(sb: Sandbox) -> dict[str, dict[str, Any]]:
     line = {"description": "Audit", "amount": 120, "quantity": 1}
     return {
         "create_invoice": {"customer_id": sb.customers()[0]["id"], "line_items": [line]},
+        "create_invoices": {"rows": [{"customer": sb.customers()[1]["id"], "line_items": [line]}]},
         "archive_invoice": {"invoice": inv["id"]},
         "restore_invoice": {"invoice": inv["id"]},
     }
@@ -84,7 +89,7 @@ async def test_read_only_mode_lists_and_serves_no_writer(sandbox: Sandbox) -> No
         for writer, args in calls.items():
             r = await c.call_tool(writer, args)
             assert not r.is_error, (writer, text_of(r))
-    assert len(sandbox.requests(method="POST", path_prefix="/invoices")) == 2  # create, restore
+    assert len(sandbox.requests(method="POST", path_prefix="/invoices")) == 3  # create, batch create, restore
     assert len(sandbox.requests(method="DELETE")) == 1  # archive
 
 

@@ -45,6 +45,7 @@ SENSITIVE: Final = frozenset(
         "INVOICE_MCP_REDIS_URL",  # where access tokens are stored
         "INVOICE_MCP_HTTP_TOKEN",  # who may use the HTTP transport
         "INVOICE_MCP_GATEWAY",  # serve other people's credentials instead of the configured ones
+        "INVOICE_MCP_STATE",  # where the journal of writes (and its duplicate memory) lives
         ENV_FILE_VAR,  # a file that would be trusted
     }
 )
@@ -75,6 +76,11 @@ class Settings(BaseModel):
     list_rows: Literal["both", "text", "structured"] = "both"
     """Where list_invoices puts its rows: both (every host works), or only the text / only the
     structured content, for hosts that show the model both (INVOICE_MCP_LIST_ROWS)."""
+    state_url: SecretStr | None = None
+    """Where the state store (the write journal) lives: None is the default SQLite file in the
+    user's data folder (INVOICE_MCP_STATE / --state; a Postgres URL may hold a password)."""
+    journal_retention_days: int | None = None
+    """Journal entries older than this many days are dropped (INVOICE_MCP_JOURNAL_RETENTION_DAYS; unset keeps all)."""
     notices: tuple[str, ...] = ()
     """Things the user should see on stderr at start-up (ignored .env entries, a custom base URL)."""
 
@@ -244,6 +250,17 @@ def load_settings(
         problems.append(f"INVOICE_MCP_LIST_ROWS must be both, text or structured (got {show(list_rows)})")
         list_rows = "both"
 
+    state_url = e.get("INVOICE_MCP_STATE", "").strip() or None
+    retention_raw = e.get("INVOICE_MCP_JOURNAL_RETENTION_DAYS", "").strip()
+    retention: int | None = None
+    if retention_raw:
+        if not retention_raw.isdigit() or int(retention_raw) < 1:
+            problems.append(
+                f"INVOICE_MCP_JOURNAL_RETENTION_DAYS must be a whole number of days (got {retention_raw!r})"
+            )
+        else:
+            retention = int(retention_raw)
+
     if problems:
         raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(problems))
     base_url = base_url.rstrip("/")
@@ -267,5 +284,7 @@ def load_settings(
         gateway_max_tenants=int(max_tenants or 100),
         gateway_idle_s=idle_s or 900.0,
         list_rows=list_rows,  # type: ignore[arg-type]
+        state_url=SecretStr(state_url) if state_url else None,
+        journal_retention_days=retention,
         notices=tuple(notices),
     )

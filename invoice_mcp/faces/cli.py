@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from invoice_mcp import __version__
 from invoice_mcp.api.settings import ENV_FILE_VAR, Settings, SettingsError, load_settings
@@ -40,6 +41,10 @@ named with --env-file PATH / INVOICE_MCP_ENV_FILE=PATH (trusted like the environ
   INVOICE_MCP_GATEWAY *            1 = --gateway: API credentials come per request in headers
   INVOICE_MCP_GATEWAY_IDLE_S       gateway: drop a tenant idle this long (default 900)
   INVOICE_MCP_GATEWAY_MAX_TENANTS  gateway: tenants held at most (default 100)
+  INVOICE_MCP_STATE *              --state: the journal of writes; default an SQLite file in the user's
+                                   data folder; sqlite:///PATH, or postgresql://… shared by replicas
+  INVOICE_MCP_STATE_KEY            Fernet key(s) for secrets kept in the state store (Postgres: required)
+  INVOICE_MCP_JOURNAL_RETENTION_DAYS  drop journal entries older than this (default: keep all)
 * not taken from ./.env (a notice says so; INVOICE_MCP_READ_ONLY=1 is): a project folder's .env
   must not redirect the credentials or lower safety. Put them in the environment or an --env-file.
 A base URL other than the official ones is announced on stderr.
@@ -64,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--sandbox",
         action="store_true",
         help="serve against an embedded sandbox API with demo data instead of the configured account",
+    )
+    p.add_argument(
+        "--state",
+        metavar="URL",
+        default=None,
+        help="where the write journal lives (also INVOICE_MCP_STATE): sqlite:///PATH or postgresql://…",
     )
     p.add_argument("--read-only", action="store_true", help="expose only read tools (also INVOICE_MCP_READ_ONLY=1)")
     p.add_argument(
@@ -126,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("demo", help="run a scripted assistant session against the embedded sandbox")
     sub.add_parser("check", help="validate settings, mint a token and read one page of invoices")
+    jr = sub.add_parser("journal", help="the journal of writes this server made")
+    jsub = jr.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+    ex = jsub.add_parser("export", help="every write since a date, to standard output (for accountants)")
+    ex.add_argument("--since", required=True, type=_date_arg, metavar="YYYY-MM-DD", help="first day (UTC)")
+    ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default jsonl; csv has a header")
+    ex.add_argument("--state", dest="export_state", metavar="URL", default=None, help="as for the server")
     sb = sub.add_parser("sandbox", help="serve the sandbox API standalone until Ctrl-C")
     sb.add_argument("--host", dest="sandbox_host", metavar="HOST", default="127.0.0.1", help="default 127.0.0.1")
     sb.add_argument(
@@ -142,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     shots = sub.add_parser("screenshots", help="PNGs of the MCP Apps views in both themes (needs chromium)")
     shots.add_argument("out_dir", nargs="?", default="docs/screenshots", help="default docs/screenshots")
     return p
+
+
+def _date_arg(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _err(message: str) -> None:
@@ -243,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.env_file is not None:
         # Through the environment, so every face (server, check) and any child process sees it.
         os.environ[ENV_FILE_VAR] = os.path.abspath(args.env_file)
+    if args.state is not None:
+        os.environ["INVOICE_MCP_STATE"] = args.state  # the flag wins over the environment, as for --env-file
     try:
         if args.command == "demo":
             setup_logging(args.log_level or "WARNING")
@@ -266,6 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in screenshots(args.out_dir):
                 print(path, flush=True)
             return 0
+        if args.command == "journal":
+            setup_logging(args.log_level or "WARNING")
+            from invoice_mcp.faces.journal_export import export
+
+            return export(args.export_state or args.state, args.since, args.format)
         if args.command == "sandbox":
             setup_logging(args.log_level or "WARNING")
             return _run_sandbox(args.sandbox_host, args.sandbox_port)

@@ -200,6 +200,33 @@ def build_server(
             raise ResourceNotFoundError(str(exc)) from None
         return json.dumps(detail(inv, name, led).model_dump(mode="json"), separators=(",", ":"))
 
+    @server.resource(
+        "activity://{day}",
+        name="recent_activity",
+        title="Recent activity",
+        description="Writes this server made (journal), newest first: activity://recent (the last 50) or "
+        "activity://2026-11-25 (that UTC day)",
+        mime_type="application/json",
+    )
+    async def activity_resource(day: str, ctx: Context) -> str:
+        from datetime import UTC, datetime, timedelta
+
+        from invoice_mcp.service.journal import Filter
+
+        svc, _ = deps(ctx)
+        where = Filter()
+        if day != "recent":
+            try:
+                start = datetime.fromisoformat(day[:10]).replace(tzinfo=UTC)
+            except ValueError:
+                raise ResourceNotFoundError("use activity://recent or activity://YYYY-MM-DD") from None
+            where = Filter(since=start, until=start + timedelta(days=1))
+        if svc.journal is None:
+            return "[]"
+        entries = await svc.journal.entries(where, limit=50)
+        keep = ("started_at", "tool", "outcome", "invoice_number", "customer_id", "total", "actor", "confirmed")
+        return json.dumps([{k: v for k, v in e.record().items() if k in keep} for e in entries], separators=(",", ":"))
+
     from invoice_mcp.server.prompts import register_prompts
 
     register_prompts(server)

@@ -96,6 +96,7 @@ class GatewayState(AppState):
     def __init__(self, settings: Settings, tenants: Tenants | None = None) -> None:
         super().__init__(settings)
         self.tenants = tenants if tenants is not None else Tenants(settings)
+        self.tenants.journal_for = self.journal_for
         log.info(
             "gateway mode: API credentials per request in the headers %s and %s; "
             "up to %d tenants, idle ones evicted after %.0f s",
@@ -125,6 +126,13 @@ class GatewayState(AppState):
         else:
             held.append(tenant)
         return tenant.service
+
+    def actor_for(self, ctx: Context[Any, Any]) -> str:
+        """The account the request's credentials name (the client id, never the secret)."""
+        try:
+            return "gateway:" + credentials_from_headers(ctx.headers, self.tenants).client_id
+        except ToolError:  # no credentials: the write fails anyway, before the journal
+            return "gateway"
 
     def request_scope(self) -> AbstractContextManager[None]:
         return self._scope()

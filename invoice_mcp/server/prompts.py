@@ -122,6 +122,15 @@ def draft_invoice(
     )
 
 
+def billing_run(
+    description: Annotated[str, Field(description="Who to bill for what, e.g. 'November retainers for every client'")],
+) -> str:
+    name = "billing_run"
+    return _fill(
+        name, description=_arg(name, "description", description, required=True, max_len=MAX_DESCRIPTION_LENGTH)
+    )
+
+
 _PROMPTS: Final = (
     (
         overdue_followup,
@@ -139,6 +148,11 @@ _PROMPTS: Final = (
         "Draft an invoice",
         "Turn a description of work into invoice line items, preview it with dry_run, and create it only after "
         "explicit approval.",
+    ),
+    (
+        billing_run,
+        "Billing run",
+        "Bill many customers at once: preview the batch, confirm once, run it, report every row (resumable).",
     ),
 )
 PROMPT_NAMES: Final = tuple(fn.__name__ for fn, _, _ in _PROMPTS)

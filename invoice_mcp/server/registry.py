@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from invoice_mcp.server.spec import ToolSpec
+from invoice_mcp.server.tools.activity import SPEC_ACTIVITY
+from invoice_mcp.server.tools.batch_changes import SPEC_ARCHIVE_BATCH, SPEC_RESTORE_BATCH
+from invoice_mcp.server.tools.batches import SPEC_CREATE_BATCH
 from invoice_mcp.server.tools.customers import SPEC_FIND
 from invoice_mcp.server.tools.detail import SPEC_GET
 from invoice_mcp.server.tools.links import SPEC_PAYMENT_LINK, SPEC_PDF_LINK
@@ -20,10 +23,14 @@ TOOLS: tuple[ToolSpec[Any], ...] = (
     SPEC_FIND,
     SPEC_PAYMENTS,
     SPEC_CREATE,
+    SPEC_CREATE_BATCH,
     SPEC_ARCHIVE,
     SPEC_RESTORE,
+    SPEC_ARCHIVE_BATCH,
+    SPEC_RESTORE_BATCH,
     SPEC_PAYMENT_LINK,
     SPEC_PDF_LINK,
+    SPEC_ACTIVITY,
 )
 
 

@@ -3,6 +3,7 @@ made on first use) and the injection point that hands each request its service."
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, cast
@@ -10,23 +11,30 @@ from typing import TYPE_CHECKING, Any, cast
 from mcp.server.mcpserver import Context
 
 from invoice_mcp.api.settings import Settings
+from invoice_mcp.state import LazyStore
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
     from invoice_mcp.service import InvoiceService
     from invoice_mcp.service.guard import Reservations
+    from invoice_mcp.service.journal import Journal
 
 
 class AppState:
     """Per-process state. The API client (and httpx with it) is made on first use,
     so start-up, which only has to answer tools/list, does not pay for it."""
 
-    def __init__(self, settings: Settings, client_factory: ClientFactory | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client_factory: ClientFactory | None = None, *, actor: str | None = None
+    ) -> None:
         self.settings = settings
         self._factory = client_factory
         self._client: APIClient | None = None
         self._service: InvoiceService | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.actor = actor or local_actor()
+        self.state = LazyStore(settings.state_url.get_secret_value() if settings.state_url else None)
+        """The state store (write journal), opened on the first write."""
 
     @property
     def client(self) -> APIClient:
@@ -40,9 +48,27 @@ class AppState:
             from invoice_mcp import service  # lazily, with the client
 
             self._service = service.InvoiceService(
-                self.client, cursor_key=cursor_key(self.settings), reservations=self._reservations()
+                self.client,
+                cursor_key=cursor_key(self.settings),
+                reservations=self._reservations(),
+                journal=self.journal_for(self.settings, self.client),
             )
         return self._service
+
+    def journal_for(self, settings: Settings, client: APIClient) -> Journal:
+        """The journal of one account, in this process's state store."""
+        from invoice_mcp.service.journal import Journal, scope_of
+
+        return Journal(
+            self.state,
+            scope_of(settings.cache_key),
+            clock=client.clock.now,
+            retention_days=settings.journal_retention_days,
+        )
+
+    def actor_for(self, ctx: Context[Any, Any]) -> str:
+        """Who the journal names for this request's writes (a gateway names the account)."""
+        return self.actor
 
     def _reservations(self) -> Reservations | None:
         """The duplicate guard's store: Redis when configured (shared by replicas), else in memory."""
@@ -89,9 +115,23 @@ class AppState:
             await self._client.aclose()
         for closer in self._closers:
             await closer()
+        await self.state.aclose()
 
 
 ClientFactory = Callable[[Settings], "APIClient"]
+
+
+def local_actor() -> str:
+    """The person running a local server, as the journal names them."""
+    try:
+        return "local:" + getpass.getuser()
+    except (OSError, KeyError):  # no login name (some containers)
+        return "local"
+
+
+def actor(ctx: Context[Any, Any]) -> str:
+    app = ctx.request_context.lifespan_context
+    return app.actor_for(ctx) if isinstance(app, AppState) else "local"
 
 
 def cursor_key(settings: Settings) -> bytes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
@@ -20,6 +20,7 @@ from invoice_mcp.service.customers import Customers
 from invoice_mcp.service.errors import DuplicateInvoice, InvalidCursor, NotFound, UnusableLink
 from invoice_mcp.service.filters import Keep, LocalFilter, split
 from invoice_mcp.service.guard import Clock, Reservations
+from invoice_mcp.service.journal import Attribution, Journal
 from invoice_mcp.service.payments import (
     CONCURRENT_FETCHES,
     InvoicePayments,
@@ -111,13 +112,15 @@ class InvoiceService:
         cursor_key: bytes,
         reservations: Reservations | None = None,
         clock: Clock | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.client = client
         self.clock: Clock = clock or client.clock.now
         """The API's time (its responses' Date headers) unless a test injects another."""
         self.chunks = ChunkReader(client, CursorCodec(cursor_key))
         self.customers = Customers(client)
-        self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key)
+        self.journal = journal
+        self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key, journal=journal)
         self.payments = PaymentBook(client)
         self.payment_lists = PaymentLister(client, PaymentCursors(cursor_key))
 
@@ -335,22 +338,26 @@ class InvoiceService:
         """What a create of `draft` would be refused for now (for previews; claims nothing)."""
         return await self.writer.possible_duplicate(draft)
 
-    async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
+    async def create(
+        self, draft: Draft, *, allow_duplicate: bool = False, who: Attribution | None = None, **kw: Any
+    ) -> Invoice:
         """Create through the duplicate guard; raises DuplicateInvoice, PossiblyCreated, NotFound."""
         try:
-            return await self.writer.create(draft, allow_duplicate=allow_duplicate)
+            return await self.writer.create(draft, allow_duplicate=allow_duplicate, who=who, **kw)
         finally:
             self.chunks.forget()
             self.payments.forget()
 
-    async def archive(self, invoice_id: str) -> Invoice:
-        inv = await self.writer.archive(invoice_id)
-        self.chunks.forget()
-        self.payments.forget()
-        return inv
+    async def archive(self, invoice_id: str, *, who: Attribution | None = None, **kw: Any) -> Invoice:
+        try:
+            return await self.writer.archive(invoice_id, who=who, **kw)
+        finally:
+            self.chunks.forget()
+            self.payments.forget()
 
-    async def restore(self, invoice_id: str) -> Invoice:
-        inv = await self.writer.restore(invoice_id)
-        self.chunks.forget()
-        self.payments.forget()
-        return inv
+    async def restore(self, invoice_id: str, *, who: Attribution | None = None, **kw: Any) -> Invoice:
+        try:
+            return await self.writer.restore(invoice_id, who=who, **kw)
+        finally:
+            self.chunks.forget()
+            self.payments.forget()

@@ -56,6 +56,7 @@ from invoice_mcp.service.invoices import InvoiceService
 if TYPE_CHECKING:
     from invoice_mcp.api.auth import TokenStore
     from invoice_mcp.api.client import APIClient
+    from invoice_mcp.service.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,8 @@ class Tenants:
         self._reservations: Reservations | None = None
         self._token_store: TokenStore | None = None
         self._transport: SharedTransport | None = None
+        self.journal_for: Callable[[Settings, APIClient], Journal] | None = None
+        """Gives each tenant its journal (set by the server that owns the state store)."""
         self._closing: set[asyncio.Task[None]] = set()
         self._shared_closers: list[Callable[[], Any]] = []
         self.stats = TenantStats()
@@ -298,8 +301,12 @@ class Tenants:
         client = self._new_client(settings, limiter.limiter)
         if key not in self._known_good:
             client.token_gate = limiter.gate
+        journal = self.journal_for(settings, client) if self.journal_for is not None else None
         service = InvoiceService(
-            client, cursor_key=settings.derive_key("cursor"), reservations=self._shared_reservations()
+            client,
+            cursor_key=settings.derive_key("cursor"),
+            reservations=self._shared_reservations(),
+            journal=journal,
         )
         self.stats.created += 1
         return Tenant(key, settings, client, service, last_used=now)

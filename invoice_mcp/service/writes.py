@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import anyio
 
@@ -31,8 +31,10 @@ from invoice_mcp.service.guard import (
     invoice_fingerprint,
     rfc3339,
 )
+from invoice_mcp.service.journal import Attribution, Journal
 from invoice_mcp.service.paging import walk
-from invoice_mcp.text import q2
+from invoice_mcp.state import StateError
+from invoice_mcp.text import clean, q2
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
@@ -100,12 +102,53 @@ class Writer:
         clock: Clock | None = None,
         scope: str = "",
         skew_s: float = CLOCK_SKEW_S,
+        journal: Journal | None = None,
     ) -> None:
         self.client = client
         self.reservations: Reservations = reservations or LocalReservations()
         self._clock = clock or client.clock.now
         self._scope = scope
         self._lookback = timedelta(seconds=DUPLICATE_WINDOW_S + skew_s)
+        self.journal = journal
+
+    def today(self) -> str:
+        return self._clock().date().isoformat()
+
+    async def _journal(self, op: Awaitable[_T]) -> _T:
+        try:
+            return await op
+        except StateError as exc:
+            raise GuardUnavailable(
+                f"not done: the write journal is unavailable ({exc}); nothing was sent. Retry once it is back."
+            ) from None
+
+    async def _remembered(self, draft: Draft) -> Record | None:
+        """What the journal (durable, shared by replicas on one store) knows of this fingerprint."""
+        if self.journal is None:
+            return None
+        since = self._clock() - timedelta(seconds=DUPLICATE_WINDOW_S)
+        entry = await self._journal(self.journal.by_fingerprint(draft_fingerprint(draft, today=self.today()), since))
+        if entry is None:
+            return None
+        at = entry.started_at[:19] + "Z"
+        if entry.outcome == "created":
+            return Record(
+                "created",
+                draft.customer_id,
+                at,
+                invoice_id=entry.invoice_id,
+                invoice_number=entry.invoice_number,
+            )
+        return Record("possibly", draft.customer_id, at)
+
+    async def _settle_journal(self, entry_id: int | None, outcome: Any, **kw: Any) -> None:
+        if self.journal is None or entry_id is None:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.journal.outcome(entry_id, outcome, **kw)
+            except StateError as exc:
+                log.warning("journal: could not record a write's outcome: %s", exc)
 
     def _key(self, draft: Draft) -> str:
         today = self._clock().date().isoformat()
@@ -125,7 +168,7 @@ class Writer:
         await self.client.sync_clock()
         key = self._key(draft)
         raw = await self._store(self.reservations.get(key))
-        record = Record.loads(raw) if raw else None
+        record = Record.loads(raw) if raw else await self._remembered(draft)
         return _refusal(await self._landed(key, draft, record)) if record else None
 
     async def possible_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
@@ -177,7 +220,19 @@ class Writer:
                 )
         return None
 
-    async def create(self, draft: Draft, *, allow_duplicate: bool = False) -> Invoice:
+    async def create(
+        self,
+        draft: Draft,
+        *,
+        allow_duplicate: bool = False,
+        who: Attribution | None = None,
+        tool: str = "create_invoice",
+        batch: tuple[str, int] | None = None,
+        recent: Mapping[str, Invoice] | None = None,
+    ) -> Invoice:
+        """Create through the guard, journaled. ``batch`` is (batch id, row) for a batch row;
+        ``recent`` the account's recent invoices by fingerprint, fetched once for a whole batch
+        (instead of one look at the API per row)."""
         await self.client.sync_clock()
         now = self._clock()
         started = rfc3339(now)
@@ -189,7 +244,17 @@ class Writer:
                 record = Record.loads(held) or Record("pending", draft.customer_id, started)
                 raise _refusal(await self._landed(key, draft, record))
             try:
-                found = await self._recent_on_api(draft, now - self._lookback)
+                remembered = await self._remembered(draft)
+                if remembered is not None:
+                    remembered = await self._landed(key, draft, remembered)
+                    await self._store(self.reservations.put(key, remembered.dumps(), DUPLICATE_WINDOW_S))
+                    raise _refusal(remembered)
+                if recent is not None:
+                    found = recent.get(draft_fingerprint(draft, today=self.today()))
+                else:
+                    found = await self._recent_on_api(draft, now - self._lookback)
+            except DuplicateInvoice:
+                raise
             except BaseException:
                 await self._release(key, mine)
                 raise
@@ -197,22 +262,67 @@ class Writer:
                 record = _created(draft, found.created_at or started, found, source="api")
                 await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
                 raise _refusal(record)
+        entry_id: int | None = None
+        if self.journal is not None:
+            try:
+                entry_id = await self._journal(
+                    self.journal.intent(
+                        who or Attribution(),
+                        tool,
+                        _arguments(draft, allow_duplicate),
+                        customer_id=draft.customer_id,
+                        fingerprint=draft_fingerprint(draft, today=self.today()),
+                        batch_id=batch[0] if batch else None,
+                        batch_row=batch[1] if batch else None,
+                        total=str(draft.total),
+                    )
+                )
+            except BaseException:
+                await self._release(key, mine)
+                raise
         try:
             inv = await self.client.create_invoice(draft.wire())
         except AmbiguousWriteError as exc:
             await self._settle(key, replace(mine, state="possibly"))
+            await self._settle_journal(entry_id, "possibly", detail=exc.message)
             raise PossiblyCreated(exc.message, draft.customer_id, started) from None
         except NotFoundError:
             await self._release(key, mine)
+            await self._settle_journal(entry_id, "failed", detail="customer not found")
             raise NotFound("customer", draft.customer_id) from None
-        except APIError:  # a definite answer: the API did not create it
+        except APIError as exc:  # a definite answer: the API did not create it
             await self._release(key, mine)
+            await self._settle_journal(entry_id, "failed", detail=exc.message)
             raise
         except BaseException:  # cancelled or crashed while the POST was in flight: it may exist
             await self._settle(key, replace(mine, state="possibly"))
+            await self._settle_journal(entry_id, "possibly", detail="interrupted while the request was in flight")
             raise
         await self._settle(key, _created(draft, started, inv, source="server", owner=mine.owner))
+        await self._settle_journal(entry_id, "created", invoice_id=inv.id, invoice_number=inv.invoice_number)
         return inv
+
+    async def recent_invoices(self) -> dict[str, Invoice]:
+        """Every invoice of the account created within the duplicate window, by fingerprint
+        (a few pages at most): one look serves a whole batch."""
+        await self.client.sync_clock()
+        since = self._clock() - timedelta(seconds=DUPLICATE_WINDOW_S)
+        today = self.today()
+
+        async def fetch(after: str | None) -> Page[Invoice]:
+            return await self.client.list_invoices(limit=PAGE_SIZE, created_at_start=rfc3339(since), after=after)
+
+        found: dict[str, Invoice] = {}
+        async for page in walk(fetch, max_pages=self.RECENT_PAGES * 3):
+            for inv in page.data:
+                fp = invoice_fingerprint(inv, today=today)
+                if fp and inv.status != InvoiceStatus.ARCHIVED:
+                    found.setdefault(fp, inv)
+        return found
+
+    async def look_for(self, draft: Draft, since: datetime) -> Invoice | None:
+        """The invoice of this draft on the API, created since ``since`` (resolves an ambiguous row)."""
+        return await self._recent_on_api(draft, since)
 
     async def _settle(self, key: str, record: Record) -> None:
         """Record the outcome for the window; a store failure here must not hide the outcome."""
@@ -229,17 +339,84 @@ class Writer:
             except SharedStateError as exc:
                 log.warning("duplicate guard: could not release a reservation: %s", exc)
 
-    async def archive(self, invoice_id: str) -> Invoice:
-        try:
-            return await self.client.archive_invoice(invoice_id)
-        except NotFoundError:
-            raise NotFound("invoice", invoice_id) from None
+    async def archive(
+        self,
+        invoice_id: str,
+        *,
+        who: Attribution | None = None,
+        tool: str = "archive_invoice",
+        batch: tuple[str, int] | None = None,
+        previous: Invoice | None = None,
+    ) -> Invoice:
+        return await self._change("archive", invoice_id, who, tool, batch, previous)
 
-    async def restore(self, invoice_id: str) -> Invoice:
+    async def restore(
+        self,
+        invoice_id: str,
+        *,
+        who: Attribution | None = None,
+        tool: str = "restore_invoice",
+        batch: tuple[str, int] | None = None,
+        previous: Invoice | None = None,
+    ) -> Invoice:
+        return await self._change("restore", invoice_id, who, tool, batch, previous)
+
+    async def _change(
+        self,
+        action: Literal["archive", "restore"],
+        invoice_id: str,
+        who: Attribution | None,
+        tool: str,
+        batch: tuple[str, int] | None,
+        previous: Invoice | None,
+    ) -> Invoice:
+        entry_id: int | None = None
+        if self.journal is not None:
+            entry_id = await self._journal(
+                self.journal.intent(
+                    who or Attribution(),
+                    tool,
+                    {"invoice": invoice_id},
+                    customer_id=previous.customer_id if previous else None,
+                    batch_id=batch[0] if batch else None,
+                    batch_row=batch[1] if batch else None,
+                    invoice_id=invoice_id,
+                    invoice_number=previous.invoice_number if previous else None,
+                    total=str(previous.total) if previous is not None and previous.total is not None else None,
+                )
+            )
+        call = self.client.archive_invoice if action == "archive" else self.client.restore_invoice
         try:
-            return await self.client.restore_invoice(invoice_id)
+            inv = await call(invoice_id)
         except NotFoundError:
+            await self._settle_journal(entry_id, "failed", detail="invoice not found")
             raise NotFound("invoice", invoice_id) from None
+        except APIError as exc:
+            await self._settle_journal(entry_id, "failed", detail=exc.message)
+            raise
+        except BaseException:
+            await self._settle_journal(entry_id, "possibly", detail="interrupted while the request was in flight")
+            raise
+        status = f"status {clean(previous.status, 32)} → {clean(inv.status, 32)}" if previous else None
+        outcome = "archived" if action == "archive" else "restored"
+        if action == "restore" and inv.status == InvoiceStatus.ARCHIVED:
+            outcome = "unchanged"
+        await self._settle_journal(
+            entry_id, outcome, invoice_id=inv.id, invoice_number=inv.invoice_number, detail=status
+        )
+        return inv
+
+
+def _arguments(draft: Draft, allow_duplicate: bool) -> dict[str, Any]:
+    return {
+        "customer_id": draft.customer_id,
+        "due_date": draft.due_date,
+        "currency": draft.currency,
+        "line_items": [
+            {"description": li.description, "amount": str(li.amount), "quantity": li.quantity} for li in draft.lines
+        ],
+        "allow_duplicate": allow_duplicate,
+    }
 
 
 def _created(draft: Draft, at: str, inv: Invoice, *, source: Literal["server", "api"], owner: str = "") -> Record:

@@ -20,6 +20,7 @@ INVOICE_MCP_REDIS_URL=redis://collector.example:6379/0
 INVOICE_MCP_HTTP_TOKEN=attacker-chosen-token-attacker-chosen
 INVOICE_MCP_ENV_FILE=/tmp/also-not-trusted.env
 INVOICE_MCP_GATEWAY=1
+INVOICE_MCP_STATE=postgresql://collector.example/journal
 """
 
 ALL_VARS = (
@@ -47,7 +48,7 @@ def test_dotenv_in_cwd_supplies_credentials_but_cannot_redirect_or_lower_safety(
     assert s.rate_limit == 2.0  # harmless tuning is read
     assert s.base_url == BASE_URLS["production"] and s.environment == "production"
     assert s.confirm == "auto" and s.redis_url is None and s.http_token is None and not s.read_only
-    assert not s.gateway
+    assert not s.gateway and s.state_url is None
     (notice,) = s.notices
     for var in SENSITIVE | {"INVOICE_MCP_READ_ONLY"}:
         assert var in notice

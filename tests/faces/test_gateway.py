@@ -444,3 +444,16 @@ def test_one_caller_cannot_take_every_session(small_gateway: HTTPServer) -> None
     a = [raw_open(small_gateway, headers_for(A))[0] for _ in range(3)]
     assert a == [200, 200, 503]
     assert raw_open(small_gateway, headers_for(B))[0] == 200
+
+
+@pytest.mark.anyio
+async def test_the_journal_names_the_gateway_account_and_keeps_tenants_apart(gateway: HTTPServer, sb: Sandbox) -> None:
+    target = sb.invoices(include_archived=False, tenant=E[0])[2]
+    async with connect(gateway, headers_for(E)) as client:
+        r = await client.call_tool("archive_invoice", {"invoice": target["id"]})
+        assert not r.is_error, text_of(r)
+        mine = await client.call_tool("recent_activity", {"tool": "archive_invoice"})
+    assert mine.structured_content is not None and mine.structured_content["count"] == 1
+    assert f"gateway:{E[0]}" in text_of(mine) and E[1] not in text_of(mine)
+    other = await call(gateway, D, "recent_activity", {"tool": "archive_invoice"})
+    assert other.structured_content is not None and other.structured_content["count"] == 0

@@ -20,11 +20,13 @@ from invoice_mcp.server.errors import tool_errors
 from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict, real_date
 from invoice_mcp.server.render import ref_of
 from invoice_mcp.server.spec import VIEW_META, Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.state import actor
 from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:  # the service (and the wire models with it) loads on first call, not at start-up
     from invoice_mcp.api.settings import Settings
     from invoice_mcp.service import Draft, InvoiceService
+    from invoice_mcp.service.journal import Attribution
 
 
 class Confirm(BaseModel):
@@ -106,6 +108,13 @@ _HOW = {
     "policy": "not asked (server policy INVOICE_MCP_CONFIRM=never)",
     "preview": "preview",
 }
+
+
+def attribution(call: ToolCall, confirmed: str) -> Attribution:
+    """Who the journal names for this write, and how it was approved."""
+    from invoice_mcp.service.journal import Attribution
+
+    return Attribution(actor=actor(call.ctx), confirmed=confirmed)
 
 
 def how_confirmed(settings: Settings, ctx: Context[Any, Any], action: str) -> Confirmed:
@@ -193,7 +202,7 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
     if not _accepted(call.confirmation):
         out = CreateOutput(outcome="not_created", message="the user did not confirm; nothing was sent", **base)  # type: ignore[arg-type]
         return result("Not created: the user did not confirm. Nothing was sent to the API.", out)
-    inv = await svc.create(args.draft(), allow_duplicate=args.allow_duplicate)
+    inv = await svc.create(args.draft(), allow_duplicate=args.allow_duplicate, who=attribution(call, how))
     out = CreateOutput(
         outcome="created",
         confirmed=how,
@@ -281,8 +290,8 @@ async def archive_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCal
             message="the user did not confirm; nothing was sent",
         )
         return result(f"Not archived: the user did not confirm. {args.invoice} is unchanged.", out)
-    invoice_id, _ = await svc.invoice_id(args.invoice)
-    inv = await svc.archive(invoice_id)
+    invoice_id, previous = await svc.invoice_id(args.invoice)
+    inv = await svc.archive(invoice_id, who=attribution(call, how), previous=previous)
     out = ChangeOutput(
         outcome="archived",
         confirmed=how,
@@ -316,8 +325,8 @@ SPEC_ARCHIVE = ToolSpec(
 async def restore_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     from invoice_mcp.api.models import InvoiceStatus
 
-    invoice_id, _inv = await svc.invoice_id(args.invoice)
-    inv = await svc.restore(invoice_id)
+    invoice_id, previous = await svc.invoice_id(args.invoice)
+    inv = await svc.restore(invoice_id, who=attribution(call, "not_required"), previous=previous)
     still = (inv.status or "") == InvoiceStatus.ARCHIVED
     status = clean(inv.status, 32) or None
     out = ChangeOutput(
