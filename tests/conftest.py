@@ -122,3 +122,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_snapshots(request: pytest.FixtureRequest) -> bool:
     """True only when asked explicitly: a missing or different snapshot otherwise fails the test."""
     return bool(request.config.getoption("--update-snapshots")) or os.environ.get("INVOICE_MCP_UPDATE_SNAPSHOTS") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One real Postgres for the whole run (started only if a test asks for it)."""
+    from .pg import running_postgres
+
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database of the shared test Postgres."""
+    from .pg import fresh_database
+
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A state store URL, once per backend: an SQLite file in a fresh folder, then a fresh Postgres database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('state')}/state.db"
+    else:
+        yield request.getfixturevalue("postgres_url")
