@@ -18,7 +18,6 @@ from mcp.server.auth.routes import (
 )
 from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 from mcp.server.request_state import RequestStateSecurity
-from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
@@ -55,14 +54,17 @@ class OAuthSetup:
         self.tenants = Tenants(self.settings)
 
     def auth_settings(self) -> AuthSettings:
-        return AuthSettings(
-            issuer_url=AnyHttpUrl(self.config.issuer),
-            resource_server_url=AnyHttpUrl(self.config.resource),
-            validate_token_resource=True,
-            client_registration_options=ClientRegistrationOptions(
-                enabled=True, valid_scopes=list(SCOPES), default_scopes=list(SCOPES)
-            ),
-            revocation_options=RevocationOptions(enabled=True),
+        # From strings, so the URLs keep their exact spelling (RFC 8414 issuers compare as strings).
+        return AuthSettings.model_validate(
+            {
+                "issuer_url": self.config.issuer,
+                "resource_server_url": self.config.resource,
+                "validate_token_resource": True,
+                "client_registration_options": ClientRegistrationOptions(
+                    enabled=True, valid_scopes=list(SCOPES), default_scopes=list(SCOPES)
+                ),
+                "revocation_options": RevocationOptions(enabled=True),
+            }
         )
 
     def server_kw(self) -> dict[str, Any]:
@@ -101,18 +103,19 @@ class OAuthSetup:
 
     def finish(self, app: Starlette) -> Starlette:
         """Routes the SDK does not make (or makes differently) in OAuth mode."""
-        resource = AnyHttpUrl(self.config.resource)
+        opts = self.auth_settings()  # its URLs keep the exact spelling (no trailing slash on the issuer)
+        assert opts.resource_server_url is not None
+        resource = opts.resource_server_url
         metadata_url = str(build_resource_metadata_url(resource))
         prm = create_protected_resource_routes(
             resource_url=resource,
-            authorization_servers=[AnyHttpUrl(self.config.issuer)],
+            authorization_servers=[opts.issuer_url],
             scopes_supported=list(SCOPES),
             resource_name="Alternative Payments invoices",
         )
         prm_root = Route(PRM_ROOT_PATH, endpoint=prm[0].endpoint, methods=["GET", "OPTIONS"])
-        opts = self.auth_settings()
         as_metadata = build_metadata(
-            AnyHttpUrl(self.config.issuer),
+            opts.issuer_url,
             None,
             opts.client_registration_options or ClientRegistrationOptions(),
             opts.revocation_options or RevocationOptions(),

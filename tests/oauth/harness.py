@@ -1,0 +1,194 @@
+"""OAuth-mode servers in this process (uvicorn on a loopback port, in a thread), the SDK's
+OAuth client with a browser that fills in the connect page, and token storage for it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import uvicorn
+from cryptography.fernet import Fernet
+from mcp.client.auth import OAuthClientProvider
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
+
+from invoice_mcp.api.settings import Settings, load_settings
+from invoice_mcp.faces.http import HTTPOptions, _bind, build_http_app, uvicorn_config
+from invoice_mcp.faces.oauth.app import OAuthSetup
+from invoice_mcp.faces.oauth.config import OAuthConfig
+from invoice_mcp.faces.oauth.store import GrantStore, MemoryGrantStore
+from invoice_mcp.sandbox import Sandbox
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+STATE_KEY = Fernet.generate_key()
+CALLBACK = "http://127.0.0.1:53682/callback"
+
+
+def oauth_settings(sb: Sandbox) -> Settings:
+    return load_settings(
+        {"AP_ENVIRONMENT": "demo", "AP_BASE_URL": sb.base_url, "AP_RATE_LIMIT": "1000", "AP_TIMEOUT_S": "5"},
+        gateway=True,
+    )
+
+
+@dataclass
+class OAuthServer:
+    setup: OAuthSetup
+    base: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return self.base + "/mcp"
+
+    @property
+    def provider(self) -> Any:
+        return self.setup.provider
+
+
+@contextmanager
+def serve_oauth(
+    sb: Sandbox,
+    store: GrantStore | None = None,
+    *,
+    access_ttl_s: int = 3600,
+    public_url: str | None = None,
+    clock: Any = None,
+) -> Iterator[OAuthServer]:
+    settings = oauth_settings(sb)
+    opts = HTTPOptions(port=0)
+    sock = _bind("127.0.0.1", 0)
+    port = int(sock.getsockname()[1])
+    base = public_url or f"http://127.0.0.1:{port}"
+    config = OAuthConfig(public_url=base, state_key=STATE_KEY, access_ttl_s=access_ttl_s, allow_loopback=True)
+    setup = OAuthSetup(settings, config, store if store is not None else MemoryGrantStore())
+    if clock is not None:
+        setup.provider._clock = clock
+    app = build_http_app(settings, opts, port=port, oauth=setup, log_level="WARNING")
+    server = uvicorn.Server(uvicorn_config(app, opts))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("server did not start")
+        threading.Event().wait(0.01)
+    try:
+        yield OAuthServer(setup, f"http://127.0.0.1:{port}", server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+class MemoryTokens:
+    """The SDK client's TokenStorage, in memory."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+@dataclass
+class Browser:
+    """Headless Chromium (Debian's) through playwright: opens the authorization URL, fills in
+    the connect page and catches the redirect back to the client."""
+
+    client_id: str
+    client_secret: str
+    environment: str = "demo"
+    action: str = "approve"
+    allow_write: bool = True
+    screenshot: Path | None = None
+    pages: list[str] = field(default_factory=list)
+    _url: str | None = None
+
+    async def redirect(self, url: str) -> None:
+        self._url = url
+
+    async def callback(self) -> AuthorizationCodeResult:
+        assert self._url is not None
+        landed = await self.run(self._url)
+        query = parse_qs(urlsplit(landed).query)
+        if "code" not in query:
+            raise RuntimeError(f"no code: {query.get('error')}")
+        return AuthorizationCodeResult(
+            code=query["code"][0], state=query.get("state", [None])[0], iss=query.get("iss", [None])[0]
+        )
+
+    async def run(self, url: str) -> str:
+        from playwright.async_api import Route, async_playwright
+
+        landed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def catch(route: Route) -> None:
+            if not landed.done():
+                landed.set_result(route.request.url)
+            await route.fulfill(status=200, body="ok", content_type="text/plain")
+
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
+            try:
+                page = await browser.new_page()
+                await page.route(CALLBACK.rsplit("/", 1)[0] + "/**", catch)
+                await page.goto(url)
+                self.pages.append(await page.content())
+                await page.fill("#ap_client_id", self.client_id)
+                await page.fill("#ap_client_secret", self.client_secret)
+                await page.select_option("#ap_environment", self.environment)
+                if not self.allow_write and await page.locator("#allow_write").count():
+                    await page.uncheck("#allow_write")
+                if self.screenshot is not None:
+                    await page.screenshot(path=str(self.screenshot), full_page=True)
+                await page.click(f"button[value={self.action}]")
+                return await asyncio.wait_for(landed, 15)
+            finally:
+                await browser.close()
+
+
+def oauth_client(server: OAuthServer, browser: Browser, storage: MemoryTokens, **kw: Any) -> OAuthClientProvider:
+    metadata = OAuthClientMetadata(
+        client_name="Test assistant",
+        redirect_uris=[AnyUrl(CALLBACK)],
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        token_endpoint_auth_method="none",
+    )
+    return OAuthClientProvider(
+        server.url, metadata, storage, redirect_handler=browser.redirect, callback_handler=browser.callback, **kw
+    )
+
+
+def http_client(auth: Any = None, headers: dict[str, str] | None = None) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(auth=auth, headers=headers, timeout=30)
