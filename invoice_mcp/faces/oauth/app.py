@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from mcp.server.auth.handlers.metadata import MetadataHandler
 from mcp.server.auth.routes import (
     build_metadata,
@@ -52,6 +53,10 @@ class OAuthSetup:
     def __post_init__(self) -> None:
         self.provider = InvoiceAuthProvider(self.config, self.store)
         self.tenants = Tenants(self.settings)
+
+    def close(self) -> None:
+        """Close the state store (after the server stopped)."""
+        anyio.run(self.store.aclose)
 
     def auth_settings(self) -> AuthSettings:
         # From strings, so the URLs keep their exact spelling (RFC 8414 issuers compare as strings).
@@ -121,6 +126,7 @@ class OAuthSetup:
             opts.revocation_options or RevocationOptions(),
         )
         as_metadata.client_id_metadata_document_supported = True
+        as_metadata.token_endpoint_auth_methods_supported = ["none", "client_secret_post", "client_secret_basic"]
         as_route = Route(
             AS_METADATA_PATH,
             endpoint=cors_middleware(MetadataHandler(as_metadata).handle, ["GET", "OPTIONS"]),

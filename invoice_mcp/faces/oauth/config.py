@@ -89,15 +89,11 @@ def check_public_url(url: str, *, allow_loopback: bool) -> str:
     return raw
 
 
-def default_key_file() -> Path:
-    base = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
-    return Path(base) / "invoice-mcp" / "state.key"
-
-
 def load_state_key(env: Mapping[str, str], key_file: Path | None = None) -> bytes:
-    """INVOICE_MCP_STATE_KEY, else the key file (made on first use, mode 0600). Replicas sharing
-    one Postgres must share the key (set INVOICE_MCP_STATE_KEY on each)."""
-    raw = env.get("INVOICE_MCP_STATE_KEY", "").strip()
+    """INVOICE_MCP_STATE_KEY (the first key when several are listed), else the key file beside
+    the SQLite database (made on first use, mode 0600; the state store's own). Replicas on one
+    Postgres have no file to share: they must each be given INVOICE_MCP_STATE_KEY."""
+    raw = env.get("INVOICE_MCP_STATE_KEY", "").split(",")[0].strip()
     if raw:
         try:
             Fernet(raw.encode())
@@ -107,7 +103,12 @@ def load_state_key(env: Mapping[str, str], key_file: Path | None = None) -> byte
                 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
             ) from None
         return raw.encode()
-    path = key_file or default_key_file()
+    if key_file is None:
+        raise OAuthConfigError(
+            "this state store has no folder for a key file: set INVOICE_MCP_STATE_KEY to the same Fernet key on "
+            'every replica (python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())")'
+        )
+    path = key_file
     if path.is_file():
         key = path.read_bytes().strip()
         try:
