@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,14 +71,14 @@ def serve_oauth(
     store: GrantStore | None = None,
     *,
     access_ttl_s: int = 3600,
-    public_url: str | None = None,
+    host: str = "127.0.0.1",
     clock: Any = None,
 ) -> Iterator[OAuthServer]:
     settings = oauth_settings(sb)
     opts = HTTPOptions(port=0)
     sock = _bind("127.0.0.1", 0)
     port = int(sock.getsockname()[1])
-    base = public_url or f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     config = OAuthConfig(public_url=base, state_key=STATE_KEY, access_ttl_s=access_ttl_s, allow_loopback=True)
     setup = OAuthSetup(settings, config, store if store is not None else MemoryGrantStore())
     if clock is not None:
@@ -92,7 +92,7 @@ def serve_oauth(
             raise RuntimeError("server did not start")
         threading.Event().wait(0.01)
     try:
-        yield OAuthServer(setup, f"http://127.0.0.1:{port}", server, thread)
+        yield OAuthServer(setup, base, server, thread)
     finally:
         server.should_exit = True
         thread.join(10)
@@ -192,3 +192,141 @@ def oauth_client(server: OAuthServer, browser: Browser, storage: MemoryTokens, *
 
 def http_client(auth: Any = None, headers: dict[str, str] | None = None) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(auth=auth, headers=headers, timeout=30)
+
+
+# -- the flow by hand (raw HTTP), for the refusal tests ------------------------------------
+
+VERIFIER = "v" * 64
+
+
+def challenge(verifier: str = VERIFIER) -> str:
+    import base64
+    import hashlib
+
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+async def register(http: httpx2.AsyncClient, base: str, redirect: str = CALLBACK) -> str:
+    resp = await http.post(
+        base + "/register",
+        json={
+            "client_name": "Hand client",
+            "redirect_uris": [redirect],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["client_id"])
+
+
+def authorize_params(server: OAuthServer, client_id: str, **over: str | None) -> dict[str, str]:
+    params: dict[str, str | None] = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": CALLBACK,
+        "code_challenge": challenge(),
+        "code_challenge_method": "S256",
+        "state": "st4te",
+        "resource": server.url,
+    }
+    params.update(over)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def form_fields(page: str) -> dict[str, str]:
+    import re
+
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+
+
+async def connect(
+    http: httpx2.AsyncClient,
+    server: OAuthServer,
+    client_id: str,
+    key: tuple[str, str],
+    *,
+    allow_write: bool = True,
+    **over: str | None,
+) -> str:
+    """authorize → the connect page → approve; returns the code."""
+    import html
+
+    resp = await http.get(server.base + "/authorize", params=authorize_params(server, client_id, **over))
+    assert resp.status_code == 302, resp.text
+    page = await http.get(resp.headers["location"])
+    assert page.status_code == 200, page.text
+    fields = {k: html.unescape(v) for k, v in form_fields(page.text).items()}
+    data = {**fields, "ap_client_id": key[0], "ap_client_secret": key[1], "ap_environment": "demo", "action": "approve"}
+    if allow_write:
+        data["allow_write"] = "1"
+    done = await http.post(server.base + "/connect", data=data)
+    assert done.status_code == 303, done.text
+    query = parse_qs(urlsplit(done.headers["location"]).query)
+    assert query["state"] == ["st4te"]
+    return query["code"][0]
+
+
+async def exchange(
+    http: httpx2.AsyncClient, server: OAuthServer, client_id: str, code: str, verifier: str = VERIFIER, **over: str
+) -> httpx2.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": CALLBACK,
+        "client_id": client_id,
+        "code_verifier": verifier,
+        "resource": server.url,
+        **over,
+    }
+    return await http.post(server.base + "/token", data=data)
+
+
+async def tokens_for(
+    http: httpx2.AsyncClient, server: OAuthServer, key: tuple[str, str], *, allow_write: bool = True
+) -> tuple[str, dict[str, Any]]:
+    """Register, connect, exchange: (client_id, token response)."""
+    client_id = await register(http, server.base)
+    code = await connect(http, server, client_id, key, allow_write=allow_write)
+    resp = await exchange(http, server, client_id, code)
+    assert resp.status_code == 200, resp.text
+    return client_id, resp.json()
+
+
+async def refresh(http: httpx2.AsyncClient, server: OAuthServer, client_id: str, token: str) -> httpx2.Response:
+    return await http.post(
+        server.base + "/token",
+        data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id, "resource": server.url},
+    )
+
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+async def mcp_post(
+    http: httpx2.AsyncClient, server: OAuthServer, token: str | None, body: Any = None
+) -> httpx2.Response:
+    headers = dict(MCP_HEADERS)
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return await http.post(server.url, json=body if body is not None else INIT, headers=headers)
+
+
+@asynccontextmanager
+async def session(server: OAuthServer, token: str) -> AsyncIterator[Any]:
+    """An SDK Client on /mcp with a fixed bearer token."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        http_client(headers={"Authorization": f"Bearer {token}"}) as http,
+        Client(streamable_http_client(server.url, http_client=http)) as client,
+    ):
+        yield client

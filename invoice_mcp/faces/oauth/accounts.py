@@ -91,8 +91,13 @@ class ScopeFilter:
                     -32001, f"{name} needs the {WRITE_SCOPE} scope; this connection was granted read access only"
                 )
         result = await call_next(ctx)
-        if ctx.method == "tools/list" and isinstance(result, ListToolsResult) and not may_write(token_of(ctx.request)):
-            result = result.model_copy(update={"tools": [t for t in result.tools if t.name not in WRITE_TOOLS]})
+        if ctx.method != "tools/list" or may_write(token_of(ctx.request)):
+            return result
+        if isinstance(result, ListToolsResult):
+            return result.model_copy(update={"tools": [t for t in result.tools if t.name not in WRITE_TOOLS]})
+        if isinstance(result, dict) and isinstance(result.get("tools"), list):  # the wire form
+            tools = [t for t in result["tools"] if not (isinstance(t, dict) and t.get("name") in WRITE_TOOLS)]
+            return {**result, "tools": tools}
         return result
 
 
