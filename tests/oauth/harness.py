@@ -330,3 +330,24 @@ async def session(server: OAuthServer, token: str) -> AsyncIterator[Any]:
         Client(streamable_http_client(server.url, http_client=http)) as client,
     ):
         yield client
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Any ASGI app on a loopback port in a thread; yields its base URL."""
+    opts = HTTPOptions(port=0)
+    sock = _bind("127.0.0.1", 0)
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn_config(app, opts))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("server did not start")
+        threading.Event().wait(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

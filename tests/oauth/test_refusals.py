@@ -179,7 +179,8 @@ async def test_revocation_ends_access_at_once(sandbox: Sandbox) -> None:
             client_id, tokens = await tokens_for(http, server, key(sandbox))
             assert (await mcp_post(http, server, tokens["access_token"])).status_code == 200
             resp = await http.post(
-                server.base + "/revoke", data={"token": tokens["access_token"], "client_id": client_id, "client_secret": ""}
+                server.base + "/revoke",
+                data={"token": tokens["access_token"], "client_id": client_id, "client_secret": ""},
             )
             assert resp.status_code == 200
             assert (await mcp_post(http, server, tokens["access_token"])).status_code == 401
