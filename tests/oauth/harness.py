@@ -61,6 +61,11 @@ class OAuthServer:
         return self.base + "/mcp"
 
     @property
+    def resource(self) -> str:
+        """The resource tokens are bound to (the public URL's /mcp; replicas share it)."""
+        return str(self.setup.config.resource)
+
+    @property
     def provider(self) -> Any:
         return self.setup.provider
 
@@ -72,6 +77,7 @@ def serve_oauth(
     *,
     access_ttl_s: int = 3600,
     host: str = "127.0.0.1",
+    public: str | None = None,
     clock: Any = None,
 ) -> Iterator[OAuthServer]:
     settings = oauth_settings(sb)
@@ -79,7 +85,7 @@ def serve_oauth(
     sock = _bind("127.0.0.1", 0)
     port = int(sock.getsockname()[1])
     base = f"http://{host}:{port}"
-    config = OAuthConfig(public_url=base, state_key=STATE_KEY, access_ttl_s=access_ttl_s, allow_loopback=True)
+    config = OAuthConfig(public_url=public or base, state_key=STATE_KEY, access_ttl_s=access_ttl_s, allow_loopback=True)
     setup = OAuthSetup(settings, config, store if store is not None else MemoryGrantStore())
     if clock is not None:
         setup.provider._clock = clock
@@ -229,7 +235,7 @@ def authorize_params(server: OAuthServer, client_id: str, **over: str | None) ->
         "code_challenge": challenge(),
         "code_challenge_method": "S256",
         "state": "st4te",
-        "resource": server.url,
+        "resource": server.resource,
     }
     params.update(over)
     return {k: v for k, v in params.items() if v is not None}
@@ -277,7 +283,7 @@ async def exchange(
         "redirect_uri": CALLBACK,
         "client_id": client_id,
         "code_verifier": verifier,
-        "resource": server.url,
+        "resource": server.resource,
         **over,
     }
     return await http.post(server.base + "/token", data=data)
@@ -297,7 +303,12 @@ async def tokens_for(
 async def refresh(http: httpx2.AsyncClient, server: OAuthServer, client_id: str, token: str) -> httpx2.Response:
     return await http.post(
         server.base + "/token",
-        data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id, "resource": server.url},
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token,
+            "client_id": client_id,
+            "resource": server.resource,
+        },
     )
 
 
