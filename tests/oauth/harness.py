@@ -331,14 +331,14 @@ async def mcp_post(
 
 
 @asynccontextmanager
-async def session(server: OAuthServer, token: str) -> AsyncIterator[Any]:
+async def session(server: OAuthServer, token: str, **kw: Any) -> AsyncIterator[Any]:
     """An SDK Client on /mcp with a fixed bearer token."""
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
     async with (
         http_client(headers={"Authorization": f"Bearer {token}"}) as http,
-        Client(streamable_http_client(server.url, http_client=http)) as client,
+        Client(streamable_http_client(server.url, http_client=http), **kw) as client,
     ):
         yield client
 

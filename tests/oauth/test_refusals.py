@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from invoice_mcp.faces.oauth.store import MemoryGrantStore
 from invoice_mcp.sandbox import Sandbox
@@ -287,6 +288,39 @@ async def test_one_users_cursor_is_refused_for_another(sandbox: Sandbox) -> None
             mine = await client.call_tool("list_invoices", {"limit": 2})
             assert not mine.is_error
             assert text_of(mine) != text_of(first)
+
+
+async def test_one_users_confirmation_is_refused_for_another(sandbox: Sandbox) -> None:
+    from mcp.types import ElicitResult, InputRequiredResult
+
+    other = sandbox.config.tenants[0]
+
+    async def decline(context: Any, params: Any) -> ElicitResult:
+        return ElicitResult(action="decline")
+
+    target = sandbox.invoices(include_archived=False)[0]["id"]
+    args = {"invoice": target}
+    with serve_oauth(sandbox) as server:
+        async with http_client() as http:
+            _, a = await tokens_for(http, server, key(sandbox))
+            _, b = await tokens_for(http, server, (other.client_id, other.client_secret))
+        async with session(server, a["access_token"], elicitation_callback=decline) as client_a:
+            asked = await client_a.session.call_tool("archive_invoice", args, allow_input_required=True)
+            assert isinstance(asked, InputRequiredResult) and asked.request_state
+        answers = {k: ElicitResult(action="accept", content={"ok": True}) for k in asked.input_requests or {}}
+        async with session(server, b["access_token"], elicitation_callback=decline) as client_b:
+            # the SDK binds sealed request state to the token's principal (the grant)
+            with pytest.raises(MCPError, match="Invalid or expired requestState"):
+                await client_b.session.call_tool(
+                    "archive_invoice", args, input_responses=answers, request_state=asked.request_state
+                )
+        assert sandbox.requests(method="DELETE") == []
+        async with session(server, a["access_token"], elicitation_callback=decline) as client_a:
+            own = await client_a.session.call_tool(
+                "archive_invoice", args, input_responses=answers, request_state=asked.request_state
+            )
+            assert not own.is_error  # the same state is good for the grant it was made for
+    assert [r.path for r in sandbox.requests(method="DELETE")] == [f"/invoices/{target}"]
 
 
 def test_init_body_is_an_initialize() -> None:
