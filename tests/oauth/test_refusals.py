@@ -325,3 +325,20 @@ async def test_one_users_confirmation_is_refused_for_another(sandbox: Sandbox) -
 
 def test_init_body_is_an_initialize() -> None:
     assert INIT["method"] == "initialize" and challenge("a") != challenge("b")
+
+
+async def test_two_grants_for_one_key_share_its_api_token_and_limiter(sandbox: Sandbox) -> None:
+    with serve_oauth(sandbox) as server:
+        sandbox.clear_log()
+        async with http_client() as http:
+            _, a = await tokens_for(http, server, key(sandbox))
+            _, b = await tokens_for(http, server, key(sandbox))
+        assert a["access_token"] != b["access_token"]
+        for token in (a["access_token"], b["access_token"]):
+            async with session(server, token) as client:
+                assert not (await client.call_tool("list_invoices", {"limit": 1})).is_error
+        assert sandbox.token_requests == 1  # minted once on the connect page, reused by both grants
+        tenants = server.setup.tenants
+        assert len(tenants) == 1
+        creds = tenants.credentials(sandbox.config.client_id, sandbox.config.client_secret, "demo")
+        assert tenants.limiter(creds) is not None
