@@ -342,3 +342,19 @@ async def test_two_grants_for_one_key_share_its_api_token_and_limiter(sandbox: S
         assert len(tenants) == 1
         creds = tenants.credentials(sandbox.config.client_id, sandbox.config.client_secret, "demo")
         assert tenants.limiter(creds) is not None
+
+
+async def test_resources_prompts_and_completions_act_on_the_grant(sandbox: Sandbox) -> None:
+    other = sandbox.config.tenants[0]
+    with serve_oauth(sandbox) as server:
+        async with http_client() as http:
+            _, b = await tokens_for(http, server, (other.client_id, other.client_secret))
+        mine = sandbox.invoices(include_archived=False, tenant=other.client_id)[0]["invoice_number"]
+        not_mine = sandbox.invoices(include_archived=False)[0]["invoice_number"]
+        assert mine != not_mine
+        async with session(server, b["access_token"]) as client:
+            res = await client.read_resource(f"invoice://{mine}")
+            assert mine in res.contents[0].text  # type: ignore[union-attr]
+            with pytest.raises(MCPError):
+                await client.read_resource(f"invoice://{not_mine}")  # the other account's invoice
+            assert (await client.list_prompts()).prompts
