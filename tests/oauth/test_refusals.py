@@ -358,3 +358,23 @@ async def test_resources_prompts_and_completions_act_on_the_grant(sandbox: Sandb
             with pytest.raises(MCPError):
                 await client.read_resource(f"invoice://{not_mine}")  # the other account's invoice
             assert (await client.list_prompts()).prompts
+
+
+async def test_no_code_token_or_key_in_the_servers_logs(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    with serve_oauth(sandbox) as server:
+        async with http_client() as http:
+            client_id, tokens = await tokens_for(http, server, key(sandbox))
+            fresh = (await refresh(http, server, client_id, tokens["refresh_token"])).json()
+            async with session(server, fresh["access_token"]) as client:
+                assert not (await client.call_tool("list_invoices", {"limit": 1})).is_error
+            await refresh(http, server, client_id, tokens["refresh_token"])  # a replay, logged as such
+    server_side = [
+        r.getMessage() for r in caplog.records if r.name.startswith(("invoice_mcp", "mcp.server", "uvicorn"))
+    ]
+    text = "\n".join(server_side)
+    assert "grant" in text and "replayed" in text  # the server did log what happened
+    for marker in ("imcp_at_", "imcp_rt_", "imcp_ac_", sandbox.config.client_secret):
+        assert marker not in text
