@@ -11,7 +11,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from invoice_mcp.sandbox import Sandbox
 from tests.conftest import text_of
-from tests.oauth.harness import Browser, MemoryTokens, http_client, oauth_client, serve_oauth
+from tests.oauth.harness import Browser, MemoryTokens, http_client, mcp_post, oauth_client, refresh, serve_oauth
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -28,5 +28,19 @@ async def test_dcr_connect_page_token_tools(sandbox: Sandbox) -> None:
             assert "create_invoice" in tools and "list_invoices" in tools
             result = await client.call_tool("list_invoices", {"limit": 3})
             assert not result.is_error, text_of(result)
-        assert storage.tokens is not None and storage.tokens.refresh_token
+        first = storage.tokens
+        assert first is not None and first.refresh_token
         assert "Test assistant" in browser.pages[0]
+        # the client takes its access token for expired: it refreshes (no new sign-in) and the pair rotates
+        auth.context.token_expiry_time = 1.0
+        async with http_client(auth) as http, Client(streamable_http_client(server.url, http_client=http)) as client:
+            assert not (await client.call_tool("summarize_invoices", {})).is_error
+        second = storage.tokens
+        assert second is not None and len(browser.pages) == 1
+        assert second.refresh_token != first.refresh_token and second.access_token != first.access_token
+        # the first refresh token presented again: the grant is revoked, the newest tokens die with it
+        assert storage.client is not None
+        async with http_client() as http:
+            replay = await refresh(http, server, storage.client.client_id, first.refresh_token)
+            assert replay.status_code == 400
+            assert (await mcp_post(http, server, second.access_token)).status_code == 401

@@ -66,7 +66,13 @@ class OAuthState(GatewayState):
         key = self.provider.cached_key(token.subject) if token is not None and token.subject else None
         if key is None:
             raise ToolError("This connection's sign-in is no longer valid: sign in again from your assistant.")
-        creds = self.tenants.credentials(key.client_id, key.client_secret, key.environment)
+        try:
+            creds = self.tenants.credentials(key.client_id, key.client_secret, key.environment)
+        except ValueError:
+            raise ToolError(
+                f"This connection's API environment ({key.environment}) is no longer offered by this server: "
+                "sign in again from your assistant."
+            ) from None
         tenant = self.tenants.acquire(creds)
         held = _held.get()
         if held is None:

@@ -348,7 +348,10 @@ class InvoiceAuthProvider:
         if record is None or record.kind != "access" or now >= record.expires_at:
             return None
         grant = await self.store.get_grant(record.grant_id)
-        if grant is None or not grant.active or await self.linked_key(grant.grant_id) is None:
+        if grant is None or not grant.active:
+            self._keys.pop(record.grant_id, None)  # revoked elsewhere: forget its key here too
+            return None
+        if await self.linked_key(grant.grant_id) is None:
             return None
         access = AccessToken(
             token=d,
