@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _common import BENCH, ROOT, launcher, machine_line
 
-SCRIPTS = ("tokens", "tasks", "overhead", "startup", "ledger", "tokens_endpoint")
+SCRIPTS = ("tokens", "tasks", "overhead", "startup", "ledger", "tokens_endpoint", "oauth")
 TIMEOUT_S = 900
 
 

@@ -362,3 +362,12 @@ def serve_app(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def keep_screenshot(taken: Path, committed: Path, update: bool) -> None:
+    """A screenshot is taken on every run (into the test's tmp folder); the committed one in
+    tests/oauth/ is rewritten only when snapshots are updated (--update-snapshots)."""
+    assert taken.read_bytes().startswith(b"\x89PNG") and taken.stat().st_size > 10_000
+    if update:
+        committed.write_bytes(taken.read_bytes())
+    assert committed.is_file(), f"{committed.name} missing: run with --update-snapshots"

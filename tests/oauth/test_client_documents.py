@@ -24,6 +24,7 @@ from tests.oauth.harness import (
     MemoryTokens,
     authorize_params,
     http_client,
+    keep_screenshot,
     oauth_client,
     serve_app,
     serve_oauth,
@@ -134,14 +135,16 @@ SHOT = Path(__file__).resolve().parent / "connect_page_cimd.png"
 
 
 @pytest.mark.slow
-async def test_cimd_flow_through_the_sdk_client(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cimd_flow_through_the_sdk_client(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, update_snapshots: bool
+) -> None:
     import mcp.client.auth.oauth2 as sdk_oauth
 
     # The SDK client accepts only https client-id URLs; the test document is served on loopback http.
     monkeypatch.setattr(sdk_oauth, "is_valid_client_metadata_url", lambda url: bool(url))
     served: dict[str, int] = {}
     with serve_app(doc_app(served)) as docs_base, serve_oauth(sandbox) as server:
-        browser = Browser(sandbox.config.client_id, sandbox.config.client_secret, screenshot=SHOT)
+        browser = Browser(sandbox.config.client_id, sandbox.config.client_secret, screenshot=tmp_path / SHOT.name)
         storage = MemoryTokens()
         auth = oauth_client(server, browser, storage, client_metadata_url=docs_base + "/good.json")
         async with http_client(auth) as http, Client(streamable_http_client(server.url, http_client=http)) as client:
@@ -149,6 +152,7 @@ async def test_cimd_flow_through_the_sdk_client(sandbox: Sandbox, monkeypatch: p
             assert not result.is_error, text_of(result)
         assert storage.client is not None and storage.client.client_id == docs_base + "/good.json"
         assert served["good"] >= 1
+        keep_screenshot(tmp_path / SHOT.name, SHOT, update_snapshots)
         assert "Document client" in browser.pages[0] and "identified by 127.0.0.1" in browser.pages[0]
         grants = await server.setup.store.list_grants()
         assert [g.client_id for g in grants] == [docs_base + "/good.json"]

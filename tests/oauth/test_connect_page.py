@@ -10,7 +10,15 @@ import pytest
 
 from invoice_mcp.faces.oauth.store import MemoryGrantStore
 from invoice_mcp.sandbox import Sandbox
-from tests.oauth.harness import CHROMIUM, CHROMIUM_ARGS, authorize_params, http_client, register, serve_oauth
+from tests.oauth.harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    authorize_params,
+    http_client,
+    keep_screenshot,
+    register,
+    serve_oauth,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -40,7 +48,7 @@ CONTRAST_JS = """
 """
 
 
-async def test_connect_page_in_chromium(sandbox: Sandbox) -> None:
+async def test_connect_page_in_chromium(sandbox: Sandbox, tmp_path: Path, update_snapshots: bool) -> None:
     from playwright.async_api import async_playwright
 
     store = MemoryGrantStore()
@@ -88,8 +96,9 @@ async def test_connect_page_in_chromium(sandbox: Sandbox) -> None:
                 assert "wrong-secret-typed-by-user" not in page.url
                 contrast = await page.evaluate(CONTRAST_JS, ["#error"])
                 assert contrast[0][1] >= 4.5
-                await page.screenshot(path=str(SHOT), full_page=True)
+                await page.screenshot(path=str(tmp_path / SHOT.name), full_page=True)
                 assert failed == []  # nothing loaded from elsewhere, nothing blocked by the CSP
             finally:
                 await browser.close()
         assert store.grants == {}
+        keep_screenshot(tmp_path / SHOT.name, SHOT, update_snapshots)

@@ -11,16 +11,25 @@ from mcp.client.streamable_http import streamable_http_client
 
 from invoice_mcp.sandbox import Sandbox
 from tests.conftest import text_of
-from tests.oauth.harness import Browser, MemoryTokens, http_client, mcp_post, oauth_client, refresh, serve_oauth
+from tests.oauth.harness import (
+    Browser,
+    MemoryTokens,
+    http_client,
+    keep_screenshot,
+    mcp_post,
+    oauth_client,
+    refresh,
+    serve_oauth,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 SHOT = Path(__file__).resolve().parent / "connect_page.png"
 
 
-async def test_dcr_connect_page_token_tools(sandbox: Sandbox) -> None:
+async def test_dcr_connect_page_token_tools(sandbox: Sandbox, tmp_path: Path, update_snapshots: bool) -> None:
     with serve_oauth(sandbox) as server:
-        browser = Browser(sandbox.config.client_id, sandbox.config.client_secret, screenshot=SHOT)
+        browser = Browser(sandbox.config.client_id, sandbox.config.client_secret, screenshot=tmp_path / SHOT.name)
         storage = MemoryTokens()
         auth = oauth_client(server, browser, storage)
         async with http_client(auth) as http, Client(streamable_http_client(server.url, http_client=http)) as client:
@@ -31,6 +40,7 @@ async def test_dcr_connect_page_token_tools(sandbox: Sandbox) -> None:
         first = storage.tokens
         assert first is not None and first.refresh_token
         assert "Test assistant" in browser.pages[0]
+        keep_screenshot(tmp_path / SHOT.name, SHOT, update_snapshots)
         # the client takes its access token for expired: it refreshes (no new sign-in) and the pair rotates
         auth.context.token_expiry_time = 1.0
         async with http_client(auth) as http, Client(streamable_http_client(server.url, http_client=http)) as client:
