@@ -90,19 +90,45 @@ def serve_oauth(
     if clock is not None:
         setup.provider._clock = clock
     app = build_http_app(settings, opts, port=port, oauth=setup, log_level="WARNING")
-    server = uvicorn.Server(uvicorn_config(app, opts))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("server did not start")
-        threading.Event().wait(0.01)
+    server, thread = _start(app, opts, sock)
     try:
         yield OAuthServer(setup, base, server, thread)
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join()
         sock.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that says when it is listening (or gave up), through an event waited on without a
+    timeout: timed waits are unreliable under faketime, which CI runs the suite with."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: Any = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.ready.set()
+
+
+def _start(app: Any, opts: HTTPOptions, sock: Any) -> tuple[uvicorn.Server, threading.Thread]:
+    server = _Server(uvicorn_config(app, opts))
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            server.ready.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    server.ready.wait()
+    if not server.started:
+        raise RuntimeError("server did not start")
+    return server, thread
 
 
 class MemoryTokens:
@@ -349,18 +375,12 @@ def serve_app(app: Any) -> Iterator[str]:
     opts = HTTPOptions(port=0)
     sock = _bind("127.0.0.1", 0)
     port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn_config(app, opts))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("server did not start")
-        threading.Event().wait(0.01)
+    server, thread = _start(app, opts, sock)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(10)
+        thread.join()
         sock.close()
 
 
