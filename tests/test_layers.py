@@ -106,6 +106,8 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
             "invoice_mcp.sandbox",
         ),
     ),
+    # The OAuth face talks to the API only through the service layer's tenants, never to the sandbox.
+    ("invoice_mcp.faces.oauth", ("invoice_mcp.sandbox", "invoice_mcp.api.client")),
     # The shared leaf helpers stay leaves.
     ("invoice_mcp.text", ("invoice_mcp.", "mcp", "mcp_types")),
     ("invoice_mcp.logs", ("invoice_mcp.", "mcp", "mcp_types")),

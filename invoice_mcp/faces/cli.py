@@ -41,10 +41,13 @@ named with --env-file PATH / INVOICE_MCP_ENV_FILE=PATH (trusted like the environ
   INVOICE_MCP_GATEWAY *            1 = --gateway: API credentials come per request in headers
   INVOICE_MCP_GATEWAY_IDLE_S       gateway: drop a tenant idle this long (default 900)
   INVOICE_MCP_GATEWAY_MAX_TENANTS  gateway: tenants held at most (default 100)
-  INVOICE_MCP_STATE *              --state: the journal of writes; default an SQLite file in the user's
-                                   data folder; sqlite:///PATH, or postgresql://… shared by replicas
+  INVOICE_MCP_STATE *              --state: the journal of writes and the OAuth grants; default an SQLite
+                                   file in the user's data folder; sqlite:///PATH, or postgresql://… shared by replicas
   INVOICE_MCP_STATE_KEY            Fernet key(s) for secrets kept in the state store (Postgres: required)
   INVOICE_MCP_JOURNAL_RETENTION_DAYS  drop journal entries older than this (default: keep all)
+  INVOICE_MCP_AUTH                 bearer (default: INVOICE_MCP_HTTP_TOKEN if set) or oauth (= --auth)
+  INVOICE_MCP_PUBLIC_URL           oauth: the https origin clients reach the server at (= --public-url)
+  INVOICE_MCP_OAUTH_ACCESS_TTL_S   oauth: access-token lifetime in seconds (default 3600)
 * not taken from ./.env (a notice says so; INVOICE_MCP_READ_ONLY=1 is): a project folder's .env
   must not redirect the credentials or lower safety. Put them in the environment or an --env-file.
 A base URL other than the official ones is announced on stderr.
@@ -74,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--state",
         metavar="URL",
         default=None,
-        help="where the write journal lives (also INVOICE_MCP_STATE): sqlite:///PATH or postgresql://…",
+        help="where the write journal and the OAuth grants live (also INVOICE_MCP_STATE): sqlite:///PATH or postgresql://…",
     )
     p.add_argument("--read-only", action="store_true", help="expose only read tools (also INVOICE_MCP_READ_ONLY=1)")
     p.add_argument(
@@ -113,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(also INVOICE_MCP_GATEWAY=1)",
     )
     p.add_argument(
+        "--auth",
+        choices=("bearer", "oauth"),
+        default=None,
+        help="http: bearer = INVOICE_MCP_HTTP_TOKEN (or none on loopback); oauth = sign-in for Claude.ai/ChatGPT "
+        "connectors, each user linking their own API key (also INVOICE_MCP_AUTH)",
+    )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="http, oauth: the https origin clients reach this server at, e.g. https://mcp.example.com",
+    )
+    p.add_argument(
         "--max-sessions",
         type=int,
         default=1000,
@@ -143,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--since", required=True, type=_date_arg, metavar="YYYY-MM-DD", help="first day (UTC)")
     ex.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default jsonl; csv has a header")
     ex.add_argument("--state", dest="export_state", metavar="URL", default=None, help="as for the server")
+    gr = sub.add_parser("grants", help="list or revoke the OAuth grants (--auth oauth)")
+    gsub = gr.add_subparsers(dest="grants_command", metavar="ACTION", required=True)
+    gl = gsub.add_parser("list", help="one grant per line, its ID first")
+    gl.add_argument("--json", action="store_true", help="as a JSON array")
+    gl.add_argument("--state", dest="grants_state", default=None, metavar="URL", help="as for the server")
+    gv = gsub.add_parser("revoke", help="revoke a grant: its tokens stop working on every replica within seconds")
+    gv.add_argument("grant_id", metavar="ID")
+    gv.add_argument("--state", dest="grants_state", default=None, metavar="URL", help="as for the server")
     sb = sub.add_parser("sandbox", help="serve the sandbox API standalone until Ctrl-C")
     sb.add_argument("--host", dest="sandbox_host", metavar="HOST", default="127.0.0.1", help="default 127.0.0.1")
     sb.add_argument(
@@ -215,12 +239,20 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
                 "AP_BASE_URL": url,
             }
             _err(f"using the embedded sandbox API at {url} (demo data; no real account is touched)")
+        auth = args.auth or os.environ.get("INVOICE_MCP_AUTH", "").strip().lower() or "bearer"
+        if auth not in ("bearer", "oauth"):
+            _err(f"INVOICE_MCP_AUTH must be bearer or oauth (got {auth!r})")
+            return 2
+        oauth_mode = auth == "oauth"
+        if oauth_mode and (args.transport != "http" or args.gateway):
+            _err("--auth oauth is for --transport http, without --gateway (each grant links its own API key)")
+            return 2
         try:
-            settings: Settings = load_settings(env, gateway=True if args.gateway else None)
+            settings: Settings = load_settings(env, gateway=True if args.gateway or oauth_mode else None)
         except SettingsError as exc:
             _err(str(exc))
             return 2
-        if settings.gateway and (args.transport != "http" or args.sandbox):
+        if settings.gateway and not oauth_mode and (args.transport != "http" or args.sandbox):
             _err(
                 "gateway mode (--gateway / INVOICE_MCP_GATEWAY) takes credentials from HTTP request headers: "
                 "use it with --transport http, without --sandbox"
@@ -246,11 +278,23 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
                 max_sessions_per_owner=args.max_sessions_per_tenant,
                 session_idle_timeout_s=args.session_idle_timeout,
             )
+            setup = None
+            if oauth_mode:
+                from invoice_mcp.faces.oauth.setup import OAuthStartError, open_oauth
+
+                try:
+                    setup = open_oauth(settings, public_url=args.public_url, state_url=args.state)
+                except OAuthStartError as exc:
+                    _err(str(exc))
+                    return 2
             try:
-                serve_http(settings, opts, read_only=read_only, log_level=level)
+                serve_http(settings, opts, read_only=read_only, log_level=level, oauth=setup)
             except HTTPConfigError as exc:
                 _err(str(exc))
                 return 2
+            finally:
+                if setup is not None:
+                    setup.close()
             return 0
 
         from invoice_mcp.server import build_server
@@ -297,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from invoice_mcp.faces.journal_export import export
 
             return export(args.export_state or args.state, args.since, args.format)
+        if args.command == "grants":
+            setup_logging(args.log_level or "WARNING")
+            from invoice_mcp.faces.oauth.setup import run_grants
+
+            return run_grants(args.grants_command, args.grants_state or args.state, args)
         if args.command == "sandbox":
             setup_logging(args.log_level or "WARNING")
             return _run_sandbox(args.sandbox_host, args.sandbox_port)

@@ -51,7 +51,8 @@ import logging
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import h11
 import uvicorn
@@ -67,6 +68,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.server import InvoiceMCPServer, build_server
+
+if TYPE_CHECKING:
+    from invoice_mcp.faces.oauth.app import OAuthSetup
 
 log = logging.getLogger("invoice_mcp.faces.http")
 
@@ -190,7 +194,7 @@ class StaticTokenVerifier(TokenVerifier):
         return None
 
 
-def check_options(settings: Settings, opts: HTTPOptions) -> None:
+def check_options(settings: Settings, opts: HTTPOptions, *, oauth: bool = False) -> None:
     """Refuse what would expose the API credentials to the network unauthenticated."""
     if not (0 <= opts.port <= 65535):
         raise HTTPConfigError(f"--port must be 0-65535 (got {opts.port})")
@@ -211,6 +215,11 @@ def check_options(settings: Settings, opts: HTTPOptions) -> None:
                 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
             )
         log.warning("INVOICE_MCP_HTTP_TOKEN is short (%d characters); use %d or more", len(token), MIN_TOKEN_CHARS)
+    if oauth and settings.http_token is not None:
+        raise HTTPConfigError(
+            "--auth oauth and INVOICE_MCP_HTTP_TOKEN exclude each other: OAuth clients get their tokens from "
+            "this server's sign-in; unset INVOICE_MCP_HTTP_TOKEN (or drop --auth oauth)"
+        )
     if not is_loopback(opts.host) and settings.redis_url is None:
         log.warning(
             "serving on %s without INVOICE_MCP_REDIS_URL: if this server runs as one of several replicas, "
@@ -219,6 +228,8 @@ def check_options(settings: Settings, opts: HTTPOptions) -> None:
             "the API on its own. Set INVOICE_MCP_REDIS_URL on every replica to share them.",
             opts.host,
         )
+    if oauth:
+        return
     if not is_loopback(opts.host) and settings.http_token is None and not opts.allow_unauthenticated:
         raise HTTPConfigError(
             f"refusing to serve on {opts.host}, which is reachable from other machines, without authentication: "
@@ -228,15 +239,20 @@ def check_options(settings: Settings, opts: HTTPOptions) -> None:
         )
 
 
-def transport_security(opts: HTTPOptions) -> TransportSecuritySettings | None:
+def transport_security(opts: HTTPOptions, public_url: str | None = None) -> TransportSecuritySettings | None:
     """Loopback: the local allowlist plus any extra names. Other hosts: the given names only
-    (without any, the SDK leaves Host/Origin checking off, as behind a proxy)."""
+    (without any, the SDK leaves Host/Origin checking off, as behind a proxy). In OAuth mode
+    the public URL's host and origin are always allowed."""
     hosts: list[str] = []
-    for h in opts.allowed_hosts:
+    extra_hosts = list(opts.allowed_hosts)
+    origins = list(opts.allowed_origins)
+    if public_url is not None:
+        extra_hosts.append(urlsplit(public_url).netloc)
+        origins.append(public_url)
+    for h in extra_hosts:
         hosts.append(h)
         if not h.endswith(":*") and not h.rsplit(":", 1)[-1].isdigit():
             hosts.append(f"{h}:*")
-    origins = list(opts.allowed_origins)
     if is_loopback(opts.host):
         own_host, own_origin = _host_patterns(opts.host)  # e.g. 127.0.0.2: answer its own name
         return TransportSecuritySettings(
@@ -265,17 +281,24 @@ def _url(host: str, port: int) -> str:
 
 
 def build_http_server(
-    settings: Settings, opts: HTTPOptions, *, read_only: bool | None = None, log_level: str = "INFO", port: int
+    settings: Settings,
+    opts: HTTPOptions,
+    *,
+    read_only: bool | None = None,
+    log_level: str = "INFO",
+    port: int,
+    oauth: OAuthSetup | None = None,
 ) -> InvoiceMCPServer:
     from invoice_mcp.faces.sessions import request_state_principal
 
-    server_kw: dict[str, Any] = {
-        "log_level": log_level,
-        "request_state_security": RequestStateSecurity(
+    server_kw: dict[str, Any] = {"log_level": log_level}
+    if oauth is not None:
+        server_kw.update(oauth.server_kw())
+    else:
+        server_kw["request_state_security"] = RequestStateSecurity(
             keys=request_state_keys(settings), bind_principal=request_state_principal(settings.gateway)
-        ),
-    }
-    if settings.http_token is not None:
+        )
+    if oauth is None and settings.http_token is not None:
         server_kw["token_verifier"] = StaticTokenVerifier(settings.http_token.get_secret_value())
         # A static token has no authorization server: no resource metadata is advertised.
         server_kw["auth"] = AuthSettings(issuer_url=AnyHttpUrl(_url(opts.host, port)), resource_server_url=None)
@@ -297,26 +320,36 @@ def per_owner_cap(settings: Settings, opts: HTTPOptions) -> int:
 
 
 def build_http_app(
-    settings: Settings, opts: HTTPOptions, *, read_only: bool | None = None, log_level: str = "INFO", port: int = 0
+    settings: Settings,
+    opts: HTTPOptions,
+    *,
+    read_only: bool | None = None,
+    log_level: str = "INFO",
+    port: int = 0,
+    oauth: OAuthSetup | None = None,
 ) -> Starlette:
     """The ASGI app (for tests or for mounting under another ASGI server)."""
-    server = build_http_server(settings, opts, read_only=read_only, log_level=log_level, port=port or opts.port)
+    server = build_http_server(
+        settings, opts, read_only=read_only, log_level=log_level, port=port or opts.port, oauth=oauth
+    )
     from invoice_mcp.faces.events import RETRY_MS, BoundedEventStore  # resumable SSE streams (issue 15)
 
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
-        transport_security=transport_security(opts),
+        transport_security=transport_security(opts, oauth.config.public_url if oauth is not None else None),
         host=opts.host,
         event_store=BoundedEventStore(),
         retry_interval=RETRY_MS,
         max_sessions=opts.max_sessions,
         session_idle_timeout=opts.session_idle_timeout_s,
     )
-    bind_sessions(app, server, settings, opts)
-    return app
+    bind_sessions(app, server, settings, opts, requires_auth=settings.http_token is not None or oauth is not None)
+    return oauth.finish(app) if oauth is not None else app
 
 
-def bind_sessions(app: Starlette, server: InvoiceMCPServer, settings: Settings, opts: HTTPOptions) -> None:
+def bind_sessions(
+    app: Starlette, server: InvoiceMCPServer, settings: Settings, opts: HTTPOptions, *, requires_auth: bool
+) -> None:
     """Wrap the MCP endpoint in `SessionOwners` (faces/sessions.py), inside authentication."""
     from starlette.routing import Route
 
@@ -331,7 +364,7 @@ def bind_sessions(app: Starlette, server: InvoiceMCPServer, settings: Settings, 
                 gateway=settings.gateway,
                 per_owner=per_owner_cap(settings, opts),
                 alive=live.__contains__,
-                requires_auth=settings.http_token is not None,
+                requires_auth=requires_auth,
             )
             return
     raise RuntimeError(f"no {MCP_PATH} route to bind sessions on")
@@ -366,19 +399,26 @@ def uvicorn_config(app: Starlette, opts: HTTPOptions) -> uvicorn.Config:
 
 
 def serve_http(
-    settings: Settings, opts: HTTPOptions, *, read_only: bool | None = None, log_level: str = "INFO"
+    settings: Settings,
+    opts: HTTPOptions,
+    *,
+    read_only: bool | None = None,
+    log_level: str = "INFO",
+    oauth: OAuthSetup | None = None,
 ) -> None:
     """Check the options, bind, serve until SIGINT/SIGTERM. Raises HTTPConfigError before binding."""
-    check_options(settings, opts)
+    check_options(settings, opts, oauth=oauth is not None)
     try:
         sock = _bind(opts.host, opts.port)
     except OSError as exc:
         raise HTTPConfigError(f"cannot listen on {opts.host}:{opts.port}: {exc.strerror or exc}") from None
     port = int(sock.getsockname()[1])
-    app = build_http_app(settings, opts, read_only=read_only, log_level=log_level, port=port)
+    app = build_http_app(settings, opts, read_only=read_only, log_level=log_level, port=port, oauth=oauth)
     if not is_loopback(opts.host) and not opts.allowed_hosts:
         log.warning("Host/Origin checking is off for %s; pass --allowed-host <dns name> to turn it on", opts.host)
     auth = "bearer token required" if settings.http_token is not None else "no authentication"
+    if oauth is not None:
+        auth = f"OAuth sign-in; public resource {oauth.config.resource}"
     log.info(
         "MCP endpoint %s%s (%s); health check %s",
         _url(opts.host, port),

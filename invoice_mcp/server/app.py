@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
@@ -146,15 +146,17 @@ def build_server(
     *,
     read_only: bool | None = None,
     client_factory: ClientFactory | None = None,
+    state_factory: Callable[[Settings], AppState] | None = None,
     **server_kw: Any,
 ) -> InvoiceMCPServer:
+    """The server. `state_factory` replaces the per-process state (OAuth mode: a service per grant)."""
     ro = settings.read_only if read_only is None else read_only
     server_kw.setdefault("subscriptions", False)  # nothing publishes change events: advertise none (issue 15)
     server_kw["middleware"] = [one_initialize, *server_kw.get("middleware", ())]
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
-        app = default_state(settings, client_factory)
+        app = state_factory(settings) if state_factory is not None else default_state(settings, client_factory)
         try:
             yield app
         finally:

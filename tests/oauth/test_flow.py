@@ -1,0 +1,56 @@
+"""End to end through the SDK's own OAuth client: discovery, registration, the connect page in
+headless Chromium with the sandbox's key, tokens, tools; refresh, replay, revocation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from invoice_mcp.sandbox import Sandbox
+from tests.conftest import text_of
+from tests.oauth.harness import (
+    Browser,
+    MemoryTokens,
+    http_client,
+    keep_screenshot,
+    mcp_post,
+    oauth_client,
+    refresh,
+    serve_oauth,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+SHOT = Path(__file__).resolve().parent / "connect_page.png"
+
+
+async def test_dcr_connect_page_token_tools(sandbox: Sandbox, tmp_path: Path, update_snapshots: bool) -> None:
+    with serve_oauth(sandbox) as server:
+        browser = Browser(sandbox.config.client_id, sandbox.config.client_secret, screenshot=tmp_path / SHOT.name)
+        storage = MemoryTokens()
+        auth = oauth_client(server, browser, storage)
+        async with http_client(auth) as http, Client(streamable_http_client(server.url, http_client=http)) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert "create_invoice" in tools and "list_invoices" in tools
+            result = await client.call_tool("list_invoices", {"limit": 3})
+            assert not result.is_error, text_of(result)
+        first = storage.tokens
+        assert first is not None and first.refresh_token
+        assert "Test assistant" in browser.pages[0]
+        keep_screenshot(tmp_path / SHOT.name, SHOT, update_snapshots)
+        # the client takes its access token for expired: it refreshes (no new sign-in) and the pair rotates
+        auth.context.token_expiry_time = 1.0
+        async with http_client(auth) as http, Client(streamable_http_client(server.url, http_client=http)) as client:
+            assert not (await client.call_tool("summarize_invoices", {})).is_error
+        second = storage.tokens
+        assert second is not None and len(browser.pages) == 1
+        assert second.refresh_token != first.refresh_token and second.access_token != first.access_token
+        # the first refresh token presented again: the grant is revoked, the newest tokens die with it
+        assert storage.client is not None
+        async with http_client() as http:
+            replay = await refresh(http, server, storage.client.client_id, first.refresh_token)
+            assert replay.status_code == 400
+            assert (await mcp_post(http, server, second.access_token)).status_code == 401
