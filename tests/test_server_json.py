@@ -35,7 +35,13 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["
 ENV_NAME = re.compile(r"\b(?:AP|INVOICE_MCP)_[A-Z0-9_]+\b")
 # Secrets: the API secret and the HTTP bearer token (SecretStr settings), and the Redis URL, which
 # may carry a password (redis://:password@host).
-SECRETS = {"AP_CLIENT_SECRET", "INVOICE_MCP_HTTP_TOKEN", "INVOICE_MCP_REDIS_URL"}
+SECRETS = {
+    "AP_CLIENT_SECRET",
+    "INVOICE_MCP_HTTP_TOKEN",
+    "INVOICE_MCP_REDIS_URL",
+    "INVOICE_MCP_STATE",
+    "INVOICE_MCP_STATE_KEY",
+}
 
 
 def package(kind: str) -> dict[str, Any]:
@@ -106,7 +112,9 @@ def test_packages_and_remotes_are_the_ones_the_project_ships() -> None:
     assert mcpb["identifier"].endswith(f"/releases/download/v{VERSION}/invoice-mcp-{VERSION}.mcpb")
     assert oci["identifier"].endswith(f"/invoice-mcp:{VERSION}")
     assert oci["transport"]["type"] == "streamable-http" and oci["transport"]["url"].endswith(":8000/mcp")
-    (remote,) = SERVER["remotes"]
+    oauth, remote = SERVER["remotes"]
+    # A deployment with --auth oauth: the client finds the sign-in from the 401 (RFC 9728); no headers.
+    assert oauth["type"] == "streamable-http" and oauth["url"].startswith("https://") and "headers" not in oauth
     assert remote["type"] == "streamable-http" and remote["url"].startswith("https://")
     headers = {h["name"]: h for h in remote["headers"]}
     # what the HTTP face in gateway mode requires of every request (README, Gateway mode)

@@ -48,6 +48,7 @@ named with --env-file PATH / INVOICE_MCP_ENV_FILE=PATH (trusted like the environ
   INVOICE_MCP_AUTH                 bearer (default: INVOICE_MCP_HTTP_TOKEN if set) or oauth (= --auth)
   INVOICE_MCP_PUBLIC_URL           oauth: the https origin clients reach the server at (= --public-url)
   INVOICE_MCP_OAUTH_ACCESS_TTL_S   oauth: access-token lifetime in seconds (default 3600)
+  INVOICE_MCP_OAUTH_ALLOW_LOOPBACK  tests only: 1 lets client-id documents and the public URL be plain http on loopback
 * not taken from ./.env (a notice says so; INVOICE_MCP_READ_ONLY=1 is): a project folder's .env
   must not redirect the credentials or lower safety. Put them in the environment or an --env-file.
 A base URL other than the official ones is announced on stderr.
