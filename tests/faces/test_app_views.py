@@ -56,6 +56,23 @@ def texts(page: Page, selector: str) -> list[str]:
     return list(page.frame_eval(f"[...document.querySelectorAll({json.dumps(selector)})].map(e => e.textContent)"))
 
 
+SETTLED = {"paid", "void", "voided", "canceled", "cancelled", "uncollectible", "written_off", "written-off"}
+
+
+def owed_cell(sandbox: Sandbox, inv: dict[str, Any]) -> str:
+    """What the Owed column must show, from the sandbox's own invoice → payments link."""
+    if inv["status"] in ("draft", "archived"):
+        return ""
+    if inv["status"] in SETTLED:
+        return usd(Decimal(0))
+    total = Decimal(str(inv["total"]))
+    if inv["status"] != "partially_paid":
+        return usd(total)
+    pays = sandbox.payments_by_invoice().get(inv["id"], [])
+    paid = sum((Decimal(str(p["sub_total"])) for p in pays if p["status"] == "succeeded"), Decimal(0))
+    return usd(total - min(paid, total))
+
+
 def visible_numbers(sandbox: Sandbox) -> list[str]:
     return [i["invoice_number"] for i in sandbox.invoices(include_archived=False)]
 
@@ -68,7 +85,7 @@ def test_paging_reaches_the_last_invoice_and_rows_match_the_sandbox(
     want = visible_numbers(sandbox)
     by_number = {i["invoice_number"]: i for i in sandbox.invoices()}
     seen: list[str] = []
-    pages = 0
+    pages = partly = 0
     while True:
         pages += 1
         numbers = [
@@ -80,12 +97,20 @@ def test_paging_reaches_the_last_invoice_and_rows_match_the_sandbox(
         seen += numbers
         totals = page.frame_eval("[...document.querySelectorAll('tbody tr')].map(r => r.cells[3].textContent)")
         assert totals == [usd(Decimal(str(by_number[n]["total"]))) for n in numbers]
+        owed = page.frame_eval("[...document.querySelectorAll('tbody tr')].map(r => r.cells[4].textContent)")
+        assert owed == [owed_cell(sandbox, by_number[n]) for n in numbers]
+        dates = page.frame_eval(
+            "[...document.querySelectorAll('tbody tr')].map(r => [r.cells[5].textContent, r.cells[6].textContent])"
+        )
+        assert all(created and due for created, due in dates), dates[:3]  # the columns the rows carry
+        partly += sum(by_number[n]["status"] == "partially_paid" for n in numbers)
         if page.frame_eval("document.querySelector('[data-action=next]').disabled"):
             break
         x, y = page.frame_center("[data-action=next]")
         page.click(x, y)
         page.frame_wait(f"document.querySelector('[data-role=summary]').textContent.includes('page {pages + 1}')")
     assert seen == want and pages == -(-len(want) // 100)
+    assert partly > 0  # the Owed column was checked where it differs from the total
     # and back
     page.frame_eval("document.querySelector('[data-action=prev]').click()")
     page.frame_wait(f"document.querySelector('[data-role=summary]').textContent.includes('page {pages - 1}')")
@@ -220,7 +245,7 @@ def test_unfiltered_hostile_results_and_a_megabyte_name_stay_inert(page: Page, h
     list_result: dict[str, Any] = {
         "content": [{"type": "text", "text": "x"}],
         "structuredContent": {
-            "cols": ["number", "customer", "status", "total", "created_ymd", "due_ymd", "days_late"],
+            "cols": ["number", "customer", "status", "total", "created", "due", "days_late"],
             "rows": [row],
             "sum": 10.5,
             "as_of": PAYLOAD,

@@ -5,18 +5,41 @@
   var h = UI.h;
   var COLS = [
     { key: "number", label: "Number" }, { key: "customer", label: "Customer" }, { key: "status", label: "Status" },
-    { key: "total", label: "Total", num: true }, { key: "created_ymd", label: "Created" },
-    { key: "due_ymd", label: "Due" }, { key: "days_late", label: "Late (d)", num: true }
+    { key: "total", label: "Total", num: true }, { key: "owed", label: "Owed", num: true },
+    { key: "created", label: "Created" }, { key: "due", label: "Due" }, { key: "days_late", label: "Late (d)", num: true }
   ];
+  /* What the server counts as settled (nothing owed) and apart (neither owed nor settled). */
+  var SETTLED = ["paid", "void", "voided", "canceled", "cancelled", "uncollectible", "written_off", "written-off"];
+  var APART = ["draft", "archived"];
   var st = { rows: [], sortKey: null, dir: 1, next: null, prev: null, page: 1, args: {}, asOf: "", sum: null, focus: null };
+
+  /* The balance still owed: the chunk's `balances` where it differs from the total, else the
+     total of an owed invoice, 0 when settled, nothing for drafts and archived ones. */
+  function owed(o, balances) {
+    var ref = String(o.number);
+    if (balances && Object.prototype.hasOwnProperty.call(balances, ref)) return balances[ref];
+    var status = String(o.status || "").toLowerCase();
+    if (APART.indexOf(status) >= 0) return null;
+    return SETTLED.indexOf(status) >= 0 ? 0 : o.total;
+  }
 
   function objects(out) {
     var cols = out.cols || [];
     return (out.rows || []).map(function (cells) {
       var o = {};
       cols.forEach(function (c, i) { o[c] = cells[i] === undefined ? null : cells[i]; });
+      o.owed = owed(o, out.balances);
       return o;
     });
+  }
+
+  /* A money cell: a number in the chunk's currency, or a string with its own code ("700.00 EUR"). */
+  function cash(v) {
+    if (typeof v === "string") {
+      var m = /^(-?[0-9][0-9,]*(?:\.[0-9]+)?) ([A-Z]{3})$/.exec(v);
+      return m ? UI.money(Number(m[1].replace(/,/g, "")), m[2]) : "?";
+    }
+    return v === null || v === undefined ? "" : UI.money(v, st.currency === "USD" ? "" : st.currency);
   }
 
   /* Rows are in the structured content, or (INVOICE_MCP_LIST_ROWS=text) in the result's _meta for views. */
@@ -37,6 +60,8 @@
     st.prev = out.prev_cursor || null;
     st.asOf = out.as_of || "";
     st.sum = out.sum;
+    st.owed = out.owed === undefined ? null : out.owed;
+    st.currency = out.currency || "USD";
     if (!out.rows && out.hint) st.note = out.hint; else st.note = null;
   }
 
@@ -101,9 +126,10 @@
       h("td", { text: ref, max: 64 }),
       h("td", { className: "clip", title: UI.clip(o.customer || "?", 200) }, [UI.data(o.customer || "?", 80)]),
       h("td", {}, [UI.badge(o.status)]),
-      h("td", { className: "num", text: UI.money(o.total) }),
-      h("td", { text: UI.day(o.created_ymd) }),
-      h("td", { text: UI.day(o.due_ymd) }),
+      h("td", { className: "num", text: cash(o.total) }),
+      h("td", { className: "num", text: cash(o.owed) }),
+      h("td", { text: UI.day(o.created) }),
+      h("td", { text: UI.day(o.due) }),
       h("td", { className: "num", text: o.days_late ? String(o.days_late) : "" })
     ]);
     return tr;
@@ -119,7 +145,8 @@
       h("div", { className: "row spread" }, [
         h("h1", { text: "Invoices" }),
         h("span", { className: "muted", "data-role": "summary", text: rows.length + " on page " + st.page +
-          (st.sum !== null && st.sum !== undefined ? " \u00b7 sum " + UI.money(st.sum, "USD") : "") +
+          (st.sum !== null && st.sum !== undefined ? " \u00b7 sum " + UI.money(st.sum, st.currency) : "") +
+          (st.owed !== null ? " \u00b7 owed " + UI.money(st.owed, st.currency) : "") +
           (st.asOf ? " \u00b7 as of " + st.asOf : "") })
       ]),
       error ? UI.note(error, "error") : null,

@@ -40,7 +40,8 @@ var UI = (function () {
     var whole = String(Math.floor(cents / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
     var frac = String(cents % 100);
     if (frac.length < 2) frac = "0" + frac;
-    var text = (neg ? "-" : "") + "$" + whole + "." + frac;
+    var sym = !currency || currency === "USD" ? "$" : "";  /* as the text: other currencies by their code only */
+    var text = (neg ? "-" : "") + sym + whole + "." + frac;
     return currency ? text + " " + clip(currency, 8) : text;
   }
 
