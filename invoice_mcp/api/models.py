@@ -119,8 +119,6 @@ class InvoiceStatus:
     partially_paid, overdue, archived, and any it adds later); values are passed through untouched."""
 
     ARCHIVED: Final = "archived"
-    SETTLED: Final = frozenset({"paid", "archived", "draft"})
-    """Statuses whose total is not owed (draft is not yet issued)."""
 
 
 class LineItem(_Wire):

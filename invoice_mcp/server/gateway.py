@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 CLIENT_ID_HEADER: Final = "X-Alternative-Payments-Client-Id"
 CLIENT_SECRET_HEADER: Final = "X-Alternative-Payments-Client-Secret"
 ENVIRONMENT_HEADER: Final = "X-Alternative-Payments-Environment"
-HEADERS: Final = (CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, ENVIRONMENT_HEADER)
 MAX_HEADER_LEN: Final = 512
 
 _held: ContextVar[list[Tenant] | None] = ContextVar("invoice_mcp_gateway_held", default=None)

@@ -138,11 +138,6 @@ def aging_bucket(due: str | None, as_of: date) -> str | None:
     return "90+"
 
 
-def is_unpaid(status: str | None) -> bool:
-    """Owed (see service/statuses.py): unknown statuses count as owed."""
-    return is_owed(status)
-
-
 class _Fold:
     def __init__(self, s: Summary, as_of: date, book: PaymentBook | None) -> None:
         self.s = s
