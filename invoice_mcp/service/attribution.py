@@ -34,7 +34,7 @@ ATTRIBUTION_SCHEMA: Final = Schema.of(
         )""",
     ),
 )
-MAX_WALKS_PER_CALL: Final = 100
+MAX_WALKS_PER_CALL: Final = 200
 """Invoice payment walks (one request each, most invoices have < 100 payments) per call."""
 MAX_CUSTOMER_PAGES: Final = 5
 """Pages of a customer's invoices read as candidates (per listing: live, then archived)."""
