@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+from cachetools import TTLCache
+
 from invoice_mcp.api.models import PAGE_SIZE, Invoice, InvoiceStatus, Page, Payment
 from invoice_mcp.service.paging import walk
+from invoice_mcp.service.payments import PAYMENTS_CACHE_TTL_S
 from invoice_mcp.state import LazyStore, Schema, Tx, step
 
 if TYPE_CHECKING:
@@ -41,6 +44,7 @@ MAX_CUSTOMER_PAGES: Final = 5
 MAX_FAILED_PAGES: Final = 10
 """Pages of failed payments the failed-attempt filter reads (1,000 payments)."""
 _IN_BATCH: Final = 200
+WALKED_REMEMBERED: Final = 4096
 
 Target = tuple[str, str | None]
 """(invoice id, invoice number)."""
@@ -76,6 +80,9 @@ class PaymentIndex:
         self.scope = scope
         self._known: dict[str, Target] = {}
         self._standalone: set[str] = set()
+        self._walked: TTLCache[str, bool] = TTLCache(WALKED_REMEMBERED, PAYMENTS_CACHE_TTL_S)
+        """Invoices walked lately: what they hold is indexed, so a later call goes on past them
+        (as long as the payments cache would answer the same)."""
 
     async def _lookup(self, ids: Sequence[str]) -> None:
         want = [i for i in ids if i not in self._known]
@@ -155,7 +162,7 @@ class PaymentIndex:
             # An invoice precedes its payments: each missing payment tries the invoices created at or
             # before it, nearest first, then the rest (never skipped: hostile clocks); in turns.
             queues = {pid: _nearest_first(candidates, when.get(pid, "")) for pid in wanted}
-            walked: set[str] = set()
+            walked = self._walked
             while budget_left:
                 left = [pid for pid in sorted(wanted) if pid not in self._known]
                 if not left:
@@ -173,7 +180,7 @@ class PaymentIndex:
                         budget_left = False
                         break
                     inv = queue.pop(0)
-                    walked.add(inv.id or "")
+                    walked[inv.id or ""] = True
                     got = await self.book.of_invoice(inv.id or "")
                     out.walks += 1
                     found |= self.record((inv.id or "", inv.invoice_number), got.payments)
