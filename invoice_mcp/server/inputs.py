@@ -122,6 +122,7 @@ class Filters(Strict):
     text: str | None = Field(
         None, min_length=1, max_length=100, description="In memo, line items or customer name (any case)"
     )
+    failed_payment: bool = Field(False, description="Only invoices with a failed payment attempt")
     as_of: str | None = Field(None, json_schema_extra=_DATE, description="UTC; default today")
 
     @field_validator("status")
@@ -181,5 +182,6 @@ class Filters(Strict):
             min_days_past_due=self.min_days_past_due,
             as_of=date.fromisoformat(self.as_of) if self.as_of else None,
             text=self.text,
+            failed_payment=self.failed_payment,
         )
         return Query(filters=self.api_filters(), customer=self.customer, local=local)

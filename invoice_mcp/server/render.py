@@ -200,6 +200,7 @@ class PaymentRow(BaseModel):
 class ListedPayment(PaymentRow):
     customer_id: str | None = None
     customer: str | None = None
+    invoice: str | None = None
 
 
 def payment_row(p: Payment) -> PaymentRow:
@@ -214,12 +215,14 @@ def payment_row(p: Payment) -> PaymentRow:
     )
 
 
-def listed_payment(p: Payment, names: dict[str, str]) -> ListedPayment:
+def listed_payment(p: Payment, names: dict[str, str], invoice: str | None = None) -> ListedPayment:
+    """`invoice`: the number (else id) of the invoice the payment belongs to, when attributed."""
     name = names.get(p.customer_id or "")
     return ListedPayment(
         **payment_row(p).model_dump(),
         customer_id=clean(p.customer_id, 64) or None,
         customer=clean(name, 80) if name else None,
+        invoice=clean(invoice, 64) or None,
     )
 
 
@@ -231,6 +234,8 @@ def payment_line(r: PaymentRow, *, who: bool = False) -> str:
         parts[-1] += f" (charged {usd(_dec(r.charged))})"
     if who and isinstance(r, ListedPayment):
         parts.insert(1, quoted(r.customer, 40) if r.customer else (r.customer_id or "?"))
+    if isinstance(r, ListedPayment) and r.invoice:
+        parts.append(f"invoice {quoted(r.invoice, 40)}")
     return " | ".join(parts) + f" | {r.id or '?'}"
 
 

@@ -52,6 +52,7 @@ class AppState:
                 cursor_key=cursor_key(self.settings),
                 reservations=self._reservations(),
                 journal=self.journal_for(self.settings, self.client),
+                state=self.state,
             )
         return self._service
 

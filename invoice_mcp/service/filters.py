@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from invoice_mcp.api.models import Invoice
 
 LOCAL_PREFIX: Final = "~"
-_UNPAID, _LATE, _AS_OF, _TEXT = "~unpaid", "~late", "~as_of", "~text"
+_UNPAID, _LATE, _AS_OF, _TEXT, _FAILED = "~unpaid", "~late", "~as_of", "~text", "~failed"
 
 Keep = Callable[["Invoice"], bool]
 
@@ -47,10 +47,13 @@ class LocalFilter:
     min_days_past_due: int | None = None
     as_of: date | None = None
     text: str | None = None
+    failed_payment: bool = False
+    """Only invoices with at least one failed payment attempt (payments attributed exactly,
+    service/attribution.py)."""
 
     @property
     def active(self) -> bool:
-        return self.unpaid or self.min_days_past_due is not None or bool(self.text)
+        return self.unpaid or self.min_days_past_due is not None or bool(self.text) or self.failed_payment
 
     def params(self) -> dict[str, str]:
         """The filter as cursor entries (next to the API filters)."""
@@ -63,6 +66,8 @@ class LocalFilter:
             out[_AS_OF] = self.as_of.isoformat()
         if self.text:
             out[_TEXT] = self.text
+        if self.failed_payment:
+            out[_FAILED] = "1"
         return out
 
     def push_down(self, api: dict[str, str]) -> dict[str, str]:
@@ -75,8 +80,13 @@ class LocalFilter:
         current = api.get("due_date_end")
         return api | {"due_date_end": min(bound, current) if current else bound}
 
-    def matcher(self, text_customers: frozenset[str] = frozenset()) -> Keep:
-        """A predicate over invoices. `text_customers`: ids of customers whose name contains the text."""
+    def matcher(
+        self, text_customers: frozenset[str] = frozenset(), failed_invoices: frozenset[str] | None = None
+    ) -> Keep:
+        """A predicate over invoices. `text_customers`: ids of customers whose name contains the text;
+        `failed_invoices`: ids of invoices with a failed payment attempt (needed by `failed_payment`)."""
+        if self.failed_payment and failed_invoices is None:
+            raise ValueError("failed_payment needs the invoices with failed payments")
         needle = (self.text or "").casefold()
         late = self.min_days_past_due
         last_due: date | None = None  # N days past due as of D: due on or before D - N
@@ -86,6 +96,8 @@ class LocalFilter:
             last_due = self.as_of - timedelta(days=late)
 
         def keep(inv: Invoice) -> bool:
+            if failed_invoices is not None and self.failed_payment and (inv.id or "") not in failed_invoices:
+                return False
             if (self.unpaid or late is not None) and not is_owed(inv.status):
                 return False
             if last_due is not None:
@@ -113,6 +125,7 @@ def split(filters: dict[str, str]) -> tuple[dict[str, str], LocalFilter]:
         min_days_past_due=int(late) if late is not None else None,
         as_of=date.fromisoformat(as_of) if as_of else None,
         text=filters.get(_TEXT) or None,
+        failed_payment=filters.get(_FAILED) == "1",
     )
     if local.min_days_past_due is not None and local.as_of is None:
         raise ValueError("a days-past-due filter without its date")

@@ -13,6 +13,7 @@ import anyio
 
 from invoice_mcp.api.errors import APIError, CredentialsError, NotFoundError
 from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
+from invoice_mcp.service.attribution import Attributed, PaymentIndex
 from invoice_mcp.service.balances import Balance, balance_of, reads_payments
 from invoice_mcp.service.chunks import Chunk, ChunkReader
 from invoice_mcp.service.cursors import CursorCodec
@@ -20,7 +21,7 @@ from invoice_mcp.service.customers import Customers
 from invoice_mcp.service.errors import DuplicateInvoice, InvalidCursor, NotFound, UnusableLink
 from invoice_mcp.service.filters import Keep, LocalFilter, split
 from invoice_mcp.service.guard import Clock, Reservations
-from invoice_mcp.service.journal import Attribution, Journal
+from invoice_mcp.service.journal import Attribution, Journal, scope_of
 from invoice_mcp.service.payments import (
     CONCURRENT_FETCHES,
     InvoicePayments,
@@ -38,6 +39,7 @@ from invoice_mcp.service.writes import Draft, Writer
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
+    from invoice_mcp.state import LazyStore
 
 _NUMBER_RE: Final = re.compile(r"^[A-Za-z]{1,10}-\d{1,12}$")
 MAX_LINK: Final = 2048
@@ -84,6 +86,9 @@ class Listed:
     balances: list[Balance | None] = field(default_factory=list)
     """Per row (same order), by the one balance rule; None where its payments could not be read."""
     payments_unavailable: APIError | None = None
+    failed_unattributed: int = 0
+    """With the failed-payment filter: failed payments it could not tie to an invoice (then the
+    list may miss invoices)."""
 
 
 @dataclass
@@ -102,6 +107,8 @@ class PaymentsListed:
     customer: str | None
     invoice: str | None
     """The invoice the query named (its number when it was given as one)."""
+    attributed: Attributed = field(default_factory=Attributed)
+    """The invoice of each row (service/attribution.py)."""
 
 
 class InvoiceService:
@@ -113,6 +120,7 @@ class InvoiceService:
         reservations: Reservations | None = None,
         clock: Clock | None = None,
         journal: Journal | None = None,
+        state: LazyStore | None = None,
     ) -> None:
         self.client = client
         self.clock: Clock = clock or client.clock.now
@@ -123,6 +131,7 @@ class InvoiceService:
         self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key, journal=journal)
         self.payments = PaymentBook(client)
         self.payment_lists = PaymentLister(client, PaymentCursors(cursor_key))
+        self.attribution = PaymentIndex(client, self.payments, state, scope_of(client.settings.cache_key))
 
     def today(self) -> date:
         """Today's UTC date on the API's clock (the reference of "days past due" when no as_of
@@ -152,14 +161,22 @@ class InvoiceService:
 
     async def keep(self, local: LocalFilter) -> Keep | None:
         """The predicate for a server-side filter (None when there is none)."""
+        return (await self.keep_counted(local))[0]
+
+    async def keep_counted(self, local: LocalFilter) -> tuple[Keep | None, int]:
+        """`keep`, and how many failed payments the failed-attempt filter could not attribute."""
         if not local.active:
-            return None
+            return None, 0
         ids: frozenset[str] = frozenset()
         if local.text:
             needle = local.text.casefold()
             directory = await self.customers.directory()
             ids = frozenset(c.id for c in directory if c.id and needle in (c.name or "").casefold())
-        return local.matcher(ids)
+        failed: frozenset[str] | None = None
+        left = 0
+        if local.failed_payment:
+            failed, left = await self.attribution.failed_invoices()
+        return local.matcher(ids, failed), left
 
     async def list_invoices(self, query: Query, limit: int, cursor: str | None) -> Listed:
         """One chunk. A cursor is checked before anything is fetched; with a cursor the
@@ -175,7 +192,8 @@ class InvoiceService:
             _, local = split(effective if cursor else filters)
         except ValueError:
             raise InvalidCursor("cursor is not valid: pass next_cursor exactly as returned") from None
-        chunk = await self.chunks.chunk(filters, limit, cursor, keep=await self.keep(local))
+        keep, failed_left = await self.keep_counted(local)
+        chunk = await self.chunks.chunk(filters, limit, cursor, keep=keep)
         names = await self.customers.names({i.customer_id for i in chunk.rows if i.customer_id})
         balances, unavailable = await self.balances(chunk.rows)
         return Listed(
@@ -185,6 +203,7 @@ class InvoiceService:
             local=local,
             balances=balances,
             payments_unavailable=unavailable,
+            failed_unattributed=failed_left,
         )
 
     async def balances(self, rows: list[Invoice]) -> tuple[list[Balance | None], APIError | None]:
@@ -223,6 +242,7 @@ class InvoiceService:
         query = replace(query, local=replace(query.local, as_of=query.local.as_of or as_of))
         filters, name = await self.resolve_query(query)
         api, local = split(filters)
+        keep, failed_left = await self.keep_counted(local)
         s = await summarize(
             self.client,
             api,
@@ -230,8 +250,9 @@ class InvoiceService:
             max_invoices=max_invoices,
             progress=progress,
             book=self.payments if balances else None,
-            keep=await self.keep(local),
+            keep=keep,
         )
+        s.failed_unattributed = failed_left
         return s, name
 
     async def resolve_invoice(self, ref: str) -> Invoice:
@@ -326,7 +347,11 @@ class InvoiceService:
         if query.invoice and inv is None and not chunk.rows and not cursor:
             await self.resolve_invoice(query.invoice)  # no payments, or no such invoice? (NotFound)
         names = await self.customers.names({p.customer_id for p in chunk.rows if p.customer_id})
-        return PaymentsListed(chunk=chunk, names=names, customer=customer, invoice=invoice)
+        target = None
+        if "invoice_id" in chunk.filters:
+            target = (chunk.filters["invoice_id"], inv.invoice_number if inv else None)
+        attributed = await self.attribution.attribute(chunk.rows, invoice=target)
+        return PaymentsListed(chunk=chunk, names=names, customer=customer, invoice=invoice, attributed=attributed)
 
     # -- writing -----------------------------------------------------------------
 

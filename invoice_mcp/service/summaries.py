@@ -99,6 +99,8 @@ class Summary:
     payment_issues: PaymentIssues = field(default_factory=PaymentIssues)
     """Payments not counted for a reason worth saying (service/balances.py)."""
     truncated: bool = False
+    failed_unattributed: int = 0
+    """With the failed-attempt filter: failed payments not tied to an invoice within the call's budget."""
     undated_unpaid: int = 0
     invalid_totals: int = 0
     """Invoices whose `total` the API sent as NaN, Infinity, ≥ 1e15 or text (counted with 0)."""

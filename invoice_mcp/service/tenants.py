@@ -307,6 +307,7 @@ class Tenants:
             cursor_key=settings.derive_key("cursor"),
             reservations=self._shared_reservations(),
             journal=journal,
+            state=journal.store if journal is not None else None,
         )
         self.stats.created += 1
         return Tenant(key, settings, client, service, last_used=now)

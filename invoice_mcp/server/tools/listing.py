@@ -98,6 +98,8 @@ def _filter_words(local: LocalFilter) -> str:
         words.append(f"unpaid and ≥{local.min_days_past_due} days past due")
     if local.text:
         words.append(f"text {quoted(local.text, 60)}")
+    if local.failed_payment:
+        words.append("with a failed payment attempt")
     return ", ".join(words)
 
 
@@ -171,6 +173,13 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
     scope = None
     if not items or local.active or chunk.truncated:
         scope = _scope(chunk.filters, local, chunk.scanned, chunk.truncated)
+        if local.failed_payment:
+            scope += "; failed attempts: every failed payment tied to its invoice via /payments?invoice_id="
+            if listed.failed_unattributed:
+                scope += (
+                    f", except {listed.failed_unattributed} not yet attributed (per-call budget); "
+                    "the same call again continues"
+                )
         if in_structured:
             out.scope = scope
     who = f" for {quoted(listed.customer, 60)}" if listed.customer else ""
@@ -431,6 +440,11 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
     others = {c: f for c, f in s.by_currency.items() if c != code}
     balances = args.balances and s.payments_unavailable is None
     issues = s.payment_issues.phrases(code) if balances else []
+    if s.failed_unattributed:
+        issues.append(
+            f"PARTIAL: {s.failed_unattributed} failed payments not yet tied to an invoice (per-call budget); "
+            "the same call again continues"
+        )
     out = SummaryOutput(
         **_figures(main, tops.get(code, []), names),
         currency=code or None,

@@ -87,8 +87,13 @@ class PaymentsOutput(BaseModel):
     has_more: bool
     customer: str | None = None
     invoice: str | None = None
+    not_attributed: int | None = Field(None, description="Rows whose invoice is not known yet; call again")
     hint: str | None = Field(None, description="The exact next call")
     data: str | None = None
+
+
+def _invoice_of(target: tuple[str, str | None] | None) -> str | None:
+    return (target[1] or target[0]) if target else None
 
 
 async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
@@ -98,7 +103,10 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
     query = PaymentsQuery(filters=args.api_filters(), customer=args.customer, invoice=args.invoice)
     listed = await svc.list_payments(query, args.limit, args.cursor)
     chunk = listed.chunk
-    rows = [listed_payment(p, listed.names) for p in chunk.rows]
+    got_inv = listed.attributed
+    rows = [listed_payment(p, listed.names, _invoice_of(got_inv.invoices.get(p.id or ""))) for p in chunk.rows]
+    unknown = len(got_inv.unknown)
+    no_invoice = len(got_inv.standalone)
     counted = tally(chunk.rows)
     per = counted.by_currency or {"": counted.paid}
     main = max(per, key=lambda c: (per[c], c == "USD"))
@@ -126,6 +134,7 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
         has_more=chunk.has_more,
         customer=listed.customer,
         invoice=listed.invoice,
+        not_attributed=unknown or None,
         hint=f"more: {next_call}" if next_call else None,
         data=DATA_KEY if any(r.customer for r in rows) else None,
     )
@@ -161,6 +170,12 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
         *split,
         *(f"payments: {p}" for p in issues),
     ]
+    if no_invoice:
+        lines.append(f"{no_invoice} payments belong to no invoice of their customer")
+    if unknown:
+        lines.append(
+            f"{unknown} payments not yet tied to an invoice (lookup budget spent); the same call again continues"
+        )
     lines.append(f"next: {next_call}" if next_call else "end of list")
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)
