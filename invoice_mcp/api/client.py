@@ -178,7 +178,7 @@ class APIClient:
         self._max_body = max_body_bytes
         secret = settings.client_secret.get_secret_value()
         self._basic = basic_auth(settings.client_id, secret)
-        # What an API error must never echo back into a tool result (issue 12 §4): the same
+        # What an API error must never echo back into a tool result: the same
         # masking as the logs, plus this client's own secrets and the tokens it minted.
         self._redactor = RedactingFilter(
             [secret, self._basic, self._basic.removeprefix("Basic "), f"{settings.client_id}:{secret}"]

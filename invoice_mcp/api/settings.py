@@ -1,7 +1,7 @@
 """Settings from the environment (and an env file), validated once at start-up.
 
-Where a setting may come from (issue 12 §2: a `.env` in a project folder must not
-redirect credentials). Highest precedence first:
+Where a setting may come from (a `.env` in a project folder must not redirect
+credentials). Highest precedence first:
 
 1. the real process environment;
 2. an env file named explicitly (`--env-file PATH` or `INVOICE_MCP_ENV_FILE=PATH`):

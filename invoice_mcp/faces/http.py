@@ -1,8 +1,8 @@
 """Streamable HTTP transport: ``/mcp`` for MCP, ``/health`` for probes.
 
 Mode: the SDK default, i.e. **stateful streamable HTTP with SSE responses**
-(``stateless_http=False``, ``json_response=False``). The SDK's verified matrix
-(shared/mcp-sdk.md §4) decides it:
+(``stateless_http=False``, ``json_response=False``), because of how the SDK's
+modes behave:
 
 * ``json_response=True`` silently drops progress notifications, and
   summarize_invoices reports progress while it walks every page;
@@ -30,7 +30,7 @@ Security:
 * Loopback means any address in 127.0.0.0/8, ``::1`` or ``localhost``: the bound
   address is always an accepted ``Host`` (``--host 127.0.0.2`` answers its own name).
 
-Resource bounds (issue 12 §7):
+Resource bounds:
 
 * A connection must complete its request headers within ``HEADER_TIMEOUT_S`` and its
   body within ``BODY_TIMEOUT_S`` of the headers, or it is closed (slowloris: stalled
@@ -332,7 +332,7 @@ def build_http_app(
     server = build_http_server(
         settings, opts, read_only=read_only, log_level=log_level, port=port or opts.port, oauth=oauth
     )
-    from invoice_mcp.faces.events import RETRY_MS, BoundedEventStore  # resumable SSE streams (issue 15)
+    from invoice_mcp.faces.events import RETRY_MS, BoundedEventStore  # resumable SSE streams
 
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
