@@ -3,6 +3,12 @@
 Nothing else in the package talks HTTP, and this module knows nothing of MCP.
 Idempotent calls (GET, archive, restore) are retried on transient faults with
 backoff; a create is re-sent only when it certainly never reached the API.
+
+The loop around one attempt (attempts, a time budget, full-jitter back-off, an
+injected sleep) is what a retry library would give; it stays a short loop here
+because what matters is judging each attempt (`_attempt`, `_judge`), which no
+library knows: an ambiguous create is never re-sent, and a 429 holds back every
+caller of the shared limiter for as long as the API asked.
 """
 
 from __future__ import annotations

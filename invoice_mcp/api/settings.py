@@ -14,6 +14,11 @@ credentials). Highest precedence first:
 Every problem is reported in one message that names the variable, so a user
 fixes their config in one go. A base URL other than the two official ones is
 reported in `Settings.notices` so the command line announces it on stderr.
+
+Not pydantic-settings: the restricted `./.env`, messages that name the variable and
+never quote a secret's value, and lenient values (any case, blank is the default)
+would each be a custom source or validator there; `Settings` stays a plain model,
+so building one in code (a gateway tenant, a test) never reads the environment.
 """
 
 from __future__ import annotations

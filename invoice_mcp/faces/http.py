@@ -35,8 +35,11 @@ Resource bounds:
 * A connection must complete its request headers within ``HEADER_TIMEOUT_S`` and its
   body within ``BODY_TIMEOUT_S`` of the headers, or it is closed (slowloris: stalled
   sockets would otherwise be held forever). Idle keep-alive connections close after
-  uvicorn's ``timeout_keep_alive``. Long SSE responses are unaffected: the deadlines
-  only run while the *client* is still sending.
+  uvicorn's ``timeout_keep_alive``, and uvicorn's ``h11_max_incomplete_event_size``
+  caps the request line and headers. Long SSE responses are unaffected: the deadlines
+  only run while the *client* is still sending. The deadlines are this module's own
+  because uvicorn has none for a request still arriving (its keep-alive timer stops
+  at a request's first byte), and the server must be safe without a proxy in front.
 * At most ``--max-sessions`` stateful sessions (default 1000; one more gets 503), each
   closed after ``--session-idle-timeout`` seconds without a request (default 600); one set of
   credentials holds at most ``--max-sessions-per-tenant`` of them (faces/sessions.py, which also
