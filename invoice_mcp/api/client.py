@@ -52,7 +52,7 @@ from invoice_mcp.text import clean
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
+Model = TypeVar("Model", bound=BaseModel)
 
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 MAX_ATTEMPTS: Final = 4
@@ -402,9 +402,9 @@ class APIClient:
         params: dict[str, str] | None = None,
         body: dict[str, object] | None = None,
         idempotent: bool = True,
-        model: type[M],
-    ) -> M:
-        parsed: list[M] = []
+        model: type[Model],
+    ) -> Model:
+        parsed: list[Model] = []
 
         def parse(resp: httpx.Response) -> object:
             parsed.clear()

@@ -207,7 +207,7 @@ def _date_arg(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _err(message: str) -> None:
+def _print_error(message: str) -> None:
     print(f"invoice-mcp: {message}", file=sys.stderr, flush=True)
 
 
@@ -232,7 +232,7 @@ def _run_sandbox(host: str, port: int) -> int:
     try:
         Sandbox(config).serve_forever(on_ready=ready)
     except OSError as exc:
-        _err(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        _print_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         return 2
     return 0
 
@@ -261,7 +261,7 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
             build_server(settings, read_only=read_only, log_level=level).run()
         return 0
     except _Refused as exc:
-        _err(str(exc))
+        _print_error(str(exc))
         return 2
     finally:
         if sandbox is not None:
@@ -281,7 +281,7 @@ def _start_sandbox() -> tuple[Sandbox, dict[str, str]]:
         "AP_ENVIRONMENT": "demo",
         "AP_BASE_URL": url,
     }
-    _err(f"using the embedded sandbox API at {url} (demo data; no real account is touched)")
+    _print_error(f"using the embedded sandbox API at {url} (demo data; no real account is touched)")
     return sandbox, env
 
 
@@ -307,7 +307,7 @@ def _settings(args: argparse.Namespace, env: dict[str, str] | None, *, oauth_mod
             "use it with --transport http, without --sandbox"
         )
     for notice in () if args.sandbox else settings.notices:
-        _err(notice)
+        _print_error(notice)
     return settings
 
 
