@@ -41,7 +41,7 @@ class TokenStore(Protocol):
         """Forget `token` if it is still the cached one (a newer token stays)."""
 
 
-def _ttu(_key: str, value: CachedToken, _now: float) -> float:
+def _token_expiry(_key: str, value: CachedToken, _now: float) -> float:
     return value.expires_at
 
 
@@ -50,7 +50,7 @@ class LocalTokenStore:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._cache: TLRUCache[str, CachedToken] = TLRUCache(maxsize=64, ttu=_ttu, timer=clock)
+        self._cache: TLRUCache[str, CachedToken] = TLRUCache(maxsize=64, ttu=_token_expiry, timer=clock)
 
     async def get(self, key: str) -> str | None:
         hit = self._cache.get(key)

@@ -3,6 +3,12 @@
 Nothing else in the package talks HTTP, and this module knows nothing of MCP.
 Idempotent calls (GET, archive, restore) are retried on transient faults with
 backoff; a create is re-sent only when it certainly never reached the API.
+
+The loop around one attempt (attempts, a time budget, full-jitter back-off, an
+injected sleep) is what a retry library would give; it stays a short loop here
+because what matters is judging each attempt (`_attempt`, `_judge`), which no
+library knows: an ambiguous create is never re-sent, and a 429 holds back every
+caller of the shared limiter for as long as the API asked.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import anyio
@@ -29,11 +36,13 @@ from invoice_mcp.api.errors import (
     APIError,
     CredentialsError,
     InvalidRequestError,
-    NotFoundError,
     RateLimitedError,
     UpstreamError,
+    error_body,
+    error_from_reply,
+    retry_after,
 )
-from invoice_mcp.api.models import PAGE_SIZE, Customer, ErrorBody, Invoice, Link, NewInvoice, Page, Payment
+from invoice_mcp.api.models import PAGE_SIZE, Customer, Invoice, Link, NewInvoice, Page, Payment
 from invoice_mcp.api.ratelimit import GateFull, LocalRateLimiter, RateLimiter, StrangerGate
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import count as _count
@@ -43,7 +52,7 @@ from invoice_mcp.text import clean
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
+Model = TypeVar("Model", bound=BaseModel)
 
 RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 MAX_ATTEMPTS: Final = 4
@@ -54,14 +63,20 @@ MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 purpose: the parsed models are small whatever the body (every text field is cut to its
 limit in api/models.py), so this only bounds the transient read and parse."""
 MAX_TOKEN_CHARS: Final = 8192
-MAX_ERROR_TEXT: Final = 300
-MAX_VALIDATION_ERRORS: Final = 10
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what can travel in a header
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 class ResponseTooLargeError(UpstreamError):
     """The API sent a body larger than MAX_BODY_BYTES; it was not read."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """An attempt that failed in a way another attempt may cure: what to raise when none is
+    left, and the wait the API asked for (None: the client's own back-off)."""
+
+    failure: APIError
+    wait: float | None = None
 
 
 def check_id(value: str, what: str = "id") -> str:
@@ -72,65 +87,9 @@ def check_id(value: str, what: str = "id") -> str:
     return quote(value, safe="")
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    raw = resp.headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        return None
-    return min(max(0.0, value), 3600.0)
-
-
-Scrub = Callable[[str], str]
-
-
-def _error_body(resp: httpx.Response) -> ErrorBody:
-    """The error reply as the API meant it: JSON when it is JSON, else the page's text (raw, to be cleaned)."""
-    try:
-        return ErrorBody.model_validate_json(resp.content)
-    except (PydanticValidationError, ValueError):
-        pass
-    text = resp.content[:65536].decode("utf-8", "replace")
-    if "html" in resp.headers.get("content-type", "").lower() or text.lstrip()[:1] == "<":
-        m = _TITLE.search(text)
-        title = clean(m.group(1), 80) if m else ""
-        return ErrorBody(message=f"an HTML error page titled {title}" if title else "an HTML error page")
-    return ErrorBody(message=text or None)
-
-
-def _api_text(raw: str | None, scrub: Scrub, max_len: int = MAX_ERROR_TEXT) -> str | None:
-    """Text the API wrote, for an error message: secrets masked, cleaned (one line, no control,
-    bidi or invisible characters), bounded. Marking it as data is the renderer's job."""
-    if not raw:
-        return None
-    return clean(scrub(raw), max_len) or None
-
-
-def _map_error(resp: httpx.Response, what: str, scrub: Scrub = lambda t: t) -> APIError:
-    body = _error_body(resp)
-    status = resp.status_code
-    msg = _api_text(body.message, scrub) or clean(resp.reason_phrase, 60) or f"HTTP {status}"
-    code = (clean(scrub(body.code), 60) or None) if body.code else None
-    problems: dict[str, str] = {}
-    items = list((body.validation_errors or {}).items())
-    for key, value in items[:MAX_VALIDATION_ERRORS]:
-        problems[clean(scrub(key), 60) or "field"] = _api_text(value, scrub, 200) or "invalid"
-    if len(items) > MAX_VALIDATION_ERRORS:
-        problems["…"] = f"and {len(items) - MAX_VALIDATION_ERRORS} more problems"
-    kw: dict[str, Any] = {"status": status, "code": code, "validation_errors": problems, "api_text": msg}
-    if status == 404:
-        return NotFoundError(f"{what}: not found", **kw)
-    if status in (400, 422):
-        return InvalidRequestError(msg, **kw)
-    if status in (401, 403):
-        return CredentialsError(msg, **kw)
-    if status == 429:
-        return RateLimitedError(msg, retry_after=_retry_after(resp) or 1.0, code=code)
-    return UpstreamError(f"{what}: upstream error {status}: {msg}", **kw)
+def _backoff(attempt: int) -> float:
+    """Full jitter: uniform in [0, 0.25 s × 2^attempt], at most MAX_BACKOFF_S."""
+    return random.uniform(0, min(MAX_BACKOFF_S, 0.25 * 2**attempt))
 
 
 def token_lifetime(raw: object) -> float:
@@ -157,9 +116,41 @@ def absolute_https(url: str) -> str:
     return url
 
 
-def _query(**values: str | int | None) -> dict[str, str]:
-    """Query parameters: the ones given, as strings."""
-    return {k: str(v) for k, v in values.items() if v is not None}
+class PageParams(TypedDict, total=False):
+    """What every list endpoint takes: a page size (PAGE_SIZE unless given) and a cursor."""
+
+    limit: int
+    after: str | None
+    before: str | None
+
+
+class InvoiceParams(PageParams, total=False):
+    created_at_start: str | None
+    created_at_end: str | None
+    due_date_start: str | None
+    due_date_end: str | None
+    customer_id: str | None
+    invoice_number: str | None
+    status: str | None
+
+
+class CustomerParams(PageParams, total=False):
+    company_name: str | None
+
+
+class PaymentParams(PageParams, total=False):
+    type: str | None
+    status: str | None
+    customer_id: str | None
+    invoice_id: str | None
+    payment_method: str | None
+    created_at_start: str | None
+    created_at_end: str | None
+
+
+def _query(params: Mapping[str, object]) -> dict[str, str]:
+    """Query parameters: the ones given, as strings, with a page of PAGE_SIZE unless asked otherwise."""
+    return {k: str(v) for k, v in {"limit": PAGE_SIZE, **params}.items() if v is not None}
 
 
 class APIClient:
@@ -193,7 +184,7 @@ class APIClient:
         self._max_body = max_body_bytes
         secret = settings.client_secret.get_secret_value()
         self._basic = basic_auth(settings.client_id, secret)
-        # What an API error must never echo back into a tool result (issue 12 §4): the same
+        # What an API error must never echo back into a tool result: the same
         # masking as the logs, plus this client's own secrets and the tokens it minted.
         self._redactor = RedactingFilter(
             [secret, self._basic, self._basic.removeprefix("Basic "), f"{settings.client_id}:{secret}"]
@@ -300,7 +291,7 @@ class APIClient:
                 code="forbidden",
             )
         if resp.status_code != 200:
-            raise _map_error(resp, "token request", self.scrub)
+            raise error_from_reply(resp, "token request", self.scrub)
         try:
             body = json.loads(resp.content)
             token = body["access_token"]
@@ -336,57 +327,71 @@ class APIClient:
         while True:
             attempt += 1
             await self.limiter.acquire()
-            retry_wait: float | None = None
-            try:
-                resp = await send()
-            except ResponseTooLargeError as exc:
-                _count(attempt > 1)
-                if not idempotent:
-                    raise AmbiguousWriteError(f"{what}: {exc.message}") from None
-                raise
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # Never reached the API: safe to re-send, even a create.
-                _count(attempt > 1)
-                failure: APIError = UpstreamError(f"{what}: cannot reach the API ({type(exc).__name__})")
-            except httpx.TransportError as exc:
-                _count(attempt > 1)
-                if not idempotent:
-                    raise AmbiguousWriteError(
-                        f"{what}: the connection failed after the request was sent ({type(exc).__name__})"
-                    ) from exc
-                failure = UpstreamError(f"{what}: the connection failed ({type(exc).__name__})")
-            else:
-                _count(attempt > 1)
-                status = resp.status_code
-                if status == 429:
-                    retry_wait = min(_retry_after(resp) or 1.0, MAX_RETRY_AFTER_S)
-                    await self.limiter.penalize(retry_wait)
-                    failure = RateLimitedError(
-                        f"{what}: rate limited by the API",
-                        retry_after=retry_wait,
-                        code=clean(_error_body(resp).code, 60) or None,
-                    )
-                elif status in RETRY_STATUSES:
-                    if not idempotent:
-                        raise AmbiguousWriteError(f"{what}: the API answered {status} after receiving the request")
-                    failure = _map_error(resp, what, self.scrub)
-                elif 200 <= status < 300 and parse is not None:
-                    try:
-                        parse(resp)
-                        return resp
-                    except (ValueError, PydanticValidationError):
-                        if not idempotent:
-                            raise AmbiguousWriteError(f"{what}: the API's answer was unreadable") from None
-                        failure = UpstreamError(f"{what}: the API returned an unreadable response")
-                else:
-                    return resp
+            outcome = await self._attempt(send, what, idempotent=idempotent, parse=parse, retry=attempt > 1)
+            if isinstance(outcome, httpx.Response):
+                return outcome
             if attempt >= self._max_attempts:
-                raise failure
-            wait = retry_wait if retry_wait is not None else random.uniform(0, min(MAX_BACKOFF_S, 0.25 * 2**attempt))
+                raise outcome.failure
+            wait = outcome.wait if outcome.wait is not None else _backoff(attempt)
             if time.monotonic() + wait > deadline:
-                raise failure
-            log.debug("%s: retrying in %.2fs after %s", what, wait, type(failure).__name__)
+                raise outcome.failure
+            log.debug("%s: retrying in %.2fs after %s", what, wait, type(outcome.failure).__name__)
             await self._sleep(wait)
+
+    async def _attempt(
+        self,
+        send: Callable[[], Awaitable[httpx.Response]],
+        what: str,
+        *,
+        idempotent: bool,
+        parse: Callable[[httpx.Response], object] | None,
+        retry: bool,
+    ) -> httpx.Response | Retry:
+        """One send, judged: the response to return, a failure worth another attempt, or a raise.
+        A create whose outcome is unknown raises AmbiguousWriteError: it is never re-sent."""
+        try:
+            resp = await send()
+        except ResponseTooLargeError as exc:
+            _count(retry)
+            if not idempotent:
+                raise AmbiguousWriteError(f"{what}: {exc.message}") from None
+            raise
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            _count(retry)  # never reached the API: safe to re-send, even a create
+            return Retry(UpstreamError(f"{what}: cannot reach the API ({type(exc).__name__})"))
+        except httpx.TransportError as exc:
+            _count(retry)
+            if not idempotent:
+                raise AmbiguousWriteError(
+                    f"{what}: the connection failed after the request was sent ({type(exc).__name__})"
+                ) from exc
+            return Retry(UpstreamError(f"{what}: the connection failed ({type(exc).__name__})"))
+        _count(retry)
+        return await self._judge(resp, what, idempotent=idempotent, parse=parse)
+
+    async def _judge(
+        self, resp: httpx.Response, what: str, *, idempotent: bool, parse: Callable[[httpx.Response], object] | None
+    ) -> httpx.Response | Retry:
+        """A response that arrived: final, or a failure worth another attempt. A 429 holds back
+        every caller of this limiter (not only this one) for as long as the API asked."""
+        status = resp.status_code
+        if status == 429:
+            wait = min(retry_after(resp) or 1.0, MAX_RETRY_AFTER_S)
+            await self.limiter.penalize(wait)
+            code = clean(error_body(resp).code, 60) or None
+            return Retry(RateLimitedError(f"{what}: rate limited by the API", retry_after=wait, code=code), wait)
+        if status in RETRY_STATUSES:
+            if not idempotent:
+                raise AmbiguousWriteError(f"{what}: the API answered {status} after receiving the request")
+            return Retry(error_from_reply(resp, what, self.scrub))
+        if 200 <= status < 300 and parse is not None:
+            try:
+                parse(resp)
+            except (ValueError, PydanticValidationError):
+                if not idempotent:
+                    raise AmbiguousWriteError(f"{what}: the API's answer was unreadable") from None
+                return Retry(UpstreamError(f"{what}: the API returned an unreadable response"))
+        return resp
 
     async def _call(
         self,
@@ -397,9 +402,9 @@ class APIClient:
         params: dict[str, str] | None = None,
         body: dict[str, object] | None = None,
         idempotent: bool = True,
-        model: type[M],
-    ) -> M:
-        parsed: list[M] = []
+        model: type[Model],
+    ) -> Model:
+        parsed: list[Model] = []
 
         def parse(resp: httpx.Response) -> object:
             parsed.clear()
@@ -436,38 +441,13 @@ class APIClient:
                 )
             if 200 <= resp.status_code < 300:
                 return parsed[0]
-            raise _map_error(resp, what, self.scrub)
+            raise error_from_reply(resp, what, self.scrub)
         raise AssertionError("unreachable")
 
     # -- invoices -----------------------------------------------------------
 
-    async def list_invoices(
-        self,
-        *,
-        limit: int = PAGE_SIZE,
-        after: str | None = None,
-        before: str | None = None,
-        created_at_start: str | None = None,
-        created_at_end: str | None = None,
-        due_date_start: str | None = None,
-        due_date_end: str | None = None,
-        customer_id: str | None = None,
-        invoice_number: str | None = None,
-        status: str | None = None,
-    ) -> Page[Invoice]:
-        params = _query(
-            limit=limit,
-            after=after,
-            before=before,
-            created_at_start=created_at_start,
-            created_at_end=created_at_end,
-            due_date_start=due_date_start,
-            due_date_end=due_date_end,
-            customer_id=customer_id,
-            invoice_number=invoice_number,
-            status=status,
-        )
-        return await self._call("GET", "/invoices", "list invoices", params=params, model=Page[Invoice])
+    async def list_invoices(self, **params: Unpack[InvoiceParams]) -> Page[Invoice]:
+        return await self._call("GET", "/invoices", "list invoices", params=_query(params), model=Page[Invoice])
 
     async def create_invoice(self, new: NewInvoice) -> Invoice:
         return await self._call(
@@ -501,16 +481,8 @@ class APIClient:
 
     # -- customers ----------------------------------------------------------
 
-    async def list_customers(
-        self,
-        *,
-        company_name: str | None = None,
-        limit: int = PAGE_SIZE,
-        after: str | None = None,
-        before: str | None = None,
-    ) -> Page[Customer]:
-        params = _query(limit=limit, company_name=company_name, after=after, before=before)
-        return await self._call("GET", "/customers", "list customers", params=params, model=Page[Customer])
+    async def list_customers(self, **params: Unpack[CustomerParams]) -> Page[Customer]:
+        return await self._call("GET", "/customers", "list customers", params=_query(params), model=Page[Customer])
 
     async def get_customer(self, customer_id: str) -> Customer:
         path = f"/customers/{check_id(customer_id, 'customer_id')}"
@@ -518,35 +490,10 @@ class APIClient:
 
     # -- payments -----------------------------------------------------------
 
-    async def list_payments(
-        self,
-        *,
-        limit: int = PAGE_SIZE,
-        after: str | None = None,
-        before: str | None = None,
-        type: str | None = None,
-        status: str | None = None,
-        customer_id: str | None = None,
-        invoice_id: str | None = None,
-        payment_method: str | None = None,
-        created_at_start: str | None = None,
-        created_at_end: str | None = None,
-    ) -> Page[Payment]:
+    async def list_payments(self, **params: Unpack[PaymentParams]) -> Page[Payment]:
         """One page of payments (newest first). `invoice_id` is only a filter: a Payment never says
         which invoice it paid, so attributing money to an invoice takes one walk per invoice."""
-        params = _query(
-            limit=limit,
-            after=after,
-            before=before,
-            type=type,
-            status=status,
-            customer_id=customer_id,
-            invoice_id=invoice_id,
-            payment_method=payment_method,
-            created_at_start=created_at_start,
-            created_at_end=created_at_end,
-        )
-        return await self._call("GET", "/payments", "list payments", params=params, model=Page[Payment])
+        return await self._call("GET", "/payments", "list payments", params=_query(params), model=Page[Payment])
 
     async def get_payment(self, payment_id: str) -> Payment:
         path = f"/payments/{check_id(payment_id, 'payment_id')}"

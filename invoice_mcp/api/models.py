@@ -4,7 +4,7 @@ Every field is optional and unknown fields are ignored (new fields ship without 
 version bump). `status` is an open string. Money is `Decimal`: the API speaks
 dollars as JSON numbers, and sums must not drift.
 
-Tolerant of bad rows too (issue 12 §5): one invoice whose `total` is NaN,
+Tolerant of bad rows too: one invoice whose `total` is NaN,
 Infinity, 1e26 or not a number at all must not fail the page it is on. Such an
 amount becomes None and its field name is listed in `invalid_amounts`, so the
 row is kept and can be reported; a page row that is not an object at all is

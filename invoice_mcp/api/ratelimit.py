@@ -6,6 +6,10 @@ pushes every caller back, not just the one that hit it.
 
 A caller cancelled while it waits for its slot gives the slot back: 300 calls
 abandoned by their clients must not make the next caller wait a minute.
+
+Not aiolimiter: its leaky bucket has no way to hold every caller back after a 429,
+reads the event loop's clock (the fault tests drive this one on virtual time), and
+the Redis limiter shares this slot schedule across processes.
 """
 
 from __future__ import annotations

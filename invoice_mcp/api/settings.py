@@ -1,7 +1,7 @@
 """Settings from the environment (and an env file), validated once at start-up.
 
-Where a setting may come from (issue 12 §2: a `.env` in a project folder must not
-redirect credentials). Highest precedence first:
+Where a setting may come from (a `.env` in a project folder must not redirect
+credentials). Highest precedence first:
 
 1. the real process environment;
 2. an env file named explicitly (`--env-file PATH` or `INVOICE_MCP_ENV_FILE=PATH`):
@@ -14,6 +14,11 @@ redirect credentials). Highest precedence first:
 Every problem is reported in one message that names the variable, so a user
 fixes their config in one go. A base URL other than the two official ones is
 reported in `Settings.notices` so the command line announces it on stderr.
+
+Not pydantic-settings: the restricted `./.env`, messages that name the variable and
+never quote a secret's value, and lenient values (any case, blank is the default)
+would each be a custom source or validator there; `Settings` stays a plain model,
+so building one in code (a gateway tenant, a test) never reads the environment.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -33,7 +38,12 @@ BASE_URLS: dict[str, str] = {
     "demo": "https://public-api.demo.alternativepayments.io",
 }
 
+Environment = Literal["production", "demo"]
 ConfirmPolicy = Literal["auto", "always", "never"]
+ListRows = Literal["both", "text", "structured"]
+ENVIRONMENTS: tuple[Environment, ...] = get_args(Environment)
+CONFIRM_POLICIES: tuple[ConfirmPolicy, ...] = get_args(ConfirmPolicy)
+LIST_ROWS: tuple[ListRows, ...] = get_args(ListRows)
 
 ENV_FILE_VAR: Final = "INVOICE_MCP_ENV_FILE"
 
@@ -61,7 +71,7 @@ class Settings(BaseModel):
 
     client_id: str
     client_secret: SecretStr
-    environment: Literal["production", "demo"] = "production"
+    environment: Environment = "production"
     base_url: str = BASE_URLS["production"]
     timeout_s: float = 30.0
     rate_limit: float = 5.0
@@ -73,7 +83,7 @@ class Settings(BaseModel):
     """Gateway mode: no credentials of its own; each HTTP request brings a tenant's (server/gateway.py)."""
     gateway_max_tenants: int = 100
     gateway_idle_s: float = 900.0
-    list_rows: Literal["both", "text", "structured"] = "both"
+    list_rows: ListRows = "both"
     """Where list_invoices puts its rows: both (every host works), or only the text / only the
     structured content, for hosts that show the model both (INVOICE_MCP_LIST_ROWS)."""
     state_url: SecretStr | None = None
@@ -166,25 +176,82 @@ class _Shown:
         return repr(raw if len(raw) <= _MAX_SHOWN else raw[:_MAX_SHOWN] + "…")
 
 
-def _positive_float(raw: str, name: str, problems: list[str], show: _Shown) -> float | None:
-    try:
-        value = float(raw)
-    except ValueError:
-        problems.append(f"{name} must be a number (got {show(raw)})")
-        return None
-    if not value > 0 or value != value or value == float("inf"):
-        problems.append(f"{name} must be a positive number (got {show(raw)})")
-        return None
-    return value
+Choice = TypeVar("Choice", bound=str)
 
 
-def _flag(raw: str, name: str, problems: list[str], show: _Shown) -> bool:
-    low = raw.strip().lower()
-    if low in _TRUE:
-        return True
-    if low not in _FALSE:
-        problems.append(f"{name} must be 1/0, true/false (got {show(raw)})")
-    return False
+class _Reader:
+    """Reads the merged environment one variable at a time. A bad value is noted, worded with
+    the variable's name, and stood in for by the default, so that every problem is reported at once."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+        self.show = _Shown(env)
+
+    def text(self, name: str) -> str:
+        return self.env.get(name, "").strip()
+
+    def secret(self, name: str) -> SecretStr | None:
+        value = self.text(name)
+        return SecretStr(value) if value else None
+
+    def choice(self, name: str, choices: tuple[Choice, ...], wording: str) -> Choice:
+        """One of `choices`, in any case; the first when unset."""
+        value = self.text(name).lower() or choices[0]
+        for choice in choices:
+            if value == choice:
+                return choice
+        self.problems.append(f"{name} must be {wording} (got {self.show(value)})")
+        return choices[0]
+
+    def positive(self, name: str, default: float) -> float:
+        raw = self.env.get(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number (got {self.show(raw)})")
+            return default
+        if not value > 0 or value != value or value == float("inf"):
+            self.problems.append(f"{name} must be a positive number (got {self.show(raw)})")
+            return default
+        return value
+
+    def count(self, name: str, default: int) -> int:
+        value = self.positive(name, default)
+        if value != int(value):
+            self.problems.append(f"{name} must be a whole number (got {value:g})")
+            return default
+        return int(value)
+
+    def days(self, name: str) -> int | None:
+        """A whole number of days, at least 1; None when unset."""
+        raw = self.text(name)
+        if not raw:
+            return None
+        if not raw.isdigit() or int(raw) < 1:
+            self.problems.append(f"{name} must be a whole number of days (got {raw!r})")
+            return None
+        return int(raw)
+
+    def flag(self, name: str) -> bool:
+        raw = self.env.get(name, "")
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low not in _FALSE:
+            self.problems.append(f"{name} must be 1/0, true/false (got {self.show(raw)})")
+        return False
+
+    def base_url(self, environment: str) -> str:
+        """AP_BASE_URL, else the environment's official host; never a URL built from a secret."""
+        base_url = self.text("AP_BASE_URL") or BASE_URLS[environment]
+        if self.show.holds_secret(base_url):
+            self.problems.append("AP_BASE_URL contains the value of a secret variable; it is not used (nor shown)")
+        elif not base_url.startswith(("https://", "http://")):
+            self.problems.append(f"AP_BASE_URL must start with https:// or http:// (got {self.show(base_url)})")
+        return base_url.rstrip("/")
 
 
 def load_settings(
@@ -204,87 +271,39 @@ def load_settings(
     over `env_file` (or $INVOICE_MCP_ENV_FILE), else over the implicit `dotenv_path`
     (default ./.env) restricted as the module docstring says."""
     notices: list[str] = []
-    e = _merged_env(env, dotenv_path, env_file, notices)
-    problems: list[str] = []
-    show = _Shown(e)
-
+    read = _Reader(_merged_env(env, dotenv_path, env_file, notices))
     if gateway is None:
-        gateway = _flag(e.get("INVOICE_MCP_GATEWAY", ""), "INVOICE_MCP_GATEWAY", problems, show)
-    client_id = "" if gateway else e.get("AP_CLIENT_ID", "").strip()
-    secret = "" if gateway else e.get("AP_CLIENT_SECRET", "")
+        gateway = read.flag("INVOICE_MCP_GATEWAY")
+    client_id = "" if gateway else read.text("AP_CLIENT_ID")
+    secret = "" if gateway else read.text("AP_CLIENT_SECRET")
     if require_credentials and not gateway:
-        if not client_id:
-            problems.append("AP_CLIENT_ID is not set (Partner Dashboard → API Keys)")
-        if not secret.strip():
-            problems.append("AP_CLIENT_SECRET is not set (Partner Dashboard → API Keys)")
-
-    environment = e.get("AP_ENVIRONMENT", "production").strip().lower() or "production"
-    if environment not in BASE_URLS:
-        problems.append(f"AP_ENVIRONMENT must be 'production' or 'demo' (got {show(environment)})")
-        environment = "production"
-
-    base_url = e.get("AP_BASE_URL", "").strip() or BASE_URLS[environment]
-    if show.holds_secret(base_url):
-        problems.append("AP_BASE_URL contains the value of a secret variable; it is not used (nor shown)")
-    elif not base_url.startswith(("https://", "http://")):
-        problems.append(f"AP_BASE_URL must start with https:// or http:// (got {show(base_url)})")
-
-    timeout = _positive_float(e.get("AP_TIMEOUT_S", "30"), "AP_TIMEOUT_S", problems, show) or 30.0
-    rate = _positive_float(e.get("AP_RATE_LIMIT", "5"), "AP_RATE_LIMIT", problems, show) or 5.0
-
-    confirm = e.get("INVOICE_MCP_CONFIRM", "auto").strip().lower() or "auto"
-    if confirm not in ("auto", "always", "never"):
-        problems.append(f"INVOICE_MCP_CONFIRM must be auto, always or never (got {show(confirm)})")
-        confirm = "auto"
-    read_only = _flag(e.get("INVOICE_MCP_READ_ONLY", ""), "INVOICE_MCP_READ_ONLY", problems, show)
-    max_tenants = _positive_float(
-        e.get("INVOICE_MCP_GATEWAY_MAX_TENANTS", "100"), "INVOICE_MCP_GATEWAY_MAX_TENANTS", problems, show
+        for name, value in (("AP_CLIENT_ID", client_id), ("AP_CLIENT_SECRET", secret)):
+            if not value:
+                read.problems.append(f"{name} is not set (Partner Dashboard → API Keys)")
+    environment = read.choice("AP_ENVIRONMENT", ENVIRONMENTS, "'production' or 'demo'")
+    settings = Settings(
+        client_id=client_id,
+        client_secret=SecretStr(secret),
+        environment=environment,
+        base_url=read.base_url(environment),
+        timeout_s=read.positive("AP_TIMEOUT_S", 30.0),
+        rate_limit=read.positive("AP_RATE_LIMIT", 5.0),
+        confirm=read.choice("INVOICE_MCP_CONFIRM", CONFIRM_POLICIES, "auto, always or never"),
+        read_only=read.flag("INVOICE_MCP_READ_ONLY"),
+        gateway_max_tenants=read.count("INVOICE_MCP_GATEWAY_MAX_TENANTS", 100),
+        gateway_idle_s=read.positive("INVOICE_MCP_GATEWAY_IDLE_S", 900.0),
+        redis_url=read.secret("INVOICE_MCP_REDIS_URL"),
+        http_token=read.secret("INVOICE_MCP_HTTP_TOKEN"),
+        list_rows=read.choice("INVOICE_MCP_LIST_ROWS", LIST_ROWS, "both, text or structured"),
+        state_url=read.secret("INVOICE_MCP_STATE"),
+        journal_retention_days=read.days("INVOICE_MCP_JOURNAL_RETENTION_DAYS"),
+        gateway=gateway,
     )
-    if max_tenants is not None and max_tenants != int(max_tenants):
-        problems.append(f"INVOICE_MCP_GATEWAY_MAX_TENANTS must be a whole number (got {max_tenants:g})")
-    idle_s = _positive_float(e.get("INVOICE_MCP_GATEWAY_IDLE_S", "900"), "INVOICE_MCP_GATEWAY_IDLE_S", problems, show)
-    redis_url = e.get("INVOICE_MCP_REDIS_URL", "").strip() or None
-    http_token = e.get("INVOICE_MCP_HTTP_TOKEN", "").strip() or None
-    list_rows = e.get("INVOICE_MCP_LIST_ROWS", "both").strip().lower() or "both"
-    if list_rows not in ("both", "text", "structured"):
-        problems.append(f"INVOICE_MCP_LIST_ROWS must be both, text or structured (got {show(list_rows)})")
-        list_rows = "both"
-
-    state_url = e.get("INVOICE_MCP_STATE", "").strip() or None
-    retention_raw = e.get("INVOICE_MCP_JOURNAL_RETENTION_DAYS", "").strip()
-    retention: int | None = None
-    if retention_raw:
-        if not retention_raw.isdigit() or int(retention_raw) < 1:
-            problems.append(
-                f"INVOICE_MCP_JOURNAL_RETENTION_DAYS must be a whole number of days (got {retention_raw!r})"
-            )
-        else:
-            retention = int(retention_raw)
-
-    if problems:
-        raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(problems))
-    base_url = base_url.rstrip("/")
-    if base_url not in BASE_URLS.values():
+    if read.problems:
+        raise SettingsError("Invalid configuration:\n  - " + "\n  - ".join(read.problems))
+    if settings.base_url not in BASE_URLS.values():
         notices.append(
-            f"AP_BASE_URL={base_url}: the client credentials and every request go to this server, "
+            f"AP_BASE_URL={settings.base_url}: the client credentials and every request go to this server, "
             "not to Alternative Payments' API"
         )
-    return Settings(
-        client_id=client_id,
-        client_secret=SecretStr(secret.strip()),
-        environment=environment,  # type: ignore[arg-type]
-        base_url=base_url,
-        timeout_s=timeout,
-        rate_limit=rate,
-        redis_url=SecretStr(redis_url) if redis_url else None,
-        read_only=read_only,
-        confirm=confirm,  # type: ignore[arg-type]
-        http_token=SecretStr(http_token) if http_token else None,
-        gateway=gateway,
-        gateway_max_tenants=int(max_tenants or 100),
-        gateway_idle_s=idle_s or 900.0,
-        list_rows=list_rows,  # type: ignore[arg-type]
-        state_url=SecretStr(state_url) if state_url else None,
-        journal_retention_days=retention,
-        notices=tuple(notices),
-    )
+    return settings.model_copy(update={"notices": tuple(notices)})

@@ -18,11 +18,16 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import date
+from typing import TYPE_CHECKING
 
 from invoice_mcp import __version__
 from invoice_mcp.api.settings import ENV_FILE_VAR, Settings, SettingsError, load_settings
 from invoice_mcp.logs import RedactingFilter, setup_logging
+
+if TYPE_CHECKING:
+    from invoice_mcp.sandbox import Sandbox
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CONFIG_HELP = """\
@@ -89,22 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="stderr log level (default WARNING for stdio, INFO for http)",
     )
     p.add_argument("--transport", choices=("stdio", "http"), default="stdio", help="default stdio")
+    _http_arguments(p)
+    _commands(p.add_subparsers(dest="command", metavar="COMMAND"))
+    return p
+
+
+def _http_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of --transport http. Those that configure `HTTPOptions` are stored under its
+    field names (`_http_options` copies them over)."""
     p.add_argument("--host", default="127.0.0.1", help="http: interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="http: port (default 8000; 0 picks a free one)")
-    p.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="http: extra Host header to accept, e.g. mcp.example.com (repeatable)",
-    )
-    p.add_argument(
-        "--allowed-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="http: extra browser Origin to accept, e.g. https://app.example.com (repeatable)",
-    )
+    for flag, dest, metavar, what in (
+        ("--allowed-host", "allowed_hosts", "NAME", "Host header to accept, e.g. mcp.example.com"),
+        ("--allowed-origin", "allowed_origins", "ORIGIN", "browser Origin to accept, e.g. https://app.example.com"),
+    ):
+        p.add_argument(
+            flag, dest=dest, action="append", default=[], metavar=metavar, help=f"http: extra {what} (repeatable)"
+        )
     p.add_argument(
         "--allow-unauthenticated",
         action="store_true",
@@ -129,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="http, oauth: the https origin clients reach this server at, e.g. https://mcp.example.com",
     )
+    _session_arguments(p)
+
+
+def _session_arguments(p: argparse.ArgumentParser) -> None:
+    """The bounds on MCP sessions over HTTP (`HTTPOptions`' field names, as in `_http_arguments`)."""
     p.add_argument(
         "--max-sessions",
         type=int,
@@ -138,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-sessions-per-tenant",
+        dest="max_sessions_per_owner",
         type=int,
         default=None,
         metavar="N",
@@ -146,12 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--session-idle-timeout",
+        dest="session_idle_timeout_s",
         type=float,
         default=600.0,
         metavar="SECONDS",
         help="http: close a session after this long without a request (default 600)",
     )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+
+def _commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sub.add_parser("demo", help="run a scripted assistant session against the embedded sandbox")
     sub.add_parser("check", help="validate settings, mint a token and read one page of invoices")
     jr = sub.add_parser("journal", help="the journal of writes this server made")
@@ -183,7 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shots = sub.add_parser("screenshots", help="PNGs of the MCP Apps views in both themes (needs chromium)")
     shots.add_argument("out_dir", nargs="?", default="docs/screenshots", help="default docs/screenshots")
-    return p
 
 
 def _date_arg(value: str) -> date:
@@ -193,7 +207,7 @@ def _date_arg(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _err(message: str) -> None:
+def _print_error(message: str) -> None:
     print(f"invoice-mcp: {message}", file=sys.stderr, flush=True)
 
 
@@ -218,9 +232,13 @@ def _run_sandbox(host: str, port: int) -> int:
     try:
         Sandbox(config).serve_forever(on_ready=ready)
     except OSError as exc:
-        _err(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        _print_error(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         return 2
     return 0
+
+
+class _Refused(Exception):
+    """The server cannot start as configured; the message says why (printed, exit code 2)."""
 
 
 def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> int:
@@ -228,83 +246,92 @@ def _serve(args: argparse.Namespace, redactor: RedactingFilter, level: str) -> i
     env: dict[str, str] | None = None  # None: the real environment and ./.env
     try:
         if args.sandbox:
-            from invoice_mcp.sandbox import Sandbox, SandboxConfig
-
-            sandbox = Sandbox(SandboxConfig())
-            url = sandbox.start()
-            env = {
-                **os.environ,
-                "AP_CLIENT_ID": sandbox.config.client_id,
-                "AP_CLIENT_SECRET": sandbox.config.client_secret,
-                "AP_ENVIRONMENT": "demo",
-                "AP_BASE_URL": url,
-            }
-            _err(f"using the embedded sandbox API at {url} (demo data; no real account is touched)")
-        auth = args.auth or os.environ.get("INVOICE_MCP_AUTH", "").strip().lower() or "bearer"
-        if auth not in ("bearer", "oauth"):
-            _err(f"INVOICE_MCP_AUTH must be bearer or oauth (got {auth!r})")
-            return 2
-        oauth_mode = auth == "oauth"
-        if oauth_mode and (args.transport != "http" or args.gateway):
-            _err("--auth oauth is for --transport http, without --gateway (each grant links its own API key)")
-            return 2
-        try:
-            settings: Settings = load_settings(env, gateway=True if args.gateway or oauth_mode else None)
-        except SettingsError as exc:
-            _err(str(exc))
-            return 2
-        if settings.gateway and not oauth_mode and (args.transport != "http" or args.sandbox):
-            _err(
-                "gateway mode (--gateway / INVOICE_MCP_GATEWAY) takes credentials from HTTP request headers: "
-                "use it with --transport http, without --sandbox"
-            )
-            return 2
-        for notice in settings.notices if sandbox is None else ():
-            _err(notice)
+            sandbox, env = _start_sandbox()
+        oauth_mode = _oauth_mode(args)
+        settings = _settings(args, env, oauth_mode=oauth_mode)
         redactor.add_secret(settings.client_secret.get_secret_value())
         if settings.http_token is not None:
             redactor.add_secret(settings.http_token.get_secret_value())
         read_only = True if args.read_only else None
-
         if args.transport == "http":
-            from invoice_mcp.faces.http import HTTPConfigError, HTTPOptions, serve_http
+            _serve_http(args, settings, read_only=read_only, level=level, oauth_mode=oauth_mode)
+        else:
+            from invoice_mcp.server import build_server
 
-            opts = HTTPOptions(
-                host=args.host,
-                port=args.port,
-                allowed_hosts=tuple(args.allowed_host),
-                allowed_origins=tuple(args.allowed_origin),
-                allow_unauthenticated=args.allow_unauthenticated,
-                max_sessions=args.max_sessions,
-                max_sessions_per_owner=args.max_sessions_per_tenant,
-                session_idle_timeout_s=args.session_idle_timeout,
-            )
-            setup = None
-            if oauth_mode:
-                from invoice_mcp.faces.oauth.setup import OAuthStartError, open_oauth
-
-                try:
-                    setup = open_oauth(settings, public_url=args.public_url, state_url=args.state)
-                except OAuthStartError as exc:
-                    _err(str(exc))
-                    return 2
-            try:
-                serve_http(settings, opts, read_only=read_only, log_level=level, oauth=setup)
-            except HTTPConfigError as exc:
-                _err(str(exc))
-                return 2
-            finally:
-                if setup is not None:
-                    setup.close()
-            return 0
-
-        from invoice_mcp.server import build_server
-
-        build_server(settings, read_only=read_only, log_level=level).run()
+            build_server(settings, read_only=read_only, log_level=level).run()
         return 0
+    except _Refused as exc:
+        _print_error(str(exc))
+        return 2
     finally:
         if sandbox is not None:
             sandbox.stop()
+
+
+def _start_sandbox() -> tuple[Sandbox, dict[str, str]]:
+    """A running embedded sandbox, and the environment that points the server at it."""
+    from invoice_mcp.sandbox import Sandbox, SandboxConfig
+
+    sandbox = Sandbox(SandboxConfig())
+    url = sandbox.start()
+    env = {
+        **os.environ,
+        "AP_CLIENT_ID": sandbox.config.client_id,
+        "AP_CLIENT_SECRET": sandbox.config.client_secret,
+        "AP_ENVIRONMENT": "demo",
+        "AP_BASE_URL": url,
+    }
+    _print_error(f"using the embedded sandbox API at {url} (demo data; no real account is touched)")
+    return sandbox, env
+
+
+def _oauth_mode(args: argparse.Namespace) -> bool:
+    """--auth / INVOICE_MCP_AUTH: True for OAuth sign-in, False for a bearer token (or none)."""
+    auth = args.auth or os.environ.get("INVOICE_MCP_AUTH", "").strip().lower() or "bearer"
+    if auth not in ("bearer", "oauth"):
+        raise _Refused(f"INVOICE_MCP_AUTH must be bearer or oauth (got {auth!r})")
+    if auth == "oauth" and (args.transport != "http" or args.gateway):
+        raise _Refused("--auth oauth is for --transport http, without --gateway (each grant links its own API key)")
+    return auth == "oauth"
+
+
+def _settings(args: argparse.Namespace, env: dict[str, str] | None, *, oauth_mode: bool) -> Settings:
+    """The settings, checked against the command line; their notices printed (not the sandbox's)."""
+    try:
+        settings = load_settings(env, gateway=True if args.gateway or oauth_mode else None)
+    except SettingsError as exc:
+        raise _Refused(str(exc)) from None
+    if settings.gateway and not oauth_mode and (args.transport != "http" or args.sandbox):
+        raise _Refused(
+            "gateway mode (--gateway / INVOICE_MCP_GATEWAY) takes credentials from HTTP request headers: "
+            "use it with --transport http, without --sandbox"
+        )
+    for notice in () if args.sandbox else settings.notices:
+        _print_error(notice)
+    return settings
+
+
+def _serve_http(
+    args: argparse.Namespace, settings: Settings, *, read_only: bool | None, level: str, oauth_mode: bool
+) -> None:
+    from invoice_mcp.faces.http import HTTPConfigError, HTTPOptions, serve_http
+
+    opts = HTTPOptions(**{f.name: getattr(args, f.name) for f in fields(HTTPOptions) if hasattr(args, f.name)})
+    setup = None
+    if oauth_mode:
+        from invoice_mcp.faces.oauth.setup import OAuthStartError, open_oauth
+
+        try:
+            setup = open_oauth(settings, public_url=args.public_url, state_url=args.state)
+        except OAuthStartError as exc:
+            raise _Refused(str(exc)) from None
+    try:
+        serve_http(settings, opts, read_only=read_only, log_level=level, oauth=setup)
+    except HTTPConfigError as exc:
+        raise _Refused(str(exc)) from None
+    finally:
+        if setup is not None:
+            setup.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,8 @@
 """Streamable HTTP transport: ``/mcp`` for MCP, ``/health`` for probes.
 
 Mode: the SDK default, i.e. **stateful streamable HTTP with SSE responses**
-(``stateless_http=False``, ``json_response=False``). The SDK's verified matrix
-(shared/mcp-sdk.md §4) decides it:
+(``stateless_http=False``, ``json_response=False``), because of how the SDK's
+modes behave:
 
 * ``json_response=True`` silently drops progress notifications, and
   summarize_invoices reports progress while it walks every page;
@@ -30,13 +30,16 @@ Security:
 * Loopback means any address in 127.0.0.0/8, ``::1`` or ``localhost``: the bound
   address is always an accepted ``Host`` (``--host 127.0.0.2`` answers its own name).
 
-Resource bounds (issue 12 §7):
+Resource bounds:
 
 * A connection must complete its request headers within ``HEADER_TIMEOUT_S`` and its
   body within ``BODY_TIMEOUT_S`` of the headers, or it is closed (slowloris: stalled
   sockets would otherwise be held forever). Idle keep-alive connections close after
-  uvicorn's ``timeout_keep_alive``. Long SSE responses are unaffected: the deadlines
-  only run while the *client* is still sending.
+  uvicorn's ``timeout_keep_alive``, and uvicorn's ``h11_max_incomplete_event_size``
+  caps the request line and headers. Long SSE responses are unaffected: the deadlines
+  only run while the *client* is still sending. The deadlines are this module's own
+  because uvicorn has none for a request still arriving (its keep-alive timer stops
+  at a request's first byte), and the server must be safe without a proxy in front.
 * At most ``--max-sessions`` stateful sessions (default 1000; one more gets 503), each
   closed after ``--session-idle-timeout`` seconds without a request (default 600); one set of
   credentials holds at most ``--max-sessions-per-tenant`` of them (faces/sessions.py, which also
@@ -332,7 +335,7 @@ def build_http_app(
     server = build_http_server(
         settings, opts, read_only=read_only, log_level=log_level, port=port or opts.port, oauth=oauth
     )
-    from invoice_mcp.faces.events import RETRY_MS, BoundedEventStore  # resumable SSE streams (issue 15)
+    from invoice_mcp.faces.events import RETRY_MS, BoundedEventStore  # resumable SSE streams
 
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,

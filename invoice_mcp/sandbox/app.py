@@ -190,6 +190,17 @@ class _QueryParser:
             self.errors["before"] = "cannot be combined with after"
         return after, before
 
+    def page(self, kind: bytes) -> dict[str, Any]:
+        """The parameters every list takes (`PageQuery`'s fields): limit, cursors, created_at window."""
+        after, before = self.cursors(kind)
+        return {
+            "limit": self.limit(),
+            "after": after,
+            "before": before,
+            "created_start": self.datetime("created_at_start"),
+            "created_end": self.datetime("created_at_end"),
+        }
+
     def choice(self, name: str, allowed: frozenset[str]) -> str | None:
         value = self.get(name)
         if value is not None and value not in allowed:
@@ -198,6 +209,11 @@ class _QueryParser:
 
     def fail(self) -> Reply:
         return error_reply(400, "bad_request", "invalid query parameters", self.errors)
+
+
+def _found(record: dict[str, Any] | None, what: str) -> Reply:
+    """The record as JSON, or the API's 404 for `what`."""
+    return json_reply(200, record) if record else error_reply(404, "not_found", f"{what} not found")
 
 
 def _envelope(page: Page[Any], kind: bytes) -> Reply:
@@ -439,79 +455,47 @@ class SandboxApp:
 
     def _list_invoices(self, ctx: Ctx, _params: list[str]) -> Reply:
         p = _QueryParser(ctx.query)
-        after, before = p.cursors(INVOICE_CURSOR)
-        status = p.get("status")
-        if status is not None and status not in KNOWN_STATUSES:
-            p.errors["status"] = "must be one of " + ", ".join(sorted(KNOWN_STATUSES))
         q = InvoiceQuery(
-            limit=p.limit(),
-            after=after,
-            before=before,
-            created_start=p.datetime("created_at_start"),
-            created_end=p.datetime("created_at_end"),
+            **p.page(INVOICE_CURSOR),
             due_start=p.datetime("due_date_start"),
             due_end=p.datetime("due_date_end"),
             customer_id=p.get("customer_id"),
             invoice_number=p.get("invoice_number"),
-            status=status,
+            status=p.choice("status", KNOWN_STATUSES),
         )
-        if p.errors:
-            return p.fail()
-        return _envelope(ctx.store.list_invoices(q), INVOICE_CURSOR)
+        return p.fail() if p.errors else _envelope(ctx.store.list_invoices(q), INVOICE_CURSOR)
 
     def _list_customers(self, ctx: Ctx, _params: list[str]) -> Reply:
         p = _QueryParser(ctx.query)
-        after, before = p.cursors(CUSTOMER_CURSOR)
-        q = CustomerQuery(
-            limit=p.limit(),
-            after=after,
-            before=before,
-            created_start=p.datetime("created_at_start"),
-            created_end=p.datetime("created_at_end"),
-            company_name=p.get("company_name"),
-        )
-        if p.errors:
-            return p.fail()
-        return _envelope(ctx.store.list_customers(q), CUSTOMER_CURSOR)
+        q = CustomerQuery(**p.page(CUSTOMER_CURSOR), company_name=p.get("company_name"))
+        return p.fail() if p.errors else _envelope(ctx.store.list_customers(q), CUSTOMER_CURSOR)
 
     def _list_payments(self, ctx: Ctx, _params: list[str]) -> Reply:
         p = _QueryParser(ctx.query)
-        after, before = p.cursors(PAYMENT_CURSOR)
         q = PaymentQuery(
-            limit=p.limit(),
-            after=after,
-            before=before,
-            created_start=p.datetime("created_at_start"),
-            created_end=p.datetime("created_at_end"),
+            **p.page(PAYMENT_CURSOR),
             customer_id=p.get("customer_id"),
             invoice_id=p.get("invoice_id"),
             status=p.choice("status", PAYMENT_STATUSES),
             type=p.choice("type", PAYMENT_TYPES),
             payment_method=p.choice("payment_method", PAYMENT_METHODS),
         )
-        if p.errors:
-            return p.fail()
-        return _envelope(ctx.store.list_payments(q), PAYMENT_CURSOR)
+        return p.fail() if p.errors else _envelope(ctx.store.list_payments(q), PAYMENT_CURSOR)
 
     def _get_payment(self, ctx: Ctx, params: list[str]) -> Reply:
-        found = ctx.store.payment_json(params[0])
-        return json_reply(200, found) if found else error_reply(404, "not_found", "payment not found")
+        return _found(ctx.store.payment_json(params[0]), "payment")
 
     def _get_customer(self, ctx: Ctx, params: list[str]) -> Reply:
-        found = ctx.store.customer_json(params[0])
-        return json_reply(200, found) if found else error_reply(404, "not_found", "customer not found")
+        return _found(ctx.store.customer_json(params[0]), "customer")
 
     def _get_invoice(self, ctx: Ctx, params: list[str]) -> Reply:
-        found = ctx.store.invoice_json(params[0])
-        return json_reply(200, found) if found else error_reply(404, "not_found", "invoice not found")
+        return _found(ctx.store.invoice_json(params[0]), "invoice")
 
     def _archive(self, ctx: Ctx, params: list[str]) -> Reply:
-        found = ctx.store.archive(params[0])
-        return json_reply(200, found) if found else error_reply(404, "not_found", "invoice not found")
+        return _found(ctx.store.archive(params[0]), "invoice")
 
     def _restore(self, ctx: Ctx, params: list[str]) -> Reply:
-        found = ctx.store.restore(params[0])
-        return json_reply(200, found) if found else error_reply(404, "not_found", "invoice not found")
+        return _found(ctx.store.restore(params[0]), "invoice")
 
     def _payment_link(self, ctx: Ctx, params: list[str]) -> Reply:
         status = ctx.store.invoice_status(params[0])
@@ -547,16 +531,7 @@ class SandboxApp:
         elif currency != "USD":
             errors["currency"] = "must be one of: USD"
 
-        due: dt.date | None = None
-        raw_due = payload.get("due_date")
-        if raw_due is not None:
-            if isinstance(raw_due, str) and _DATE.fullmatch(raw_due):
-                try:
-                    due = dt.date.fromisoformat(raw_due)
-                except ValueError:
-                    errors["due_date"] = "must be a valid date in YYYY-MM-DD format"
-            else:
-                errors["due_date"] = "must be a valid date in YYYY-MM-DD format"
+        due = _due_date(payload.get("due_date"), errors)
 
         autopay = payload.get("exclude_from_autopay", False)
         if autopay is None:
@@ -568,28 +543,7 @@ class SandboxApp:
         if memo is not None and not isinstance(memo, str):
             errors["memo"] = "must be a string"
 
-        lines: list[NewLine] = []
-        raw_lines = payload.get("line_items")
-        if not isinstance(raw_lines, list) or not raw_lines:
-            errors["line_items"] = "at least one line item is required"
-        else:
-            for i, item in enumerate(raw_lines):
-                where = f"line_items[{i}]"
-                if not isinstance(item, dict):
-                    errors[where] = "must be an object"
-                    continue
-                desc, amount, qty = item.get("description"), item.get("amount"), item.get("quantity")
-                desc_v = desc if isinstance(desc, str) and desc.strip() else None
-                amount_v = amount if _is_number(amount) and amount > 0 else None
-                qty_v = qty if isinstance(qty, int) and not isinstance(qty, bool) and qty >= 1 else None
-                if desc_v is None:
-                    errors[f"{where}.description"] = "is required"
-                if amount_v is None:
-                    errors[f"{where}.amount"] = "must be a number greater than 0"
-                if qty_v is None:
-                    errors[f"{where}.quantity"] = "must be an integer >= 1"
-                if desc_v is not None and amount_v is not None and qty_v is not None:
-                    lines.append(NewLine(desc_v, amount_v, qty_v))
+        lines = _line_items(payload.get("line_items"), errors)
 
         if errors:
             return error_reply(422, "validation_error", "Validation Exception", errors)
@@ -601,6 +555,45 @@ class SandboxApp:
             exclude_from_autopay=bool(autopay),
         )
         return json_reply(201, invoice)
+
+
+def _due_date(raw: object, errors: dict[str, str]) -> dt.date | None:
+    """`due_date` as the API takes it (YYYY-MM-DD, optional); a problem goes into `errors`."""
+    if raw is None:
+        return None
+    if isinstance(raw, str) and _DATE.fullmatch(raw):
+        try:
+            return dt.date.fromisoformat(raw)
+        except ValueError:
+            pass
+    errors["due_date"] = "must be a valid date in YYYY-MM-DD format"
+    return None
+
+
+def _line_items(raw: object, errors: dict[str, str]) -> list[NewLine]:
+    """The valid line items; each problem goes into `errors` under the item's path."""
+    if not isinstance(raw, list) or not raw:
+        errors["line_items"] = "at least one line item is required"
+        return []
+    lines: list[NewLine] = []
+    for i, item in enumerate(raw):
+        where = f"line_items[{i}]"
+        if not isinstance(item, dict):
+            errors[where] = "must be an object"
+            continue
+        desc, amount, qty = item.get("description"), item.get("amount"), item.get("quantity")
+        desc_v = desc if isinstance(desc, str) and desc.strip() else None
+        amount_v = amount if _is_number(amount) and amount > 0 else None
+        qty_v = qty if isinstance(qty, int) and not isinstance(qty, bool) and qty >= 1 else None
+        if desc_v is None:
+            errors[f"{where}.description"] = "is required"
+        if amount_v is None:
+            errors[f"{where}.amount"] = "must be a number greater than 0"
+        if qty_v is None:
+            errors[f"{where}.quantity"] = "must be an integer >= 1"
+        if desc_v is not None and amount_v is not None and qty_v is not None:
+            lines.append(NewLine(desc_v, amount_v, qty_v))
+    return lines
 
 
 def _reject_constant(name: str) -> Any:

@@ -346,7 +346,7 @@ class _Payer:
             hi = min(self.last_second, lo + 30 * 86400)
         return sorted(lo + int(self.rng.random() * (hi - lo + 1)) for _ in range(n))
 
-    def how(self, inv: InvoiceRec) -> tuple[str, str]:
+    def payment_kind(self, inv: InvoiceRec) -> tuple[str, str]:
         """(type, payment_method) of a payment of ``inv``."""
         method = self.autopay.get(inv.customer_id)
         if method is not None and not inv.exclude_from_autopay:
@@ -354,7 +354,7 @@ class _Payer:
         return "one_time", ("card" if self.rng.random() < 0.6 else "ach")
 
     def add(self, inv: InvoiceRec, ts: int, cents: int, status: str, how: tuple[str, str] | None = None) -> PaymentRec:
-        kind, method = how if how is not None else self.how(inv)
+        kind, method = how if how is not None else self.payment_kind(inv)
         fees: list[Fee] = []
         if status != "failed":
             if method == "card":
@@ -383,7 +383,7 @@ class _Payer:
         self.out.append(rec)
         return rec
 
-    def split(self, cents: int, n: int) -> list[int]:
+    def instalments(self, cents: int, n: int) -> list[int]:
         """``n`` positive parts summing to ``cents``; all but the last are whole dollars when possible."""
         if n <= 1 or cents < 100 * n:
             return [cents]
@@ -400,12 +400,12 @@ class _Payer:
     def paid(self, inv: InvoiceRec) -> None:
         """Succeeded payments summing to the total: 1, or 2-3 instalments; sometimes a failed try first."""
         r = self.rng.random()
-        parts = self.split(inv.total_cents, 1 if r < 0.75 else 2 if r < 0.92 else 3)
+        parts = self.instalments(inv.total_cents, 1 if r < 0.75 else 2 if r < 0.92 else 3)
         failed_first = self.rng.random() < 0.08
         lo = self.start(inv)
         hi = (inv.due_day + self.rng.randint(-10, 25)) * 86400
         stamps = self.times(lo, hi, len(parts) + failed_first)
-        how = self.how(inv)
+        how = self.payment_kind(inv)
         if failed_first:
             self.add(inv, stamps.pop(0), inv.total_cents, "failed", how)
         for ts, cents in zip(stamps, parts, strict=True):
@@ -417,8 +417,8 @@ class _Payer:
         if target >= 100:
             target = target // 100 * 100
         target = min(max(1, target), inv.total_cents - 1)
-        parts = self.split(target, 2 if self.rng.random() < 0.2 else 1)
-        how = self.how(inv)
+        parts = self.instalments(target, 2 if self.rng.random() < 0.2 else 1)
+        how = self.payment_kind(inv)
         for ts, cents in zip(self.times(self.start(inv), self.last_second, len(parts)), parts, strict=True):
             self.add(inv, ts, cents, "succeeded", how)
 
@@ -470,7 +470,7 @@ def generate_payments(
         open_ = [inv for inv, status in unpaid if status == "open" and inv.id not in taken]
         for inv in rng.sample(open_, min(1, len(open_))):
             ts = max(payer.start(inv), payer.last_second - rng.randrange(3 * 86400))
-            payer.add(inv, ts, inv.total_cents, "pending", (payer.how(inv)[0], "ach"))
+            payer.add(inv, ts, inv.total_cents, "pending", (payer.payment_kind(inv)[0], "ach"))
             taken.add(inv.id)
         rest = [inv for inv, _ in unpaid if inv.id not in taken]
         for inv in rng.sample(rest, min(len(rest), max(1, len(invoices) // 200))):

@@ -32,14 +32,21 @@ PDF_LINK_TTL_S = 900
 
 
 @dataclass
-class InvoiceQuery:
-    """Validated ``GET /invoices`` filters (datetimes already converted to epoch seconds)."""
+class PageQuery:
+    """What every list takes: a page (its size and a cursor) and a created_at window
+    (datetimes already converted to epoch seconds)."""
 
     limit: int = 100
     after: Key | None = None
     before: Key | None = None
     created_start: float | None = None
     created_end: float | None = None
+
+
+@dataclass
+class InvoiceQuery(PageQuery):
+    """Validated ``GET /invoices`` filters."""
+
     due_start: float | None = None
     due_end: float | None = None
     customer_id: str | None = None
@@ -48,24 +55,14 @@ class InvoiceQuery:
 
 
 @dataclass
-class CustomerQuery:
-    limit: int = 100
-    after: Key | None = None
-    before: Key | None = None
-    created_start: float | None = None
-    created_end: float | None = None
+class CustomerQuery(PageQuery):
     company_name: str | None = None
 
 
 @dataclass
-class PaymentQuery:
+class PaymentQuery(PageQuery):
     """Validated ``GET /payments`` filters."""
 
-    limit: int = 100
-    after: Key | None = None
-    before: Key | None = None
-    created_start: float | None = None
-    created_end: float | None = None
     customer_id: str | None = None
     invoice_id: str | None = None
     status: str | None = None

@@ -1,4 +1,4 @@
-"""Issue 12 §4-§6 at the API layer: a hostile or broken upstream (httpx MockTransport) gets
+"""At the API layer: a hostile or broken upstream (httpx MockTransport) gets
 clear errors or tolerant handling, never an unhandled exception, and never a secret echoed back."""
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def test_penalty_drops_holes_inside_it() -> None:
 
 
 async def test_300_cancelled_waiters_give_their_slots_back() -> None:
-    """Issue 12 §3: 300 calls cancelled while waiting made the next call wait 60 s."""
+    """300 calls cancelled while waiting once made the next call wait 60 s."""
     clock = Clock()
     lim = LocalRateLimiter(5, clock=clock)
     with anyio.CancelScope() as scope:

@@ -1,4 +1,4 @@
-"""Issue 12 §2: a `.env` in the working directory cannot redirect credentials or lower safety."""
+"""A `.env` in the working directory cannot redirect credentials or lower safety."""
 
 from __future__ import annotations
 
