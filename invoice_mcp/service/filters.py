@@ -12,25 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-from invoice_mcp.service.query import utc_text
+from invoice_mcp.service.query import API_FILTERS, utc_text
 from invoice_mcp.service.statuses import is_owed
 
 if TYPE_CHECKING:
     from invoice_mcp.api.models import Invoice
     from invoice_mcp.service.query import InvoiceQuery
-
-API_FILTERS: Final = (
-    "status",
-    "customer_id",
-    "invoice_number",
-    "created_at_start",
-    "created_at_end",
-    "due_date_start",
-    "due_date_end",
-)
-"""The query's fields the API applies itself (as query parameters of the same name)."""
 
 InvoiceTest = Callable[["Invoice"], bool]
 """A server-side filter over invoices: True keeps the invoice."""

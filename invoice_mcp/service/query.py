@@ -109,6 +109,16 @@ normalised by `to_rfc3339`: a start date means 00:00:00Z, an end date 23:59:59Z.
 Word = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_word)]
 
 
+class ServerSide:
+    """Marks a query field the API cannot apply: the server checks each row for it while it reads
+    pages (its step is in service/filters.py). Schema-neutral: it only tags the field."""
+
+
+SERVER_SIDE: Final = ServerSide()
+NOT_FILTERS: Final = frozenset({"customer", "as_of"})
+"""Query fields that filter nothing themselves: a name resolved to customer_id, a reference date."""
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -148,12 +158,16 @@ class InvoiceQuery(SealedQuery):
     created_at_end: DateTo | None = None
     due_date_start: DateFrom | None = None
     due_date_end: DateTo | None = None
-    unpaid: bool = Field(False, description="Only invoices still owed")
-    min_days_past_due: int | None = Field(None, ge=0, le=3650, description="Unpaid, due ≥ N days before as_of")
-    text: str | None = Field(
+    unpaid: Annotated[bool, SERVER_SIDE] = Field(False, description="Only invoices still owed")
+    min_days_past_due: Annotated[int | None, SERVER_SIDE] = Field(
+        None, ge=0, le=3650, description="Unpaid, due ≥ N days before as_of"
+    )
+    text: Annotated[str | None, SERVER_SIDE] = Field(
         None, min_length=1, max_length=100, description="In memo, line items or customer name (any case)"
     )
-    failed_payment: bool = Field(False, description="Only invoices with a failed payment attempt")
+    failed_payment: Annotated[bool, SERVER_SIDE] = Field(
+        False, description="Only invoices with a failed payment attempt"
+    )
     as_of: str | None = Field(None, json_schema_extra=_DATE, description="UTC; default today")
 
     check_start_dates = field_validator("created_at_start", "due_date_start")(_start)
@@ -197,10 +211,13 @@ class InvoiceQuery(SealedQuery):
     @property
     def server_side(self) -> bool:
         """A filter the API cannot apply is set (its rows are checked by the server: service/filters.py)."""
-        return self.unpaid or self.min_days_past_due is not None or bool(self.text) or self.failed_payment
+        return any(getattr(self, f) != InvoiceQuery.model_fields[f].default for f in SERVER_SIDE_FIELDS)
 
 
 InvoiceQuery.FIELDS = frozenset(InvoiceQuery.model_fields)
+SERVER_SIDE_FIELDS: Final = tuple(f for f, info in InvoiceQuery.model_fields.items() if SERVER_SIDE in info.metadata)
+API_FILTERS: Final = tuple(f for f in InvoiceQuery.model_fields if f not in SERVER_SIDE_FIELDS and f not in NOT_FILTERS)
+"""The fields the API applies itself, as query parameters of the same name."""
 
 
 class PaymentQuery(SealedQuery):

@@ -25,7 +25,7 @@ def _page(ids: list[str], **kw: Any) -> Page[Invoice]:
 
 
 class ScriptedAPI:
-    """`list_invoices` answered from a script keyed by ("F", after) or ("B", before)."""
+    """`list_invoices` answered from a script keyed by ("after", after) or ("before", before)."""
 
     def __init__(self, pages: dict[Key, Page[Invoice]]) -> None:
         self.pages = pages
@@ -35,7 +35,7 @@ class ScriptedAPI:
         return self.pages[key]
 
     async def list_invoices(self, *, limit: int, **kw: Any) -> Page[Invoice]:
-        key: Key = ("B", kw.pop("before")) if "before" in kw else ("F", kw.pop("after"))
+        key: Key = ("before", kw.pop("before")) if "before" in kw else ("after", kw.pop("after"))
         self.calls.append(key)
         return self.answer(key)
 
@@ -49,8 +49,8 @@ class LinearAPI(ScriptedAPI):
         self.size = size
 
     def answer(self, key: Key) -> Page[Invoice]:
-        mode, anchor = key
-        if mode == "F":
+        side, anchor = key
+        if side == "after":
             lo = 0 if anchor is None else self.ids.index(anchor) + 1
             hi = min(len(self.ids), lo + self.size)
         else:
@@ -96,25 +96,25 @@ def _only(*ids: str) -> Any:
 
 @pytest.mark.parametrize("keep", [None, _only("b1", "b2", "b3")])
 async def test_a_backward_page_without_an_end_cursor_ends_the_list(keep: Any) -> None:
-    api = ScriptedAPI({("B", "x"): _page(["b1", "b2", "b3"], start_cursor="b1", end_cursor=None)})
+    api = ScriptedAPI({("before", "x"): _page(["b1", "b2", "b3"], start_cursor="b1", end_cursor=None)})
     got = await _read(api, 5, CODEC.encode(Position("before", "x", 3), {}), keep)
     assert _ids(got.rows) == ["b1", "b2", "b3"]
     assert (got.has_more, got.next_cursor) == (False, None)
     assert got.prev_cursor is not None  # not the start: there is a way back
-    assert api.calls == [("B", "x")]
+    assert api.calls == [("before", "x")]
 
 
 @pytest.mark.parametrize("keep", [None, _only("a")])
 async def test_forward_pagination_that_repeats_a_cursor_is_stopped(keep: Any) -> None:
     api = ScriptedAPI(
         {
-            ("F", None): _page(["a"], end_cursor="c1", has_next_page=True),
-            ("F", "c1"): _page(["b"], end_cursor="c1", has_next_page=True),
+            ("after", None): _page(["a"], end_cursor="c1", has_next_page=True),
+            ("after", "c1"): _page(["b"], end_cursor="c1", has_next_page=True),
         }
     )
     with pytest.raises(RunawayUpstream, match="same page cursor twice"):
         await _read(api, 10, None, keep)
-    assert api.calls == [("F", None), ("F", "c1")]
+    assert api.calls == [("after", None), ("after", "c1")]
 
 
 # --- stepping back (no server-side filter) ---------------------------------------------------
@@ -131,14 +131,14 @@ async def test_stepping_back_from_the_first_page_clamps_to_the_start() -> None:
 async def test_stepping_back_over_an_empty_page_clamps_to_the_start() -> None:
     api = ScriptedAPI(
         {
-            ("F", "gone"): _page([]),
-            ("F", None): _page(["a", "b"]),
+            ("after", "gone"): _page([]),
+            ("after", None): _page(["a", "b"]),
         }
     )
     got = await _read(api, 5, CODEC.encode(Position("after", "gone", 1), {}, back=True))
     assert _ids(got.rows) == ["a", "b"]
     assert got.prev_cursor is None
-    assert api.calls == [("F", "gone"), ("F", None)]
+    assert api.calls == [("after", "gone"), ("after", None)]
 
 
 async def test_stepping_back_from_a_gap_without_anchor_clamps_to_the_start() -> None:
@@ -146,14 +146,14 @@ async def test_stepping_back_from_a_gap_without_anchor_clamps_to_the_start() -> 
     got = await _read(api, 2, CODEC.encode(Position("before", None, 1), {}, back=True))
     assert _ids(got.rows) == ["r00", "r01"]
     assert got.prev_cursor is None
-    assert api.calls == [("F", None)]  # no backward request for an empty anchor
+    assert api.calls == [("after", None)]  # no backward request for an empty anchor
 
 
 async def test_backward_pagination_that_repeats_a_cursor_is_stopped() -> None:
-    api = ScriptedAPI({("B", "x"): _page(["a", "b"], start_cursor="x", has_previous_page=True)})
+    api = ScriptedAPI({("before", "x"): _page(["a", "b"], start_cursor="x", has_previous_page=True)})
     with pytest.raises(RunawayUpstream, match="going backwards"):
         await _read(api, 5, CODEC.encode(Position("before", "x", 0), {}, back=True))
-    assert api.calls == [("B", "x")]
+    assert api.calls == [("before", "x")]
 
 
 async def test_stepping_back_across_pages_lands_on_the_right_rows() -> None:
@@ -184,8 +184,8 @@ async def test_scanning_back_on_the_first_page_without_a_match_clamps_to_the_sta
 async def test_scanning_back_a_backward_page_without_earlier_pages_clamps_to_the_start() -> None:
     api = ScriptedAPI(
         {
-            ("B", "x"): _page(["a", "b", "c"], start_cursor="a", has_previous_page=False),
-            ("F", None): _page(["a", "b", "c"], end_cursor="c", has_next_page=False),
+            ("before", "x"): _page(["a", "b", "c"], start_cursor="a", has_previous_page=False),
+            ("after", None): _page(["a", "b", "c"], end_cursor="c", has_next_page=False),
         }
     )
     got = await _read(api, 1, CODEC.encode(Position("before", "x", 2), {}, back=True), _only("c"))
@@ -198,7 +198,7 @@ async def test_scanning_back_through_earlier_pages_to_the_first_clamps_to_the_st
     got = await _read(api, 1, CODEC.encode(Position("after", "r09", 0), {}, back=True), _only("r10"))
     assert _ids(got.rows) == ["r10"]
     assert got.prev_cursor is None
-    assert ("B", "r05") in api.calls  # it did read back to the first page
+    assert ("before", "r05") in api.calls  # it did read back to the first page
 
 
 async def test_scanning_back_finds_a_match_pages_earlier() -> None:
@@ -214,22 +214,22 @@ async def test_scanning_back_finds_a_match_pages_earlier() -> None:
 async def test_backward_scan_that_repeats_a_cursor_is_stopped() -> None:
     api = ScriptedAPI(
         {
-            ("F", "k"): _page(["z"], start_cursor="s"),
-            ("B", "s"): _page(["y"], start_cursor="s", has_previous_page=True),
+            ("after", "k"): _page(["z"], start_cursor="s"),
+            ("before", "s"): _page(["y"], start_cursor="s", has_previous_page=True),
         }
     )
     with pytest.raises(RunawayUpstream, match="going backwards"):
         await _read(api, 1, CODEC.encode(Position("after", "k", 1), {}, back=True), _only("nothing"))
-    assert api.calls == [("F", "k"), ("B", "s")]
+    assert api.calls == [("after", "k"), ("before", "s")]
 
 
 async def test_backward_scan_stops_at_the_page_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chunks, "MAX_SCAN_PAGES", 2)
     api = LinearAPI(30, 5)
     got = await _read(api, 1, CODEC.encode(Position("after", "r24", 5), {}, back=True), _only("r00"))
-    backward = [c for c in api.calls if c[0] == "B"]
+    backward = [c for c in api.calls if c[0] == "before"]
     # two pages scanned back, then it stopped; the forward scan resumes from there (r15)
-    assert backward == [("B", "r25"), ("B", "r20"), ("B", "r15")]
+    assert backward == [("before", "r25"), ("before", "r20"), ("before", "r15")]
     assert got.rows == [] and got.truncated and got.has_more
     assert got.prev_cursor is not None  # r00 is further back: the walk can go on
 
@@ -242,7 +242,7 @@ async def test_a_burst_of_identical_page_reads_costs_one_request() -> None:
 
     class Slow(ScriptedAPI):
         async def list_invoices(self, *, limit: int, **kw: Any) -> Page[Invoice]:
-            self.calls.append(("F", kw.get("after")))
+            self.calls.append(("after", kw.get("after")))
             await release.wait()
             return _page(["a"])
 
@@ -260,5 +260,5 @@ async def test_a_burst_of_identical_page_reads_costs_one_request() -> None:
             await anyio.lowlevel.checkpoint()
         release.set()
     assert len(got) == 2 and got[0] is got[1]
-    assert api.calls == [("F", None)]
+    assert api.calls == [("after", None)]
     assert reader.pages.loading == 0
