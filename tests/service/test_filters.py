@@ -46,3 +46,16 @@ def test_text_matches_memo_lines_and_customer_ids_given() -> None:
     assert keep(inv("paid", "2026-01-01", line="Project per sow"))
     assert keep(inv("paid", "2026-01-01", customer="c9"))
     assert not keep(inv("paid", "2026-01-01", memo="Thanks"))
+
+
+def test_the_tool_inputs_are_the_queries_their_cursors_seal() -> None:
+    from invoice_mcp.server.tools.listing import ListInput, SummaryInput
+    from invoice_mcp.server.tools.payments import PaymentsInput
+    from invoice_mcp.service.query import PaymentQuery
+
+    args = ListInput(status="OPEN", unpaid=True, limit=5, cursor="c", created_at_start="2026-01-01")
+    assert isinstance(args, InvoiceQuery) and isinstance(SummaryInput(), InvoiceQuery)
+    assert args.sealed() == {"status": "open", "unpaid": True, "created_at_start": "2026-01-01T00:00:00Z"}
+    payments = PaymentsInput(method="ACH", limit=7)
+    assert isinstance(payments, PaymentQuery) and payments.sealed() == {"method": "ach"}
+    assert payments.api_params() == {"payment_method": "ach"}

@@ -596,7 +596,7 @@ SPEC_SUMMARY = ToolSpec(
     title="Summarize invoices",
     description=(
         "Totals of all matching invoices in one call: balance owed (totals less payments) by status, top debtors "
-        "and days past due. Filters as list_invoices; exact dollars. E.g. 'what does X still owe'."
+        "and days past due. Filters as list_invoices; exact dollars. E.g. 'what does X owe'."
     ),
     input=SummaryInput,
     output=SummaryOutput,

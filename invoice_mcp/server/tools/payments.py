@@ -161,8 +161,8 @@ SPEC_PAYMENTS = ToolSpec(
     name="list_payments",
     title="List payments",
     description=(
-        "Payments newest first in chunks, with count and amount collected (succeeded only): "
-        "e.g. October's collections, failures."
+        "Payments newest first, in chunks, with count and amount collected (succeeded only). "
+        "E.g. October's collections, failures."
     ),
     input=PaymentsInput,
     output=PaymentsOutput,
