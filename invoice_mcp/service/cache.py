@@ -39,7 +39,8 @@ class SingleFlightCache(Generic[K, V]):
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The cached value of `key`, else `load()`'s, stored; concurrent misses share one load.
-        A failed load stores nothing, and the next caller tries again."""
+        A failed load stores nothing, and the next caller tries again. (None is never a value: it
+        means a miss.)"""
         hit = self._values.get(key)
         if hit is not None:
             return hit
