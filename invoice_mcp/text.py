@@ -47,14 +47,19 @@ def quoted(value: str | None, max_len: int = 200) -> str:
     return f"«{text}»"
 
 
-def q2(value: Decimal) -> Decimal:
+def to_cents(value: Decimal) -> Decimal:
+    """Rounded to whole cents, halves up (as invoices are totalled)."""
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+q2 = to_cents
+"""The former name of `to_cents`, still imported by the write tools and the duplicate guard."""
 
 
 def usd(value: Decimal | None) -> str:
     if value is None:
         return "$?"
-    v = q2(value)
+    v = to_cents(value)
     sign = "-" if v < 0 else ""
     return f"{sign}${abs(v):,.2f}"
 
@@ -66,7 +71,7 @@ def money_text(value: Decimal | None, currency: str | None = "USD") -> str:
         return usd(value)
     if value is None:
         return f"? {code}"
-    v = q2(value)
+    v = to_cents(value)
     return f"{'-' if v < 0 else ''}{abs(v):,.2f} {code}"
 
 

@@ -14,7 +14,7 @@ from invoice_mcp.api.ratelimit import LocalRateLimiter
 from invoice_mcp.faces.events import BoundedEventStore
 from invoice_mcp.logs import MASK, RedactingFilter, protect_all_handlers, setup_logging
 from invoice_mcp.server.inputs import to_rfc3339
-from invoice_mcp.service.cursors import CursorCodec, CursorError, Gap
+from invoice_mcp.service.cursors import CursorCodec, CursorError, Position
 from invoice_mcp.service.paging import walk
 from invoice_mcp.text import day, usd
 
@@ -78,7 +78,7 @@ def test_a_cursor_with_an_endless_varint_is_refused() -> None:
 @pytest.mark.parametrize("anchor", ["YR==", "YQ=="])
 def test_anchors_that_only_look_like_base64_round_trip_exactly(anchor: str) -> None:
     codec = CursorCodec(b"k")
-    assert codec.decode(codec.encode(Gap("F", anchor, 1), {}), {})[0] == Gap("F", anchor, 1)
+    assert codec.decode(codec.encode(Position("after", anchor, 1), {}), {})[0] == Position("after", anchor, 1)
 
 
 @pytest.mark.parametrize(("events", "size"), [(0, 1), (1, 0)])

@@ -28,8 +28,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, Final
 
-import anyio
-from cachetools import TTLCache
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
@@ -48,6 +46,7 @@ from invoice_mcp.api.models import PAGE_SIZE
 from invoice_mcp.clock import system_now
 from invoice_mcp.server.errors import api_words
 from invoice_mcp.server.prompts import YEAR_MONTH, PromptArgumentSpec, PromptSpec, prompt_specs
+from invoice_mcp.service.cache import SingleFlightCache
 from invoice_mcp.text import clean
 
 if TYPE_CHECKING:
@@ -114,12 +113,8 @@ def recent_months(today: date, count: int = RECENT_MONTHS) -> list[str]:
     return out
 
 
-class _NumberCache:
-    """The newest page of invoice numbers for one service, single flight, briefly cached."""
-
-    def __init__(self, ttl_s: float, timer: Callable[[], float]) -> None:
-        self.cache: TTLCache[str, tuple[list[str], bool]] = TTLCache(1, ttl_s, timer=timer)
-        self.lock = anyio.Lock()
+NumberCache = SingleFlightCache[str, tuple[list[str], bool]]
+"""The newest page of invoice numbers of one service (and whether older invoices exist)."""
 
 
 class Completer:
@@ -137,7 +132,7 @@ class Completer:
         self._today = today
         self._timer = timer
         self._numbers_ttl_s = numbers_ttl_s
-        self._numbers: weakref.WeakKeyDictionary[InvoiceService, _NumberCache] = weakref.WeakKeyDictionary()
+        self._numbers: weakref.WeakKeyDictionary[InvoiceService, NumberCache] = weakref.WeakKeyDictionary()
 
     async def complete(
         self,
@@ -186,18 +181,15 @@ class Completer:
             return system_now().date()
 
     async def _invoice_numbers(self, svc: InvoiceService, typed: str) -> Completion:
-        entry = self._numbers.get(svc)
-        if entry is None:
-            entry = self._numbers[svc] = _NumberCache(self._numbers_ttl_s, self._timer)
-        hit = entry.cache.get("newest")
-        if hit is None:
-            async with entry.lock:  # single flight: a burst of keystrokes costs one request
-                hit = entry.cache.get("newest")
-                if hit is None:
-                    page = await svc.client.list_invoices(limit=PAGE_SIZE)
-                    numbers = [clean(i.invoice_number, NUMBER_MAX) for i in page.data if i.invoice_number]
-                    hit = (numbers, page.has_next_page)
-                    entry.cache["newest"] = hit
+        cache = self._numbers.get(svc)
+        if cache is None:
+            cache = self._numbers[svc] = SingleFlightCache(1, self._numbers_ttl_s, timer=self._timer)
+
+        async def newest() -> tuple[list[str], bool]:
+            page = await svc.client.list_invoices(limit=PAGE_SIZE)
+            return [clean(i.invoice_number, NUMBER_MAX) for i in page.data if i.invoice_number], page.has_next_page
+
+        hit = await cache.get("newest", newest)  # single flight: a burst of keystrokes costs one request
         numbers, older_exist = hit
         return bounded(rank(numbers, typed), more_elsewhere=older_exist)
 

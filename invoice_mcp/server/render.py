@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from invoice_mcp.server.errors import safe_message
-from invoice_mcp.text import clean, day, money_text, q2, quoted, usd
+from invoice_mcp.text import clean, day, money_text, quoted, to_cents, usd
 
 if TYPE_CHECKING:
     from invoice_mcp.api.models import Invoice, Payment
@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 
 
 def money(value: Decimal | None) -> float | None:
-    return None if value is None else float(q2(value))
+    return None if value is None else float(to_cents(value))
 
 
 def compact_money(value: Decimal | None) -> int | float | None:
     """A list cell's dollars: whole amounts as integers (`0`, `4478`: a token, not three)."""
     if value is None:
         return None
-    v = q2(value)
+    v = to_cents(value)
     return int(v) if v == v.to_integral_value() else float(v)
 
 
@@ -123,8 +123,8 @@ def _plain(value: Decimal | None, currency: str = "") -> str:
     """`$3262.20`: no thousands separator in list rows (a token less per row than `$3,262.20`);
     `700.00 EUR` in any other currency."""
     if currency not in ("", "USD"):
-        return "? " + currency if value is None else f"{q2(value)} {currency}"
-    return "$?" if value is None else f"{'-' if value < 0 else ''}${abs(q2(value))}"
+        return "? " + currency if value is None else f"{to_cents(value)} {currency}"
+    return "$?" if value is None else f"{'-' if value < 0 else ''}${abs(to_cents(value))}"
 
 
 def list_cells(it: ListItem, currency: str = "USD") -> list[Cell]:

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from invoice_mcp.service.chunks import Chunk as Chunk
-    from invoice_mcp.service.filters import LocalFilter as LocalFilter
     from invoice_mcp.service.invoices import InvoiceService as InvoiceService
     from invoice_mcp.service.invoices import Listed as Listed
     from invoice_mcp.service.invoices import PaymentsListed as PaymentsListed
-    from invoice_mcp.service.invoices import PaymentsQuery as PaymentsQuery
-    from invoice_mcp.service.invoices import Query as Query
     from invoice_mcp.service.invoices import looks_like_number as looks_like_number
+    from invoice_mcp.service.query import InvoiceQuery as InvoiceQuery
+    from invoice_mcp.service.query import PaymentQuery as PaymentQuery
     from invoice_mcp.service.summaries import AGING_BUCKETS as AGING_BUCKETS
     from invoice_mcp.service.summaries import Summary as Summary
     from invoice_mcp.service.summaries import Tally as Tally
@@ -27,12 +26,11 @@ if TYPE_CHECKING:
 
 _HOME = {
     "Chunk": "chunks",
-    "LocalFilter": "filters",
     "InvoiceService": "invoices",
     "Listed": "invoices",
     "PaymentsListed": "invoices",
-    "PaymentsQuery": "invoices",
-    "Query": "invoices",
+    "InvoiceQuery": "query",
+    "PaymentQuery": "query",
     "looks_like_number": "invoices",
     "AGING_BUCKETS": "summaries",
     "Summary": "summaries",

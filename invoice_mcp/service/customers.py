@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-import anyio
 from cachetools import TTLCache
 
 from invoice_mcp.api.errors import NotFoundError
 from invoice_mcp.api.models import Customer
+from invoice_mcp.service.cache import SingleFlightCache
 from invoice_mcp.service.errors import AmbiguousCustomer, NotFound
 from invoice_mcp.service.paging import walk
 
@@ -23,8 +23,9 @@ class Customers:
     def __init__(self, client: APIClient) -> None:
         self.client = client
         self._names: TTLCache[str, str] = TTLCache(4096, CUSTOMER_CACHE_TTL_S)
-        self._directory: TTLCache[str, tuple[list[Customer], bool]] = TTLCache(1, CUSTOMER_CACHE_TTL_S)
-        self._lock = anyio.Lock()
+        self._directory: SingleFlightCache[str, tuple[list[Customer], bool]] = SingleFlightCache(
+            1, CUSTOMER_CACHE_TTL_S
+        )
 
     async def directory(self) -> list[Customer]:
         """Every customer (up to 20 pages), cached for five minutes."""
@@ -33,21 +34,16 @@ class Customers:
     async def coverage(self) -> tuple[list[Customer], bool]:
         """The directory and whether it is partial (the account has more than 20 pages of
         customers: the rest are not in it, and whoever uses it must say so)."""
-        hit = self._directory.get("all")
-        if hit is not None:
-            return hit
-        async with self._lock:  # single flight: concurrent cold calls fetch it once
-            hit = self._directory.get("all")
-            if hit is not None:
-                return hit
-            customers: list[Customer] = []
-            more = False
-            async for page in walk(lambda after: self.client.list_customers(after=after), max_pages=MAX_CUSTOMER_PAGES):
-                customers.extend(page.data)
-                more = bool(page.has_next_page and page.end_cursor)
-            self._remember(customers)
-            self._directory["all"] = (customers, more)
-            return customers, more
+        return await self._directory.get("all", self._load)
+
+    async def _load(self) -> tuple[list[Customer], bool]:
+        customers: list[Customer] = []
+        more = False
+        async for page in walk(lambda after: self.client.list_customers(after=after), max_pages=MAX_CUSTOMER_PAGES):
+            customers.extend(page.data)
+            more = bool(page.has_next_page and page.end_cursor)
+        self._remember(customers)
+        return customers, more
 
     def _remember(self, customers: list[Customer]) -> None:
         for c in customers:

@@ -5,21 +5,21 @@ customers, summaries, writes) over one API client and resolves references
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import anyio
 
 from invoice_mcp.api.errors import APIError, CredentialsError, NotFoundError
-from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link
+from invoice_mcp.api.models import Customer, Invoice, InvoiceStatus, Link, Payment
 from invoice_mcp.service.attribution import Attributed, PaymentIndex
 from invoice_mcp.service.balances import Balance, balance_of, reads_payments
 from invoice_mcp.service.chunks import Chunk, ChunkReader
-from invoice_mcp.service.cursors import CursorCodec
+from invoice_mcp.service.cursors import DIFFERENT_FILTERS, START, CursorCodec, CursorError, Position
 from invoice_mcp.service.customers import Customers
 from invoice_mcp.service.errors import DuplicateInvoice, InvalidCursor, NotFound, UnusableLink
-from invoice_mcp.service.filters import Keep, LocalFilter, split
+from invoice_mcp.service.filters import InvoiceTest, api_params, matcher
 from invoice_mcp.service.guard import Clock, Reservations
 from invoice_mcp.service.journal import Attribution, Journal, scope_of
 from invoice_mcp.service.payments import (
@@ -27,12 +27,11 @@ from invoice_mcp.service.payments import (
     InvoicePayments,
     Ledger,
     PaymentBook,
-    PaymentChunk,
     PaymentCursors,
-    PaymentLister,
     ledger,
     no_ledger,
 )
+from invoice_mcp.service.query import InvoiceQuery, PaymentQuery, SealedQuery
 from invoice_mcp.service.statuses import is_owed
 from invoice_mcp.service.summaries import Progress, Summary, summarize
 from invoice_mcp.service.writes import Draft, Writer
@@ -65,24 +64,14 @@ def looks_like_number(value: str) -> bool:
 
 
 @dataclass
-class Query:
-    """What to list or summarize: the API's own filters, a customer name to resolve, and
-    the filters the server applies itself (service/filters.py)."""
-
-    filters: dict[str, str] = field(default_factory=dict)
-    customer: str | None = None
-    local: LocalFilter = field(default_factory=LocalFilter)
-
-
-@dataclass
 class Listed:
-    chunk: Chunk
+    chunk: Chunk[Invoice]
     names: dict[str, str]
     """Customer names of the rows, by customer id."""
     customer: str | None
     """The resolved customer name, when the query named one."""
-    local: LocalFilter = field(default_factory=LocalFilter)
-    """The server-side filter in force (from the query or the cursor)."""
+    query: InvoiceQuery
+    """The query in force, resolved (from the call, or the one its cursor carried)."""
     balances: list[Balance | None] = field(default_factory=list)
     """Per row (same order), by the one balance rule; None where its payments could not be read."""
     payments_unavailable: APIError | None = None
@@ -92,23 +81,46 @@ class Listed:
 
 
 @dataclass
-class PaymentsQuery:
-    """The API's payment filters, plus a customer name and an invoice id or number to resolve."""
-
-    filters: dict[str, str] = field(default_factory=dict)
-    customer: str | None = None
-    invoice: str | None = None
-
-
-@dataclass
 class PaymentsListed:
-    chunk: PaymentChunk
+    chunk: Chunk[Payment]
     names: dict[str, str]
     customer: str | None
     invoice: str | None
     """The invoice the query named (its number when it was given as one)."""
     attributed: Attributed = field(default_factory=Attributed)
     """The invoice of each row (service/attribution.py)."""
+
+
+@dataclass(frozen=True)
+class ResolvedPayments:
+    """A payment query with its names resolved, and what the resolution found."""
+
+    query: PaymentQuery
+    customer: str | None = None
+    invoice: str | None = None
+    found: Invoice | None = None
+    """The invoice, when the query gave its number (looked up to find its id)."""
+
+
+Q = TypeVar("Q", bound=SealedQuery)
+
+
+def open_cursor(reader: ChunkReader[Any], cursor: str, kind: type[Q], name: str) -> tuple[Position, Q, bool]:
+    """The position, sealed query and direction of `cursor`: decoded once per call, and checked
+    before anything is fetched. `name`: how the refusal calls the cursor."""
+    try:
+        at, sealed, back = reader.cursors.decode(cursor)
+        return at, kind.unsealed(sealed), back
+    except CursorError as exc:
+        raise InvalidCursor(str(exc).replace("next_cursor", name)) from None
+    except ValueError:
+        raise InvalidCursor(f"cursor is not valid: pass {name} exactly as returned") from None
+
+
+def same_query(given: SealedQuery, sealed: SealedQuery) -> None:
+    """A call that repeats its filters next to a cursor must repeat them exactly."""
+    if given.sealed() != sealed.sealed():
+        raise InvalidCursor(DIFFERENT_FILTERS)
 
 
 class InvoiceService:
@@ -125,12 +137,14 @@ class InvoiceService:
         self.client = client
         self.clock: Clock = clock or client.clock.now
         """The API's time (its responses' Date headers) unless a test injects another."""
-        self.chunks = ChunkReader(client, CursorCodec(cursor_key))
+        self.chunks: ChunkReader[Invoice] = ChunkReader(client.list_invoices, CursorCodec(cursor_key))
         self.customers = Customers(client)
         self.journal = journal
         self.writer = Writer(client, reservations, clock=clock, scope=client.settings.cache_key, journal=journal)
         self.payments = PaymentBook(client)
-        self.payment_lists = PaymentLister(client, PaymentCursors(cursor_key))
+        self.payment_lists: ChunkReader[Payment] = ChunkReader(
+            client.list_payments, PaymentCursors(cursor_key), cached_pages=256
+        )
         self.attribution = PaymentIndex(client, self.payments, state, scope_of(client.settings.cache_key))
 
     def today(self) -> date:
@@ -145,62 +159,62 @@ class InvoiceService:
 
     # -- reading -----------------------------------------------------------------
 
-    async def resolve_query(self, query: Query) -> tuple[dict[str, str], str | None]:
-        """The API filters for `query`, with a customer name resolved to its id (and the name kept)."""
-        filters = dict(query.filters)
-        local = query.local
-        if local.min_days_past_due is not None and local.as_of is None:
-            local = replace(local, as_of=await self.api_today())
-        filters = local.push_down(filters) | local.params()
-        if not query.customer:
-            return filters, None
-        customer = await self.customers.resolve(query.customer)
-        if customer.id:
-            filters["customer_id"] = customer.id
-        return filters, customer.name
+    async def resolve(self, query: InvoiceQuery, *, as_of: str | None = None) -> tuple[InvoiceQuery, str | None]:
+        """`query` as a cursor seals it: a customer name resolved to its id (the name is returned
+        too), and as_of given (else `as_of`), or today on the API's clock where a days-past-due
+        filter needs a date. Without one, each chunk counts days late from its own today."""
+        update: dict[str, Any] = {"as_of": query.as_of or as_of}
+        if update["as_of"] is None and query.min_days_past_due is not None:
+            update["as_of"] = (await self.api_today()).isoformat()
+        name = None
+        if query.customer:
+            customer = await self.customers.resolve(query.customer)
+            update |= {"customer": None, "customer_id": customer.id or None}
+            name = customer.name
+        fields = query.model_dump(include=set(InvoiceQuery.FIELDS)) | update
+        return InvoiceQuery.model_construct(**fields), name
 
-    async def keep(self, local: LocalFilter) -> Keep | None:
-        """The predicate for a server-side filter (None when there is none)."""
-        return (await self.keep_counted(local))[0]
-
-    async def keep_counted(self, local: LocalFilter) -> tuple[Keep | None, int]:
-        """`keep`, and how many failed payments the failed-attempt filter could not attribute."""
-        if not local.active:
+    async def invoice_test(self, query: InvoiceQuery) -> tuple[InvoiceTest | None, int]:
+        """The test of the query's server-side filters (None when it has none), and how many
+        failed payments the failed-attempt filter could not attribute."""
+        if not query.server_side:
             return None, 0
         ids: frozenset[str] = frozenset()
-        if local.text:
-            needle = local.text.casefold()
+        if query.text:
+            needle = query.text.casefold()
             directory = await self.customers.directory()
             ids = frozenset(c.id for c in directory if c.id and needle in (c.name or "").casefold())
         failed: frozenset[str] | None = None
         left = 0
-        if local.failed_payment:
+        if query.failed_payment:
             failed, left = await self.attribution.failed_invoices()
-        return local.matcher(ids, failed), left
+        return matcher(query, ids, failed), left
 
-    async def list_invoices(self, query: Query, limit: int, cursor: str | None) -> Listed:
-        """One chunk. A cursor is checked before anything is fetched; with a cursor the
-        query may be empty (the cursor carries it) or must equal the cursor's own."""
-        effective: dict[str, str] = {}
+    async def list_invoices(self, query: InvoiceQuery, limit: int, cursor: str | None) -> Listed:
+        """One chunk. A cursor is decoded once, before anything is fetched; with a cursor the query
+        may be empty (the cursor carries it) or must equal the cursor's own."""
+        at, back, name = START, False, None
         if cursor:
-            _, effective, _ = self.chunks.decode(cursor, {})
-        name = None
-        filters: dict[str, str] = {}
-        if not cursor or query.filters or query.customer or query.local.active:
-            filters, name = await self.resolve_query(query)
+            at, sealed, back = open_cursor(self.chunks, cursor, InvoiceQuery, "next_cursor")
+            if not query.empty:
+                given, name = await self.resolve(query, as_of=sealed.as_of)
+                same_query(given, sealed)
+            query = sealed
+        else:
+            query, name = await self.resolve(query)
         try:
-            _, local = split(effective if cursor else filters)
+            params = api_params(query)
         except ValueError:
             raise InvalidCursor("cursor is not valid: pass next_cursor exactly as returned") from None
-        keep, failed_left = await self.keep_counted(local)
-        chunk = await self.chunks.chunk(filters, limit, cursor, keep=keep)
+        keep, failed_left = await self.invoice_test(query)
+        chunk = await self.chunks.chunk(params, query.sealed(), limit, at, back=back, keep=keep)
         names = await self.customers.names({i.customer_id for i in chunk.rows if i.customer_id})
         balances, unavailable = await self.balances(chunk.rows)
         return Listed(
             chunk=chunk,
             names=names,
             customer=name,
-            local=local,
+            query=query,
             balances=balances,
             payments_unavailable=unavailable,
             failed_unattributed=failed_left,
@@ -232,20 +246,18 @@ class InvoiceService:
 
     async def summarize(
         self,
-        query: Query,
+        query: InvoiceQuery,
         *,
         as_of: date,
         max_invoices: int,
         progress: Progress | None = None,
         balances: bool = True,
     ) -> tuple[Summary, str | None]:
-        query = replace(query, local=replace(query.local, as_of=query.local.as_of or as_of))
-        filters, name = await self.resolve_query(query)
-        api, local = split(filters)
-        keep, failed_left = await self.keep_counted(local)
+        query, name = await self.resolve(query, as_of=as_of.isoformat())
+        keep, failed_left = await self.invoice_test(query)
         s = await summarize(
             self.client,
-            api,
+            api_params(query),
             as_of=as_of,
             max_invoices=max_invoices,
             progress=progress,
@@ -326,34 +338,53 @@ class InvoiceService:
             return no_ledger(exc)
         return ledger(inv, payments)
 
-    async def list_payments(self, query: PaymentsQuery, limit: int, cursor: str | None) -> PaymentsListed:
-        """One chunk of payments (newest first). A cursor is checked before anything is fetched and
-        carries the query; given with a cursor, the query must be empty or the cursor's own."""
-        if cursor:
-            self.payment_lists.decode(cursor, {})
-        filters = dict(query.filters)
+    async def resolve_payments(self, query: PaymentQuery) -> ResolvedPayments:
+        """`query` as a cursor seals it: a customer name resolved to its id, an invoice number to
+        the invoice's id."""
+        update: dict[str, Any] = {}
         customer = invoice = None
-        inv: Invoice | None = None
+        found: Invoice | None = None
         if query.customer:
-            found = await self.customers.resolve(query.customer)
-            if found.id:
-                filters["customer_id"] = found.id
-            customer = found.name
+            c = await self.customers.resolve(query.customer)
+            update |= {"customer": None, "customer_id": c.id or None}
+            customer = c.name
         if query.invoice:
-            inv_id, inv = await self.invoice_id(query.invoice)
-            filters["invoice_id"] = inv_id
-            invoice = (inv.invoice_number if inv else None) or inv_id
-        chunk = await self.payment_lists.chunk(filters, limit, cursor)
-        if query.invoice and inv is None and not chunk.rows and not cursor:
+            invoice_id, found = await self.invoice_id(query.invoice)
+            update["invoice"] = invoice_id
+            invoice = (found.invoice_number if found else None) or invoice_id
+        fields = query.model_dump(include=set(PaymentQuery.FIELDS)) | update
+        return ResolvedPayments(PaymentQuery.model_construct(**fields), customer, invoice, found)
+
+    async def list_payments(self, query: PaymentQuery, limit: int, cursor: str | None) -> PaymentsListed:
+        """One chunk of payments (newest first). A cursor is decoded once, before anything is
+        fetched, and carries the query; given with a cursor, the query must be empty or the cursor's own."""
+        at, back = START, False
+        sealed: PaymentQuery | None = None
+        if cursor:
+            at, sealed, back = open_cursor(self.payment_lists, cursor, PaymentQuery, "the payments cursor")
+        resolved = ResolvedPayments(sealed) if sealed is not None and query.empty else None
+        if resolved is None:
+            resolved = await self.resolve_payments(query)
+        if sealed is not None:
+            same_query(resolved.query, sealed)
+        effective = resolved.query
+        chunk = await self.payment_lists.chunk(effective.api_params(), effective.sealed(), limit, at, back=back)
+        if query.invoice and resolved.found is None and not chunk.rows and not cursor:
             await self.resolve_invoice(query.invoice)  # no payments, or no such invoice? (NotFound)
         names = await self.customers.names({p.customer_id for p in chunk.rows if p.customer_id})
-        target = None
-        if "invoice_id" in chunk.filters:
-            target = (chunk.filters["invoice_id"], inv.invoice_number if inv else None)
+        found = resolved.found
+        target = (effective.invoice, found.invoice_number if found else None) if effective.invoice else None
         attributed = await self.attribution.attribute(chunk.rows, invoice=target)
-        return PaymentsListed(chunk=chunk, names=names, customer=customer, invoice=invoice, attributed=attributed)
+        return PaymentsListed(
+            chunk=chunk, names=names, customer=resolved.customer, invoice=resolved.invoice, attributed=attributed
+        )
 
     # -- writing -----------------------------------------------------------------
+
+    def forget(self) -> None:
+        """After a write (whatever its outcome), cached invoice pages and payments may be stale."""
+        self.chunks.forget()
+        self.payments.forget()
 
     async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
         """What the guard already knows of an identical create (no API call): a quick refusal."""
@@ -370,19 +401,16 @@ class InvoiceService:
         try:
             return await self.writer.create(draft, allow_duplicate=allow_duplicate, who=who, **kw)
         finally:
-            self.chunks.forget()
-            self.payments.forget()
+            self.forget()
 
     async def archive(self, invoice_id: str, *, who: Attribution | None = None, **kw: Any) -> Invoice:
         try:
             return await self.writer.archive(invoice_id, who=who, **kw)
         finally:
-            self.chunks.forget()
-            self.payments.forget()
+            self.forget()
 
     async def restore(self, invoice_id: str, *, who: Attribution | None = None, **kw: Any) -> Invoice:
         try:
             return await self.writer.restore(invoice_id, who=who, **kw)
         finally:
-            self.chunks.forget()
-            self.payments.forget()
+            self.forget()

@@ -1,4 +1,4 @@
-"""Payments: what an invoice has received, and cursored lists of payments.
+"""Payments: what an invoice has received, and the signing of payment list cursors.
 
 What counts and what an invoice still owes is decided in one place, service/balances.py (used by
 get_invoice, list rows and summaries alike); this module reads the payments and builds the
@@ -6,21 +6,18 @@ ledger get_invoice shows.
 
 A Payment carries no invoice id (``invoice_id`` is only a filter), so the money of one invoice
 is one ``GET /payments?invoice_id=…`` walk: cached briefly, single flight, like invoice pages.
+Lists of payments are chunks like lists of invoices (service/chunks.py), under their own cursor key.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
-import anyio
-from cachetools import TTLCache
-
 from invoice_mcp.api.errors import APIError
-from invoice_mcp.api.models import PAGE_SIZE, Page, Payment, PaymentStatus
+from invoice_mcp.api.models import PAGE_SIZE, Payment, PaymentStatus
 from invoice_mcp.service.balances import (
     MAX_PAYMENTS_PER_INVOICE,
     InvoicePayments,
@@ -29,8 +26,8 @@ from invoice_mcp.service.balances import (
     counted,
     is_counted,
 )
-from invoice_mcp.service.cursors import CursorCodec, CursorError, Gap
-from invoice_mcp.service.errors import InvalidCursor, RunawayUpstream
+from invoice_mcp.service.cache import SingleFlightCache
+from invoice_mcp.service.cursors import CursorCodec
 from invoice_mcp.service.paging import walk
 
 if TYPE_CHECKING:
@@ -109,36 +106,26 @@ class PaymentBook:
     def __init__(self, client: APIClient) -> None:
         self.client = client
         # Bounded small: a summary of 100k invoices walks ~2,700 invoices' payments, and memory must stay flat.
-        self._by_invoice: TTLCache[str, InvoicePayments] = TTLCache(PAYMENTS_CACHED_INVOICES, PAYMENTS_CACHE_TTL_S)
-        self._locks: dict[str, anyio.Lock] = {}
+        self._by_invoice: SingleFlightCache[str, InvoicePayments] = SingleFlightCache(
+            PAYMENTS_CACHED_INVOICES, PAYMENTS_CACHE_TTL_S
+        )
 
     def forget(self) -> None:
         self._by_invoice.clear()
 
     async def of_invoice(self, invoice_id: str) -> InvoicePayments:
-        hit = self._by_invoice.get(invoice_id)
-        if hit is not None:
-            return hit
-        lock = self._locks.setdefault(invoice_id, anyio.Lock())
-        try:
-            async with lock:
-                hit = self._by_invoice.get(invoice_id)
-                if hit is not None:
-                    return hit
-                out: list[Payment] = []
-                capped = False
-                async for page in walk(
-                    lambda after: self.client.list_payments(limit=PAGE_SIZE, after=after, invoice_id=invoice_id),
-                    max_pages=MAX_PAYMENTS_PER_INVOICE // PAGE_SIZE,
-                ):
-                    out.extend(page.data)
-                    capped = len(out) >= MAX_PAYMENTS_PER_INVOICE and page.has_next_page
-                got = InvoicePayments(out, capped=capped)
-                self._by_invoice[invoice_id] = got
-                return got
-        finally:
-            if not lock.locked() and self._locks.get(invoice_id) is lock:
-                del self._locks[invoice_id]
+        return await self._by_invoice.get(invoice_id, lambda: self._walk(invoice_id))
+
+    async def _walk(self, invoice_id: str) -> InvoicePayments:
+        out: list[Payment] = []
+        capped = False
+        async for page in walk(
+            lambda after: self.client.list_payments(limit=PAGE_SIZE, after=after, invoice_id=invoice_id),
+            max_pages=MAX_PAYMENTS_PER_INVOICE // PAGE_SIZE,
+        ):
+            out.extend(page.data)
+            capped = len(out) >= MAX_PAYMENTS_PER_INVOICE and page.has_next_page
+        return InvoicePayments(out, capped=capped)
 
 
 # -- cursored lists -----------------------------------------------------------------------------
@@ -150,69 +137,3 @@ class PaymentCursors(CursorCodec):
 
     def __init__(self, key: bytes) -> None:
         super().__init__(b"payments|" + key)
-
-
-@dataclass
-class PaymentChunk:
-    rows: list[Payment]
-    next_cursor: str | None
-    has_more: bool
-    filters: dict[str, str]
-
-
-_START: Final = Gap("F", None, 0)
-PageKey = tuple[str, str | None]
-
-
-class PaymentLister:
-    """Forward chunks of any size over the API's pages of 100 (same gap cursors as invoices)."""
-
-    def __init__(self, client: APIClient, cursors: PaymentCursors) -> None:
-        self.client = client
-        self.cursors = cursors
-        self._pages: TTLCache[PageKey, Page[Payment]] = TTLCache(256, PAYMENTS_CACHE_TTL_S)
-
-    def decode(self, cursor: str, filters: dict[str, str]) -> tuple[Gap, dict[str, str]]:
-        try:
-            gap, own, _back = self.cursors.decode(cursor, filters)
-        except CursorError as exc:
-            raise InvalidCursor(str(exc).replace("next_cursor", "the payments cursor")) from None
-        if gap.mode != "F":
-            raise InvalidCursor("cursor is not valid: pass the payments cursor exactly as returned")
-        return gap, own
-
-    async def _page(self, filters: dict[str, str], anchor: str | None) -> Page[Payment]:
-        key = (json.dumps(filters, sort_keys=True), anchor)
-        hit = self._pages.get(key)
-        if hit is None:
-            hit = await self.client.list_payments(limit=PAGE_SIZE, after=anchor, **filters)
-            self._pages[key] = hit
-        return hit
-
-    async def chunk(self, filters: dict[str, str], limit: int, cursor: str | None) -> PaymentChunk:
-        gap = _START
-        if cursor:
-            gap, filters = self.decode(cursor, filters)
-        rows: list[Payment] = []
-        anchor, off = gap.anchor, gap.offset
-        seen: set[str | None] = {anchor}
-        while True:
-            page = await self._page(filters, anchor)
-            take = page.data[off : off + limit - len(rows)]
-            rows.extend(take)
-            pos = off + len(take)
-            if pos < len(page.data):
-                return self._done(rows, Gap("F", anchor, pos), filters)
-            if not page.has_next_page or not page.end_cursor or not page.data:
-                return PaymentChunk(rows=rows, next_cursor=None, has_more=False, filters=filters)
-            if page.end_cursor in seen:
-                raise RunawayUpstream(
-                    "the API returned the same payments cursor twice (its pagination is not advancing); stopped"
-                )
-            anchor, off = page.end_cursor, 0
-            seen.add(anchor)
-            if len(rows) >= limit:
-                return self._done(rows, Gap("F", anchor, 0), filters)
-
-    def _done(self, rows: list[Payment], end: Gap, filters: dict[str, str]) -> PaymentChunk:
-        return PaymentChunk(rows=rows, next_cursor=self.cursors.encode(end, filters), has_more=True, filters=filters)

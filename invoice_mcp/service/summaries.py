@@ -25,13 +25,14 @@ from invoice_mcp.service.balances import PaymentIssues, balance_of, currency_of,
 from invoice_mcp.service.paging import walk
 from invoice_mcp.service.payments import CONCURRENT_FETCHES
 from invoice_mcp.service.statuses import is_apart, is_owed, is_unknown, normalize
-from invoice_mcp.text import q2
+from invoice_mcp.text import to_cents
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
     from invoice_mcp.api.client import APIClient
     from invoice_mcp.api.models import Invoice
+    from invoice_mcp.service.filters import InvoiceTest
     from invoice_mcp.service.payments import PaymentBook
 
 Progress = Callable[[int, str], Awaitable[None]]
@@ -80,7 +81,7 @@ class Figures:
     aging: dict[str, Tally] = field(default_factory=lambda: {b: Tally() for b in AGING_BUCKETS})
     unpaid: Tally = field(default_factory=Tally)
     """Every owed invoice: `total` is their totals, `balance` what is still owed on them."""
-    apart: dict[str, Tally] = field(default_factory=dict)
+    drafts_and_archived: dict[str, Tally] = field(default_factory=dict)
     """Drafts and archived invoices: neither owed nor settled, reported apart."""
     with_payments: int = 0
     """Owed invoices whose balance is below their total because payments were applied."""
@@ -140,7 +141,10 @@ def aging_bucket(due: str | None, as_of: date) -> str | None:
     return "90+"
 
 
-class _Fold:
+class SummaryFold:
+    """Adds invoices into a Summary as the walk reads them, and applies their payments as the
+    fetches started for them come back (or takes them out again if payments become unreadable)."""
+
     def __init__(self, s: Summary, as_of: date, book: PaymentBook | None) -> None:
         self.s = s
         self.as_of = as_of
@@ -181,7 +185,7 @@ class _Fold:
         f.total += total
         if is_apart(status):
             f.by_status.setdefault(status, Tally()).add(total)
-            f.apart.setdefault(normalize(status), Tally()).add(total)
+            f.drafts_and_archived.setdefault(normalize(status), Tally()).add(total)
             return
         if not is_owed(status):
             f.by_status.setdefault(status, Tally()).add(total)
@@ -239,12 +243,12 @@ async def summarize(
     max_invoices: int,
     progress: Progress | None = None,
     book: PaymentBook | None = None,
-    keep: Callable[[Invoice], bool] | None = None,
+    keep: InvoiceTest | None = None,
 ) -> Summary:
     """`book`: where payments come from; without it balances equal totals (no payment requests).
     `keep`: a server-side filter (service/filters.py); invoices it rejects are not counted."""
     s = Summary()
-    fold = _Fold(s, as_of, book)
+    fold = SummaryFold(s, as_of, book)
     async with anyio.create_task_group() as tg:
         fold.scope = tg.cancel_scope
         try:
@@ -255,7 +259,7 @@ async def summarize(
         raise fold.error
     for f in s.by_currency.values():
         for b in f.by_status.values():
-            b.total = q2(b.total)
+            b.total = to_cents(b.total)
     s.by_currency = dict(sorted(s.by_currency.items(), key=lambda kv: (-kv[1].count, kv[0] != "USD", kv[0])))
     return s
 
@@ -264,11 +268,11 @@ async def _walk(
     client: APIClient,
     filters: dict[str, str],
     s: Summary,
-    fold: _Fold,
+    fold: SummaryFold,
     tg: TaskGroup,
     max_invoices: int,
     progress: Progress | None,
-    keep: Callable[[Invoice], bool] | None = None,
+    keep: InvoiceTest | None = None,
 ) -> None:
     count = 0
     read = 0  # with a server-side filter, max_invoices bounds the invoices read, not only those kept

@@ -86,6 +86,27 @@ async def test_filters_status_method_dates_customer_and_invoice(mcp_client: Clie
         assert sc["invoice"] == (inv["invoice_number"] if ref == inv["invoice_number"] else inv["id"])
 
 
+async def test_prev_cursor_pages_back_across_upstream_pages(mcp_client: Client, sandbox: Sandbox) -> None:
+    expected = [p["id"] for p in sandbox.payments()]
+    assert len(expected) > 200  # 5 chunks of 40 cross the upstream pages of 100 both ways
+    chunks = []
+    args: dict[str, Any] = {"limit": 40}
+    for _ in range(5):
+        sc, text = await call(mcp_client, **args)
+        chunks.append(sc)
+        args = {"cursor": sc["next_cursor"], "limit": 40}
+    assert chunks[0].get("prev_cursor") is None
+    back = chunks[-1]
+    assert f'prev: list_payments(cursor="{back["prev_cursor"]}", limit=40)' in text
+    for i in range(4, 0, -1):
+        back, _ = await call(mcp_client, cursor=back["prev_cursor"], limit=40)
+        assert [p["id"] for p in back["payments"]] == expected[(i - 1) * 40 : i * 40]
+        assert back["has_more"] and back["next_cursor"]
+    assert back.get("prev_cursor") is None  # back at the start: nothing before it
+    first, text = await call(mcp_client, cursor=chunks[1]["prev_cursor"], limit=40)
+    assert [p["id"] for p in first["payments"]] == expected[:40] and "prev: " not in text
+
+
 async def test_cursor_keeps_its_filters_and_refuses_others(mcp_client: Client, sandbox: Sandbox) -> None:
     sc, _ = await call(mcp_client, status="succeeded", limit=5)
     nxt, _ = await call(mcp_client, cursor=sc["next_cursor"], limit=5)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from invoice_mcp.server.errors import safe_message
-from invoice_mcp.server.inputs import Filters
+from invoice_mcp.server.inputs import InvoiceQuery
 from invoice_mcp.server.render import (
     DATA_KEY,
     DATA_NOTE,
@@ -28,18 +27,19 @@ from invoice_mcp.server.render import (
 )
 from invoice_mcp.server.spec import READ_ONLY, VIEW_META, ToolCall, ToolSpec, result
 from invoice_mcp.service.balances import PaymentIssues
-from invoice_mcp.text import clean, money_text, q2, quoted
+from invoice_mcp.text import clean, money_text, quoted, to_cents
 
 if TYPE_CHECKING:
-    from invoice_mcp.service import InvoiceService, LocalFilter, Tally
-    from invoice_mcp.service.summaries import Figures
+    from invoice_mcp.api.models import Invoice
+    from invoice_mcp.service import Chunk, InvoiceService, Listed, Tally
+    from invoice_mcp.service.summaries import Figures, Summary
 
 
 DEFAULT_LIMIT = 25
 ZERO = Decimal("0")
 
 
-class ListInput(Filters):
+class ListInput(InvoiceQuery):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=100, description="Invoices per chunk")
     cursor: str | None = Field(
         None, min_length=1, max_length=4000, description="next_cursor/prev_cursor (carries the filters)"
@@ -67,20 +67,20 @@ class ListOutput(BaseModel):
 TEXT_FIELDS = "memo, line item descriptions and customer name"
 
 
-def _scope(listed_filters: dict[str, str], local: LocalFilter, scanned: int, truncated: bool) -> str:
+def _scope(query: InvoiceQuery, scanned: int, truncated: bool) -> str:
     """What an empty, filtered or partial chunk looked at, so a zero can be trusted (or not)."""
     parts = []
-    if local.text:
+    if query.text:
         parts.append(f"text searched in {TEXT_FIELDS} (case-insensitive)")
-    if local.active:
+    if query.server_side:
         parts.append(f"{scanned} invoices scanned in this call" + (" (the per-call limit)" if truncated else ""))
-    status = listed_filters.get("status")
+    status = query.status
     if status == "archived":
         parts.append("archived invoices only")
     else:
         parts.append("archived invoices excluded (status=archived lists them)")
         parts.append(
-            "drafts only" if status == "draft" else "drafts excluded" if status or local.unpaid else "drafts included"
+            "drafts only" if status == "draft" else "drafts excluded" if status or query.unpaid else "drafts included"
         )
     return "; ".join(parts)
 
@@ -90,15 +90,16 @@ def _call(cursor: str, limit: int) -> str:
     return f'list_invoices(cursor="{cursor}"{extra})'
 
 
-def _filter_words(local: LocalFilter) -> str:
+def _filter_words(query: InvoiceQuery) -> str:
+    """The server-side filters in force, in words for the header."""
     words = []
-    if local.unpaid and local.min_days_past_due is None:
+    if query.unpaid and query.min_days_past_due is None:
         words.append("unpaid")
-    if local.min_days_past_due is not None:
-        words.append(f"unpaid and ≥{local.min_days_past_due} days past due")
-    if local.text:
-        words.append(f"text {quoted(local.text, 60)}")
-    if local.failed_payment:
+    if query.min_days_past_due is not None:
+        words.append(f"unpaid and ≥{query.min_days_past_due} days past due")
+    if query.text:
+        words.append(f"text {quoted(query.text, 60)}")
+    if query.failed_payment:
         words.append("with a failed payment attempt")
     return ", ".join(words)
 
@@ -131,105 +132,157 @@ def _partly(it: ListItem) -> bool:
     return it.owed and it.balance != it.total
 
 
-async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
-    listed = await svc.list_invoices(args.query(), args.limit, args.cursor)
-    chunk, local = listed.chunk, listed.local
-    as_of = local.as_of or svc.today()
-    bals = listed.balances or [None] * len(chunk.rows)
-    items = [list_item(i, listed.names, as_of, b) for i, b in zip(chunk.rows, bals, strict=True)]
-    main, totals, owed = _sums(items)
-    filt = _filter_words(local)
-    year = usual_year(items, as_of.year)
-    scan = ""
-    if chunk.truncated:
-        scan = (
-            f"scanned {chunk.scanned} invoices (the per-call limit) before filling this chunk; "
+@dataclass(frozen=True)
+class _Chunked:
+    """One chunk as the list shows it: its rows and sums, and what the words around them need."""
+
+    listed: Listed
+    items: list[ListItem]
+    main: str
+    totals: dict[str, Decimal]
+    owed: dict[str, Decimal | None]
+    as_of: date
+    limit: int
+    continued: bool
+    """The call passed a cursor."""
+
+    @property
+    def chunk(self) -> Chunk[Invoice]:
+        return self.listed.chunk
+
+    @property
+    def scan_note(self) -> str:
+        if not self.chunk.truncated:
+            return ""
+        return (
+            f"scanned {self.chunk.scanned} invoices (the per-call limit) before filling this chunk; "
             "more may match further on: continue with next"
         )
-    lim = f", limit={args.limit}" if args.limit != DEFAULT_LIMIT else ""
+
+
+def _chunked(listed: Listed, limit: int, continued: bool, today: date) -> _Chunked:
+    as_of = listed.query.as_of_date or today
+    bals = listed.balances or [None] * len(listed.chunk.rows)
+    items = [list_item(i, listed.names, as_of, b) for i, b in zip(listed.chunk.rows, bals, strict=True)]
+    main, totals, owed = _sums(items)
+    return _Chunked(listed, items, main, totals, owed, as_of, limit, continued)
+
+
+def _hint(c: _Chunked) -> str:
+    """How to go on, for the structured content."""
+    lim = f", limit={c.limit}" if c.limit != DEFAULT_LIMIT else ""
+    chunk = c.chunk
     hint = f"more: list_invoices(cursor=next_cursor{lim})" if chunk.has_more and chunk.next_cursor else "end of list"
-    if scan:
-        hint = f"{scan} ({hint})"
+    if c.scan_note:
+        hint = f"{c.scan_note} ({hint})"
     if chunk.prev_cursor and lim:
         hint += f"; back: list_invoices(cursor=prev_cursor{lim})"
-    rows_in = call.settings.list_rows  # "both" unless the operator knows the host shows the model both views
-    in_structured = rows_in != "text"  # with "text", the structured content is a short pointer to the text
-    main_owed = owed.get(main, ZERO)
-    out = ListOutput(
+    return hint
+
+
+def _list_output(c: _Chunked, in_structured: bool, scope: str | None) -> ListOutput:
+    """The structured content; with rows kept to the text, a short pointer to it."""
+    main_owed = c.owed.get(c.main, ZERO)
+    items, main, chunk = c.items, c.main, c.chunk
+    return ListOutput(
         cols=LIST_COLS if in_structured else None,
         rows=[list_cells(it, main) for it in items] if in_structured else None,
-        sum=compact_money(totals.get(main, ZERO)) or 0,
+        sum=compact_money(c.totals.get(main, ZERO)) or 0,
         owed=None if main_owed is None or not in_structured else compact_money(main_owed),
         balances={it.ref: list_cells(replace(it, total=it.balance), main)[3] for it in items if _partly(it)} or None
         if in_structured
         else None,
         currency=(main or None) if in_structured else None,
-        as_of=as_of.isoformat(),
+        as_of=c.as_of.isoformat(),
         next_cursor=chunk.next_cursor if in_structured else None,
         prev_cursor=chunk.prev_cursor if in_structured else None,
-        hint=hint if in_structured else "rows and the next/prev calls are in the text content",
+        hint=_hint(c) if in_structured else "rows and the next/prev calls are in the text content",
         data=DATA_KEY,
+        scope=scope if in_structured else None,
     )
-    scope = None
-    if not items or local.active or chunk.truncated:
-        scope = _scope(chunk.filters, local, chunk.scanned, chunk.truncated)
-        if local.failed_payment:
-            scope += "; failed attempts: every failed payment tied to its invoice via /payments?invoice_id="
-            if listed.failed_unattributed:
-                scope += (
-                    f", except {listed.failed_unattributed} not yet attributed (per-call budget); "
-                    "the same call again continues"
-                )
-        if in_structured:
-            out.scope = scope
+
+
+def _list_scope(c: _Chunked) -> str | None:
+    """What was looked at, for empty, filtered or partial chunks (None otherwise)."""
+    listed, chunk = c.listed, c.chunk
+    if c.items and not listed.query.server_side and not chunk.truncated:
+        return None
+    scope = _scope(listed.query, chunk.scanned, chunk.truncated)
+    if listed.query.failed_payment:
+        scope += "; failed attempts: every failed payment tied to its invoice via /payments?invoice_id="
+        if listed.failed_unattributed:
+            scope += (
+                f", except {listed.failed_unattributed} not yet attributed (per-call budget); "
+                "the same call again continues"
+            )
+    return scope
+
+
+def _list_head(c: _Chunked, scope: str | None, year: int) -> list[str]:
+    listed, items = c.listed, c.items
+    filt = _filter_words(listed.query)
+    with_filters = f" ({filt})" if filt else ""
     who = f" for {quoted(listed.customer, 60)}" if listed.customer else ""
-    whole = not args.cursor and not chunk.has_more  # this chunk is the whole answer: N of N
     if items:
+        whole = not c.continued and not c.chunk.has_more  # this chunk is the whole answer: N of N
         count = f"{len(items)} of {len(items)}" if whole else f"{len(items)}"
         head = [
-            f"{count} invoices{who}" + (f" ({filt})" if filt else "") + f", newest first, sum {_amounts(totals)}"
-            f", owed {_amounts(owed, code=False)}; dates are {year} unless a year is given; as of {as_of.isoformat()}. "
-            "Rows: number «customer» status total created due",
+            f"{count} invoices{who}{with_filters}, newest first, sum {_amounts(c.totals)}"
+            f", owed {_amounts(c.owed, code=False)}; dates are {year} unless a year is given; "
+            f"as of {c.as_of.isoformat()}. Rows: number «customer» status total created due",
         ]
-    elif args.cursor:
-        head = ["no more invoices" + (f" ({filt})" if filt else "")]
     else:
-        head = ["no invoices match" + (f" ({filt})" if filt else "")]
+        head = [("no more invoices" if c.continued else "no invoices match") + with_filters]
     if scope:
         head.append(f"looked at: {scope}")
+    return head
+
+
+def _list_tail(c: _Chunked) -> list[str]:
+    listed, chunk = c.listed, c.chunk
     tail = []
     if listed.payments_unavailable is not None:
         tail.append(
             f"balances of partly paid rows unknown (payments could not be read: "
             f"{safe_message(listed.payments_unavailable)})"
         )
-
     issues = PaymentIssues()
-    for b in bals:
+    for b in listed.balances:
         if b is not None:
             issues.merge(b.issues)
-    tail.extend(f"payments: {p}" for p in issues.phrases(main))
-    if scan:
-        tail.append(scan)
+    tail.extend(f"payments: {p}" for p in issues.phrases(c.main))
+    if c.scan_note:
+        tail.append(c.scan_note)
     if chunk.has_more and chunk.next_cursor:
-        tail.append("next: " + _call(chunk.next_cursor, args.limit))
+        tail.append("next: " + _call(chunk.next_cursor, c.limit))
     else:
         tail.append("end of list")
     if chunk.prev_cursor:
-        tail.append("prev: " + _call(chunk.prev_cursor, args.limit))
-    if any(it.named for it in items):
+        tail.append("prev: " + _call(chunk.prev_cursor, c.limit))
+    if any(it.named for it in c.items):
         tail.append(DATA_NOTE)
+    return tail
+
+
+async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    listed = await svc.list_invoices(args, args.limit, args.cursor)
+    c = _chunked(listed, args.limit, bool(args.cursor), svc.today())
+    rows_in = call.settings.list_rows  # "both" unless the operator knows the host shows the model both views
+    in_structured = rows_in != "text"  # with "text", the structured content is a short pointer to the text
+    scope = _list_scope(c)
+    out = _list_output(c, in_structured, scope)
     if rows_in == "structured":  # the host shows the structured content too: say it once, there
-        return result(f"{len(items)} invoices: rows and next/prev cursors in the structured content", out)
-    lines = [*head, *(list_line(it, year) for it in items), *tail]
+        return result(f"{len(c.items)} invoices: rows and next/prev cursors in the structured content", out)
+    year = usual_year(c.items, c.as_of.year)
+    lines = [*_list_head(c, scope, year), *(list_line(it, year) for it in c.items), *_list_tail(c)]
     res = result("\n".join(lines), out)
     if call.apps and not in_structured:  # the table view needs the rows the operator kept out of structured content
         res.meta = {
             VIEW_META: {
                 "cols": LIST_COLS,
-                "rows": [list_cells(it) for it in items],
-                "next_cursor": chunk.next_cursor,
-                "prev_cursor": chunk.prev_cursor,
+                "rows": [list_cells(it) for it in c.items],
+                "next_cursor": c.chunk.next_cursor,
+                "prev_cursor": c.chunk.prev_cursor,
             }
         }
     return res
@@ -250,7 +303,7 @@ SPEC_LIST = ToolSpec(
 )
 
 
-class SummaryInput(Filters):
+class SummaryInput(InvoiceQuery):
     max_invoices: int = Field(10_000, ge=1, le=1_000_000)
     top: int = Field(10, ge=1, le=50, description="Top debtors listed")
     rank: Literal["balance", "past_due"] = Field("balance", description="Order of by_customer")
@@ -305,23 +358,24 @@ SCOPE = (
 )
 
 
-def _n(count: int) -> str:
+def _count(count: int) -> str:
+    """`(1 invoice)`, `(3 invoices)`."""
     return f"({count} invoice{'' if count == 1 else 's'})"
 
 
 def _bucket(t: Tally, balances: bool = True, *, late: bool = False) -> Bucket:
     return Bucket(
         count=t.count,
-        total=float(q2(t.total)),
-        balance=float(q2(t.balance)) if balances else None,
-        past_due=float(q2(t.late_balance)) if late else None,
+        total=float(to_cents(t.total)),
+        balance=float(to_cents(t.balance)) if balances else None,
+        past_due=float(to_cents(t.late_balance)) if late else None,
         past_due_count=t.late_count if late else None,
     )
 
 
 def _late(t: Tally) -> Bucket:
     """The past-due part of `t` as a bucket of its own (totals are not split by lateness: balance)."""
-    return Bucket(count=t.late_count, total=float(q2(t.late_balance)), balance=float(q2(t.late_balance)))
+    return Bucket(count=t.late_count, total=float(to_cents(t.late_balance)), balance=float(to_cents(t.late_balance)))
 
 
 def _top(f: Figures, n: int, rank: str = "balance") -> list[tuple[str, Tally]]:
@@ -339,7 +393,7 @@ def _figures(f: Figures, top: list[tuple[str, Tally]], names: dict[str, str]) ->
 
     return {
         "count": f.count,
-        "total": float(q2(f.total)),
+        "total": float(to_cents(f.total)),
         "by_status": {k: _bucket(b, is_owed(k), late=is_owed(k)) for k, b in sorted(f.by_status.items())},
         "unpaid": _bucket(f.unpaid, late=True),
         "past_due": _late(f.unpaid),
@@ -348,15 +402,15 @@ def _figures(f: Figures, top: list[tuple[str, Tally]], names: dict[str, str]) ->
                 customer_id=cid,
                 customer=clean(names.get(cid), 80) or None,
                 count=b.count,
-                unpaid=float(q2(b.total)),
-                balance=float(q2(b.balance)),
-                past_due=float(q2(b.late_balance)),
+                unpaid=float(to_cents(b.total)),
+                balance=float(to_cents(b.balance)),
+                past_due=float(to_cents(b.late_balance)),
                 past_due_count=b.late_count,
             )
             for cid, b in top
         ],
         "aging": {k: _bucket(f.aging[k]) for k in AGING_BUCKETS},
-        "apart": {k: _bucket(b, False) for k, b in sorted(f.apart.items())},
+        "apart": {k: _bucket(b, False) for k, b in sorted(f.drafts_and_archived.items())},
         "with_payments": f.with_payments,
     }
 
@@ -382,22 +436,22 @@ def _figure_lines(
         return m(t.balance) if t.balance == t.total else f"{m(t.balance)} (of {m(t.total)})"
 
     def late(t: Tally) -> str:
-        return f", {m(t.late_balance)} past due {_n(t.late_count)}" if t.late_count else ""
+        return f", {m(t.late_balance)} past due {_count(t.late_count)}" if t.late_count else ""
 
     statuses = sorted(f.by_status.items())
     lines = [
         lead,
         "by status: "
         + ", ".join(
-            f"{clean(k, 32)} {owed(b) if is_owed(k) else m(b.total)} {_n(b.count)}{late(b) if is_owed(k) else ''}"
+            f"{clean(k, 32)} {owed(b) if is_owed(k) else m(b.total)} {_count(b.count)}{late(b) if is_owed(k) else ''}"
             for k, b in statuses
         ),
-        f"owed: balance {owed(f.unpaid)} {_n(f.unpaid.count)}"
+        f"owed: balance {owed(f.unpaid)} {_count(f.unpaid.count)}"
         + (f"; {f.with_payments} partly paid" if f.with_payments else "")
-        + f"; past due (due before {as_of}): {m(f.unpaid.late_balance)} {_n(f.unpaid.late_count)}"
+        + f"; past due (due before {as_of}): {m(f.unpaid.late_balance)} {_count(f.unpaid.late_count)}"
         + f"; by days past due as of {as_of}: "
         + ", ".join(
-            f"{'not yet due' if k == 'current' else k + ' days'} {m(f.aging[k].balance)} {_n(f.aging[k].count)}"
+            f"{'not yet due' if k == 'current' else k + ' days'} {m(f.aging[k].balance)} {_count(f.aging[k].count)}"
             for k in AGING_BUCKETS
         ),
     ]
@@ -405,14 +459,14 @@ def _figure_lines(
         lines.append(
             ("top past due: " if rank == "past_due" else "top balances: ")
             + "; ".join(
-                f"{quoted(names.get(cid), 40) if names.get(cid) else cid} {m(b.balance)} {_n(b.count)}"
+                f"{quoted(names.get(cid), 40) if names.get(cid) else cid} {m(b.balance)} {_count(b.count)}"
                 + (f", {m(b.late_balance)} past due" if b.late_count else "")
                 for cid, b in top
             )
         )
-    if f.apart:
-        apart = ", ".join(f"{k} {m(b.total)} {_n(b.count)}" for k, b in sorted(f.apart.items()))
-        lines.append(f"not owed, apart: {apart}")
+    if f.drafts_and_archived:
+        aside = ", ".join(f"{k} {m(b.total)} {_count(b.count)}" for k, b in sorted(f.drafts_and_archived.items()))
+        lines.append(f"not owed, apart: {aside}")
     return lines
 
 
@@ -420,32 +474,29 @@ def _code(currency: str) -> str:
     return currency or "currency not given"
 
 
-async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
-    try:
-        as_of = date.fromisoformat(args.as_of) if args.as_of else None
-    except ValueError:
-        raise ToolError(f"as_of: {args.as_of!r} is not a real date (YYYY-MM-DD)") from None
-
-    as_of = as_of or await svc.api_today()
-
-    async def progress(done: int, msg: str) -> None:
-        await call.ctx.report_progress(done, None, msg)
-
-    s, name = await svc.summarize(
-        args.query(), as_of=as_of, max_invoices=args.max_invoices, progress=progress, balances=args.balances
-    )
-    code, main = s.main
-    tops = {c: _top(f, args.top, args.rank) for c, f in s.by_currency.items()}
-    names = await svc.customer_names({cid for top in tops.values() for cid, _ in top if cid != "?"})
-    others = {c: f for c, f in s.by_currency.items() if c != code}
-    balances = args.balances and s.payments_unavailable is None
+def _summary_issues(s: Summary, balances: bool, code: str) -> list[str]:
     issues = s.payment_issues.phrases(code) if balances else []
     if s.failed_unattributed:
         issues.append(
             f"PARTIAL: {s.failed_unattributed} failed payments not yet tied to an invoice (per-call budget); "
             "the same call again continues"
         )
-    out = SummaryOutput(
+    return issues
+
+
+def _summary_output(
+    s: Summary,
+    tops: dict[str, list[tuple[str, Tally]]],
+    names: dict[str, str],
+    name: str | None,
+    as_of: date,
+    *,
+    balances: bool,
+    issues: list[str],
+) -> SummaryOutput:
+    code, main = s.main
+    others = {c: f for c, f in s.by_currency.items() if c != code}
+    return SummaryOutput(
         **_figures(main, tops.get(code, []), names),
         currency=code or None,
         unknown_statuses={clean(k, 32): n for k, n in sorted(s.unknown_statuses.items())},
@@ -461,8 +512,21 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
         or None,
         payment_issues=issues or None,
     )
+
+
+def _summary_lines(
+    s: Summary,
+    args: SummaryInput,
+    tops: dict[str, list[tuple[str, Tally]]],
+    names: dict[str, str],
+    name: str | None,
+    as_of: date,
+    issues: list[str],
+) -> list[str]:
+    code, main = s.main
+    others = {c: f for c, f in s.by_currency.items() if c != code}
     who = f" for {quoted(name, 60)}" if name else ""
-    filt = _filter_words(args.query().local)
+    filt = _filter_words(args)
     more = f"; {sum(f.count for f in others.values())} more in other currencies, counted apart below" if others else ""
     lead = (
         f"{main.count} invoices{who}{f' ({filt})' if filt else ''}, total {money_text(main.total, code)} "
@@ -483,7 +547,7 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
     if s.unknown_statuses:
         lines.append(
             "unknown statuses counted as owed: "
-            + ", ".join(f"{quoted(k, 32)} {_n(n)}" for k, n in sorted(s.unknown_statuses.items()))
+            + ", ".join(f"{quoted(k, 32)} {_count(n)}" for k, n in sorted(s.unknown_statuses.items()))
         )
     if s.undated_unpaid:
         lines.append(f"{s.undated_unpaid} owed invoices have no due date (not aged)")
@@ -493,7 +557,24 @@ async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: Tool
     lines.append(f"Counted: {SCOPE}.")
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)
-    return result("\n".join(lines), out)
+    return lines
+
+
+async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    as_of = args.as_of_date or await svc.api_today()
+
+    async def progress(done: int, msg: str) -> None:
+        await call.ctx.report_progress(done, None, msg)
+
+    s, name = await svc.summarize(
+        args, as_of=as_of, max_invoices=args.max_invoices, progress=progress, balances=args.balances
+    )
+    tops = {c: _top(f, args.top, args.rank) for c, f in s.by_currency.items()}
+    names = await svc.customer_names({cid for top in tops.values() for cid, _ in top if cid != "?"})
+    balances = args.balances and s.payments_unavailable is None
+    issues = _summary_issues(s, balances, s.main[0])
+    out = _summary_output(s, tops, names, name, as_of, balances=balances, issues=issues)
+    return result("\n".join(_summary_lines(s, args, tops, names, name, as_of, issues)), out)
 
 
 class SummaryCurrency(BaseModel):
@@ -515,7 +596,7 @@ SPEC_SUMMARY = ToolSpec(
     title="Summarize invoices",
     description=(
         "Totals of all matching invoices in one call: balance owed (totals less payments) by status, top debtors "
-        "and days past due. Filters as list_invoices; exact dollars. E.g. 'what does X still owe'."
+        "and days past due. Filters as list_invoices; exact dollars. E.g. 'what does X owe'."
     ),
     input=SummaryInput,
     output=SummaryOutput,

@@ -2,78 +2,31 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 from mcp.types import CallToolResult
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field
 
-from invoice_mcp.server.inputs import CustomerId, DateFrom, DateTo, InvoiceRef, Strict, to_rfc3339
+from invoice_mcp.server.inputs import PaymentQuery
 from invoice_mcp.server.render import DATA_KEY, DATA_NOTE, ListedPayment, listed_payment, money, payment_line
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import money_text, quoted
 
 if TYPE_CHECKING:
-    from invoice_mcp.service import InvoiceService
+    from invoice_mcp.service import InvoiceService, PaymentsListed
+    from invoice_mcp.service.balances import Tallied
 
 MONEY_WORDS = (
     "Words: collected = applied to invoices = the amount (sub_total) of succeeded payments; charged = what payers "
     "paid for them (total: applied + fees paid by customers); fees by merchant are absorbed, not charged; refunded "
     "and charged back = payments whose money went back (not collected); a row shows amount (charged when different)"
 )
-_WORD = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
-def _word(value: str) -> str:
-    """Payment statuses and methods are open enums: any short lowercase word goes to the API."""
-    value = value.lower()
-    if not _WORD.fullmatch(value):
-        raise ValueError(f"{value[:40]!r} is not a status/method word (e.g. succeeded, failed; card, ach)")
-    return value
-
-
-Word = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(_word)]
-
-
-class PaymentsInput(Strict):
-    customer: str | None = Field(None, min_length=1, max_length=200, description="Company name")
-    customer_id: CustomerId | None = None
-    invoice: InvoiceRef | None = None
-    status: Word | None = Field(None, description="succeeded, failed, pending, refunded, chargeback")
-    method: Word | None = Field(None, description="card, ach…")
-    created_at_start: DateFrom | None = None
-    created_at_end: DateTo | None = None
+class PaymentsInput(PaymentQuery):
     limit: int = Field(25, ge=1, le=100)
     cursor: str | None = Field(None, min_length=1, max_length=4000)
-
-    @field_validator("created_at_start")
-    @classmethod
-    def _start(cls, v: str | None) -> str | None:
-        return None if v is None else to_rfc3339(v, end=False)
-
-    @field_validator("created_at_end")
-    @classmethod
-    def _end(cls, v: str | None) -> str | None:
-        return None if v is None else to_rfc3339(v, end=True)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> PaymentsInput:
-        if self.customer and self.customer_id:
-            raise ValueError("give either customer (a name) or customer_id, not both")
-        if self.created_at_start and self.created_at_end and self.created_at_start > self.created_at_end:
-            raise ValueError("created_at_start is after created_at_end")
-        return self
-
-    def api_filters(self) -> dict[str, str]:
-        pairs = {
-            "customer_id": self.customer_id,
-            "status": self.status,
-            "payment_method": self.method,
-            "created_at_start": self.created_at_start,
-            "created_at_end": self.created_at_end,
-        }
-        return {k: v for k, v in pairs.items() if v is not None}
 
 
 class PaymentsOutput(BaseModel):
@@ -84,6 +37,7 @@ class PaymentsOutput(BaseModel):
     payment_issues: list[str] | None = Field(None, description="Payments not counted, and why")
     money: dict[str, float] | None = Field(None, description="applied, charged, fees, refunded, charged_back")
     next_cursor: str | None = None
+    prev_cursor: str | None = None
     has_more: bool
     customer: str | None = None
     invoice: str | None = None
@@ -96,87 +50,108 @@ def _invoice_of(target: tuple[str, str | None] | None) -> str | None:
     return (target[1] or target[0]) if target else None
 
 
-async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
-    from invoice_mcp.service import PaymentsQuery
-    from invoice_mcp.service.balances import tally
+def _call(cursor: str | None, limit: int) -> str | None:
+    """The exact call that reads the chunk `cursor` names (None without a cursor)."""
+    if cursor is None:
+        return None
+    extra = "" if limit == PaymentsInput.model_fields["limit"].default else f", limit={limit}"
+    return f'list_payments(cursor="{cursor}"{extra})'
 
-    query = PaymentsQuery(filters=args.api_filters(), customer=args.customer, invoice=args.invoice)
-    listed = await svc.list_payments(query, args.limit, args.cursor)
-    chunk = listed.chunk
-    got_inv = listed.attributed
-    rows = [listed_payment(p, listed.names, _invoice_of(got_inv.invoices.get(p.id or ""))) for p in chunk.rows]
-    unknown = len(got_inv.unknown)
-    no_invoice = len(got_inv.standalone)
-    counted = tally(chunk.rows)
-    per = counted.by_currency or {"": counted.paid}
-    main = max(per, key=lambda c: (per[c], c == "USD"))
-    got = per[main]
-    issues = counted.issues.phrases(main)
-    limit = "" if args.limit == PaymentsInput.model_fields["limit"].default else f", limit={args.limit}"
-    next_call = f'list_payments(cursor="{chunk.next_cursor}"{limit})' if chunk.has_more else None
-    out = PaymentsOutput(
-        payments=rows,
-        count=len(rows),
-        collected=money(got) or 0.0,
-        currency=main or None,
-        payment_issues=issues or None,
-        money={
-            "applied": money(counted.paid) or 0.0,
-            "charged": money(counted.charged) or 0.0,
-            "fees_by_customer": money(counted.fees_customer) or 0.0,
-            "fees_by_merchant": money(counted.fees_merchant) or 0.0,
-            "refunded": money(counted.refunded) or 0.0,
-            "charged_back": money(counted.charged_back) or 0.0,
-        }
-        if rows
-        else None,
-        next_cursor=chunk.next_cursor,
-        has_more=chunk.has_more,
-        customer=listed.customer,
-        invoice=listed.invoice,
-        not_attributed=unknown or None,
-        hint=f"more: {next_call}" if next_call else None,
-        data=DATA_KEY if any(r.customer for r in rows) else None,
-    )
+
+def _money(counted: Tallied) -> dict[str, float]:
+    return {
+        "applied": money(counted.paid) or 0.0,
+        "charged": money(counted.charged) or 0.0,
+        "fees_by_customer": money(counted.fees_customer) or 0.0,
+        "fees_by_merchant": money(counted.fees_merchant) or 0.0,
+        "refunded": money(counted.refunded) or 0.0,
+        "charged_back": money(counted.charged_back) or 0.0,
+    }
+
+
+def _header(listed: PaymentsListed, rows: list[ListedPayment], per: dict[str, Decimal], main: str, more: bool) -> str:
+    """The first line: how many payments of whom, and what they collected."""
     scope = ""
     if listed.customer:
         scope += f" of {quoted(listed.customer, 60)}"
     if listed.invoice:
         scope += f" for invoice {quoted(listed.invoice, 40)}"
-    failed = sum(1 for r in rows if r.status == "failed")
+    if not rows:
+        return "no more payments" if more else f"no payments{scope} match"
     amounts = " + ".join(
         money_text(v, c) + (" USD" if c == "USD" else "") for c, v in sorted(per.items(), key=lambda kv: kv[0] != main)
     )
-    header = f"{len(rows)} payments{scope}, collected {amounts} (succeeded only)"
-    if failed:
-        header += f", {failed} failed"
-    if not rows:
-        header = f"no payments{scope} match" if not args.cursor else "no more payments"
-    split = []
-    if rows:
+    failed = sum(1 for r in rows if r.status == "failed")
+    return f"{len(rows)} payments{scope}, collected {amounts} (succeeded only)" + (
+        f", {failed} failed" if failed else ""
+    )
 
-        def m(v: Decimal) -> str:
-            return money_text(v, main)
 
-        split = [
-            f"applied to invoices {m(counted.paid)}, charged {m(counted.charged)}, fees paid by customers "
-            f"{m(counted.fees_customer)} / by merchant {m(counted.fees_merchant)}; refunded {m(counted.refunded)} "
-            f"({counted.refunded_count}), charged back {m(counted.charged_back)} ({counted.charged_back_count})",
-            MONEY_WORDS,
-        ]
-    lines = [
-        header,
-        *(payment_line(r, who=not listed.customer) for r in rows),
-        *split,
-        *(f"payments: {p}" for p in issues),
+def _money_lines(counted: Tallied, main: str) -> list[str]:
+    """Where the money of the chunk went, in words defined once."""
+
+    def m(v: Decimal) -> str:
+        return money_text(v, main)
+
+    return [
+        f"applied to invoices {m(counted.paid)}, charged {m(counted.charged)}, fees paid by customers "
+        f"{m(counted.fees_customer)} / by merchant {m(counted.fees_merchant)}; refunded {m(counted.refunded)} "
+        f"({counted.refunded_count}), charged back {m(counted.charged_back)} ({counted.charged_back_count})",
+        MONEY_WORDS,
     ]
-    if no_invoice:
-        lines.append(f"{no_invoice} payments belong to no invoice of their customer")
-    if unknown:
+
+
+def _tail(listed: PaymentsListed, next_call: str | None, prev_call: str | None) -> list[str]:
+    """Attribution gaps, then how to go on (and back)."""
+    lines = []
+    if listed.attributed.standalone:
+        lines.append(f"{len(listed.attributed.standalone)} payments belong to no invoice of their customer")
+    if listed.attributed.unknown:
         lines.append(
-            f"{unknown} payments not yet tied to an invoice (lookup budget spent); the same call again continues"
+            f"{len(listed.attributed.unknown)} payments not yet tied to an invoice (lookup budget spent); "
+            "the same call again continues"
         )
     lines.append(f"next: {next_call}" if next_call else "end of list")
+    if prev_call:
+        lines.append(f"prev: {prev_call}")
+    return lines
+
+
+async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    from invoice_mcp.service.balances import tally
+
+    listed = await svc.list_payments(args, args.limit, args.cursor)
+    chunk, invoices = listed.chunk, listed.attributed.invoices
+    rows = [listed_payment(p, listed.names, _invoice_of(invoices.get(p.id or ""))) for p in chunk.rows]
+    counted = tally(chunk.rows)
+    per = counted.by_currency or {"": counted.paid}
+    main = max(per, key=lambda c: (per[c], c == "USD"))
+    issues = counted.issues.phrases(main)
+    next_call = _call(chunk.next_cursor, args.limit) if chunk.has_more else None
+    prev_call = _call(chunk.prev_cursor, args.limit)
+    out = PaymentsOutput(
+        payments=rows,
+        count=len(rows),
+        collected=money(per[main]) or 0.0,
+        currency=main or None,
+        payment_issues=issues or None,
+        money=_money(counted) if rows else None,
+        next_cursor=chunk.next_cursor,
+        prev_cursor=chunk.prev_cursor,
+        has_more=chunk.has_more,
+        customer=listed.customer,
+        invoice=listed.invoice,
+        not_attributed=len(listed.attributed.unknown) or None,
+        hint=f"more: {next_call}" if next_call else None,
+        data=DATA_KEY if any(r.customer for r in rows) else None,
+    )
+    lines = [
+        _header(listed, rows, per, main, bool(args.cursor)),
+        *(payment_line(r, who=not listed.customer) for r in rows),
+        *(_money_lines(counted, main) if rows else []),
+        *(f"payments: {p}" for p in issues),
+        *_tail(listed, next_call, prev_call),
+    ]
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)
     return result("\n".join(lines), out)
@@ -187,7 +162,7 @@ SPEC_PAYMENTS = ToolSpec(
     title="List payments",
     description=(
         "Payments newest first, in chunks, with count and amount collected (succeeded only). "
-        "E.g. 'what did we collect in October', 'which payments failed'."
+        "E.g. October's collections, failures."
     ),
     input=PaymentsInput,
     output=PaymentsOutput,
