@@ -6,7 +6,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
 if TYPE_CHECKING:
@@ -35,12 +35,20 @@ def _check_id(value: str) -> str:
     return value
 
 
+def _check_id_as_sent(value: object) -> object:
+    """An id as the client sent it, before models trim strings: whitespace around it is refused."""
+    return _check_id(value) if isinstance(value, str) else value
+
+
 InvoiceRef = Annotated[
     str,
     Field(min_length=1, max_length=128, description="Invoice id, or its number like INV-1042"),
+    BeforeValidator(_check_id_as_sent),
     AfterValidator(_check_id),
 ]
-CustomerId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_id)]
+CustomerId = Annotated[
+    str, Field(min_length=1, max_length=128), BeforeValidator(_check_id_as_sent), AfterValidator(_check_id)
+]
 _DATE: JsonDict = {"format": "date"}
 DateFrom = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive, UTC (or RFC3339)")]
 DateTo = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive, whole UTC day (or RFC3339)")]
