@@ -136,6 +136,20 @@ def test_one_snapshot_per_tool(listed_tools: dict[str, dict[str, Any]]) -> None:
     assert set(EXPECTED) == set(NAMES), "a snapshot without a tool (or the reverse)"
 
 
+def test_bundle_manifest_lists_the_registry_tools(update_snapshots: bool) -> None:
+    """The bundle manifest's tool list is written from the registry, with the snapshots
+    (``--update-snapshots``): a new tool needs no edit there by hand."""
+    from .test_server_json import first_sentence
+
+    path = Path(__file__).parents[1] / "bundle" / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    declared = [{"name": t.name, "description": first_sentence(t.description)} for t in TOOLS]
+    if update_snapshots and manifest["tools"] != declared:
+        manifest["tools"] = declared
+        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert manifest["tools"] == declared, "run pytest tests/test_registry.py --update-snapshots and commit the manifest"
+
+
 class PingIn(Strict):
     word: str = Field(min_length=1, max_length=10)
 

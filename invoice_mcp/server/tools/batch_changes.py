@@ -15,9 +15,9 @@ from pydantic import Field, WithJsonSchema, field_validator
 
 from invoice_mcp.server.confirm import attribution
 from invoice_mcp.server.errors import tool_errors
-from invoice_mcp.server.inputs import Strict, _check_id, real_date
+from invoice_mcp.server.inputs import Strict, _check_id
 from invoice_mcp.server.spec import Confirmation, ToolCall, ToolSpec, result, write_annotations
-from invoice_mcp.server.tools.batches import BATCH_ID, BatchOutput, _report, not_sent
+from invoice_mcp.server.tools.batches import BATCH_ID, BatchOutput, _report, calendar_day, not_sent
 from invoice_mcp.text import clean, quoted, usd
 
 if TYPE_CHECKING:
@@ -37,9 +37,7 @@ class ArchiveBatchInput(Strict):
     @field_validator("created_before")
     @classmethod
     def _day(cls, v: str | None) -> str | None:
-        if v is not None and len(v) != 10:
-            raise ValueError("created_before is YYYY-MM-DD")
-        return real_date(v)
+        return calendar_day(v)
 
     @field_validator("invoices")
     @classmethod

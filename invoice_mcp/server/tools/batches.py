@@ -29,6 +29,13 @@ BATCH_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MAY_EXIST = " (MAY HAVE BEEN CREATED: check list_invoices before retrying)"
 
 
+def calendar_day(v: str | None) -> str | None:
+    """A day written YYYY-MM-DD that exists on the calendar (None stays None)."""
+    if v is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+        raise ValueError(f"{v[:20]!r} is not a date (YYYY-MM-DD)")
+    return real_date(v)
+
+
 class LineIn(Strict):
     # A line item as create_invoice takes it; its bounds are checked by the validator (no docstring:
     # it would be sent in tools/list).
@@ -70,9 +77,7 @@ class RowIn(Strict):
     @field_validator("due_date")
     @classmethod
     def _real_date(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
-            raise ValueError(f"{v[:20]!r} is not a date (YYYY-MM-DD)")
-        return real_date(v)
+        return calendar_day(v)
 
 
 _LINE = {
