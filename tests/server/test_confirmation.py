@@ -72,3 +72,20 @@ async def test_a_clean_up_finds_its_targets_once(sandbox: Sandbox) -> None:
     assert not r.is_error, text_of(r)
     assert len(asked) == 1
     assert gets(sandbox, "/") == ["/customers", "/invoices"]  # the name, then one walk for question and run
+
+
+async def test_a_modern_client_answers_in_a_second_round_that_reads_again_once(sandbox: Sandbox) -> None:
+    """2026-07-28: the question goes out as `input_required`, the answer comes back in a retried call
+    that carries no server state, so each round reads the invoice once: two reads, the archive none."""
+    inv = next(i for i in sandbox.invoices(include_archived=False) if i["status"] == "open")
+
+    async def accept(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"ok": True})
+
+    async with Client(build_server(settings_for(sandbox)), elicitation_callback=accept) as c:
+        await c.list_tools()
+        sandbox.clear_log()
+        r = await c.call_tool("archive_invoice", {"invoice": inv["invoice_number"]})
+    assert not r.is_error and r.structured_content["outcome"] == "archived", text_of(r)
+    assert len(gets(sandbox, "/invoices")) == 2, gets(sandbox, "/invoices")
+    assert len(sandbox.requests(method="DELETE")) == 1
