@@ -18,23 +18,10 @@ from typing import IO
 import httpx
 
 from invoice_mcp.sandbox import Sandbox
+from invoice_mcp.server.registry import TOOLS
 
-ALL_TOOLS = {
-    "list_invoices",
-    "get_invoice",
-    "summarize_invoices",
-    "find_customers",
-    "list_payments",
-    "create_invoice",
-    "create_invoices",
-    "archive_invoice",
-    "restore_invoice",
-    "archive_invoices",
-    "restore_invoices",
-    "get_invoice_payment_link",
-    "get_invoice_pdf_link",
-    "recent_activity",
-}
+ALL_TOOLS = frozenset(t.name for t in TOOLS)
+"""What a served process must list: every tool of the registry."""
 
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "XDG_DATA_HOME")
 # Set by `coverage run` (patch = ["subprocess"]): a child that gets them is measured too.

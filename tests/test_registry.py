@@ -1,4 +1,5 @@
-"""Registry invariants: names, titles, explicit hints, read-only derivation, schema snapshot."""
+"""Registry invariants: names, titles, explicit hints, read-only derivation, schema snapshot, and that a
+tool needs nothing but its module, its registry line and its snapshot."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from mcp.types import Tool
+from mcp.types import CallToolResult, Tool
+from pydantic import BaseModel, Field
 
 from invoice_mcp.api.settings import load_settings
 from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
+from invoice_mcp.server.inputs import Strict
 from invoice_mcp.server.registry import TOOLS, select_tools
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result, write_annotations
 
 from .conftest import settings_for, text_of
 
@@ -23,23 +27,19 @@ SNAPSHOTS = Path(__file__).parent / "snapshots" / "tools"
 # Listing tools needs settings but no API: nothing is called.
 _OFFLINE_ENV = {"AP_CLIENT_ID": "id", "AP_CLIENT_SECRET": "secret", "AP_BASE_URL": "https://api.invalid"}
 
+
+def _snapshot(name: str) -> dict[str, Any]:
+    return json.loads((SNAPSHOTS / f"{name}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
 EXPECTED = {
-    # name: (read_only, destructive, idempotent)
-    "list_invoices": (True, False, True),
-    "get_invoice": (True, False, True),
-    "summarize_invoices": (True, False, True),
-    "find_customers": (True, False, True),
-    "list_payments": (True, False, True),
-    "create_invoice": (False, False, False),
-    "create_invoices": (False, False, True),
-    "archive_invoice": (False, True, True),
-    "restore_invoice": (False, False, True),
-    "archive_invoices": (False, True, True),
-    "restore_invoices": (False, False, True),
-    "get_invoice_payment_link": (True, False, True),
-    "get_invoice_pdf_link": (True, False, True),
-    "recent_activity": (True, False, True),
+    p.stem: (a["readOnlyHint"], a["destructiveHint"], a["idempotentHint"])
+    for p in sorted(SNAPSHOTS.glob("*.json"))
+    for a in [_snapshot(p.stem)["annotations"]]
 }
+"""name: (read_only, destructive, idempotent) as each tool's snapshot records them; the snapshot is
+a tool's only declaration outside its module and its registry line."""
+NAMES = [t.name for t in TOOLS]
 
 
 async def test_every_tool_has_title_and_every_hint_explicit(sandbox: Sandbox) -> None:
@@ -118,7 +118,7 @@ def _snapshot_text(contract: dict[str, Any]) -> str:
     return json.dumps(contract, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", NAMES)
 def test_schema_matches_snapshot(name: str, listed_tools: dict[str, dict[str, Any]], update_snapshots: bool) -> None:
     """Tool schemas are the public contract: change them deliberately
     (``bash scripts/test tests/test_registry.py --update-snapshots``, then review the diff)."""
@@ -132,8 +132,71 @@ def test_schema_matches_snapshot(name: str, listed_tools: dict[str, dict[str, An
 
 
 def test_one_snapshot_per_tool(listed_tools: dict[str, dict[str, Any]]) -> None:
-    assert set(listed_tools) == set(EXPECTED)
-    assert {p.stem for p in SNAPSHOTS.glob("*.json")} == set(EXPECTED), "a snapshot without a tool (or the reverse)"
+    assert list(listed_tools) == NAMES  # in the registry's order
+    assert set(EXPECTED) == set(NAMES), "a snapshot without a tool (or the reverse)"
+
+
+def test_bundle_manifest_lists_the_registry_tools(update_snapshots: bool) -> None:
+    """The bundle manifest's tool list is written from the registry, with the snapshots
+    (``--update-snapshots``): a new tool needs no edit there by hand."""
+    from .test_server_json import first_sentence
+
+    path = Path(__file__).parents[1] / "bundle" / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    declared = [{"name": t.name, "description": first_sentence(t.description)} for t in TOOLS]
+    if update_snapshots and manifest["tools"] != declared:
+        manifest["tools"] = declared
+        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert manifest["tools"] == declared, "run pytest tests/test_registry.py --update-snapshots and commit the manifest"
+
+
+class PingIn(Strict):
+    word: str = Field(min_length=1, max_length=10)
+
+
+class PingOut(BaseModel):
+    text: str
+
+
+async def _ping(args: PingIn, svc: Any, call: ToolCall) -> CallToolResult:
+    return result(f"pong {args.word}", PingOut(text=args.word))
+
+
+PING = ToolSpec(
+    name="ping_throwaway",
+    title="Ping",
+    description="Answers pong.",
+    input=PingIn,
+    output=PingOut,
+    annotations=READ_ONLY,
+    handler=_ping,
+)
+POKE = ToolSpec(
+    name="poke_throwaway",
+    title="Poke",
+    description="Answers pong, as a write.",
+    input=PingIn,
+    output=PingOut,
+    annotations=write_annotations(destructive=False, idempotent=True),
+    handler=_ping,
+)
+
+
+async def test_a_new_tool_is_its_module_and_a_registry_line() -> None:
+    """Nothing else wires a tool: the server lists it, validates its arguments with its model, serves
+    it, and read-only mode keeps or drops it by its annotations."""
+    tools = (*TOOLS, PING, POKE)
+    async with Client(build_server(load_settings(_OFFLINE_ENV), tools=tools)) as c:
+        listed = [t.name for t in (await c.list_tools()).tools]
+        ok = await c.call_tool("ping_throwaway", {"word": "hi"})
+        bad = await c.call_tool("poke_throwaway", {"word": "hi", "wrod": "x"})
+    assert listed == [t.name for t in tools]
+    assert not ok.is_error and ok.structured_content == {"text": "hi"}
+    assert bad.is_error and "unknown argument(s) 'wrod'; allowed: word" in text_of(bad)
+    async with Client(build_server(load_settings(_OFFLINE_ENV), read_only=True, tools=tools)) as c:
+        read_only = {t.name for t in (await c.list_tools()).tools}
+    assert "ping_throwaway" in read_only and "poke_throwaway" not in read_only
+    assert read_only == {t.name for t in tools if t.read_only}
 
 
 async def test_input_schemas_carry_bounds_enums_and_formats(sandbox: Sandbox) -> None:

@@ -7,13 +7,13 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, ListToolsResult, PaginatedRequestParams
 from mcp.types import Resource as MCPResource
 from mcp.types import Tool as MCPTool
@@ -24,16 +24,15 @@ from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import track
 from invoice_mcp.server.apps import build_apps, client_negotiated_apps, ui_meta
 from invoice_mcp.server.errors import tool_errors
-from invoice_mcp.server.registry import select_tools
+from invoice_mcp.server.registry import TOOLS, select_tools
 from invoice_mcp.server.render import detail
 from invoice_mcp.server.sdk_adapter import (
     advertise_apps_in_both_eras,
-    build_tool_fn,
+    build_tool,
     compact_schema,
     describe_validation,
     one_initialize,
     shallow_output_schema,
-    unknown_arguments,
 )
 from invoice_mcp.server.spec import ToolSpec
 from invoice_mcp.server.state import AppState, ClientFactory, cursor_key, deps
@@ -57,9 +56,23 @@ Invoices of an Alternative Payments account. Money is in dollars (USD); totals a
 
 class InvoiceMCPServer(MCPServer[AppState]):
     """MCPServer plus one log line per tool call (tool, duration, upstream requests,
-    outcome), unknown and invalid arguments reworded for a model, and compact schemas."""
+    outcome), invalid arguments reworded for a model, and compact schemas."""
 
     specs: dict[str, ToolSpec[Any]]
+
+    def _invalid(self, name: str, exc: ToolError) -> ToolError:
+        """A validation failure in words a model can act on. The input model rejected the arguments
+        (the SDK's argument check), or the tool's result failed its own output schema: a bug."""
+        cause = exc.__cause__
+        assert isinstance(cause, ValidationError)
+        if not isinstance(exc, UnexpectedToolError):
+            spec = self.specs.get(name)
+            return ToolError(describe_validation(name, cause, list(spec.input.model_fields) if spec else ()))
+        log.error("tool=%s returned a result its output schema rejects: %s", name, cause)
+        return ToolError(
+            f"{name} failed inside the server (its result did not match its own schema); "
+            "this is a bug, not a problem with the arguments. Try get_invoice or list_invoices instead."
+        )
 
     async def list_tools(self) -> list[MCPTool]:
         return [
@@ -97,10 +110,6 @@ class InvoiceMCPServer(MCPServer[AppState]):
         app = context.request_context.lifespan_context if context is not None else None
         with track() as stats, app.request_scope() if isinstance(app, AppState) else nullcontext():
             try:
-                spec = self.specs.get(name)
-                problem = unknown_arguments(spec, arguments) if spec is not None else None
-                if problem is not None:
-                    raise ToolError(problem)
                 res = await super().call_tool(name, arguments, context)
                 if isinstance(res, CallToolResult) and res.is_error:
                     outcome = "error"
@@ -109,15 +118,8 @@ class InvoiceMCPServer(MCPServer[AppState]):
                 return res
             except ToolError as exc:
                 outcome = "error"
-                cause = exc.__cause__
-                if isinstance(cause, ValidationError):
-                    if cause.title.endswith("Arguments"):  # the SDK's own argument check
-                        raise ToolError(describe_validation(name, cause)) from None
-                    log.error("tool=%s returned a result its output schema rejects: %s", name, cause)
-                    raise ToolError(
-                        f"{name} failed inside the server (its result did not match its own schema); "
-                        "this is a bug, not a problem with the arguments. Try get_invoice or list_invoices instead."
-                    ) from None
+                if isinstance(exc.__cause__, ValidationError):
+                    raise self._invalid(name, exc) from None
                 raise
             except BaseException:
                 outcome = "crash"
@@ -147,13 +149,39 @@ def build_server(
     read_only: bool | None = None,
     client_factory: ClientFactory | None = None,
     state_factory: Callable[[Settings], AppState] | None = None,
+    tools: tuple[ToolSpec[Any], ...] = TOOLS,
     **server_kw: Any,
 ) -> InvoiceMCPServer:
-    """The server. `state_factory` replaces the per-process state (OAuth mode: a service per grant)."""
+    """The server. `state_factory` replaces the per-process state (OAuth mode: a service per grant);
+    `tools` the registry's list (read-only mode keeps the read-only ones)."""
     ro = settings.read_only if read_only is None else read_only
-    server_kw.setdefault("subscriptions", False)  # nothing publishes change events: advertise none (issue 15)
+    server_kw.setdefault("subscriptions", False)  # nothing publishes change events: advertise none
     server_kw["middleware"] = [one_initialize, *server_kw.get("middleware", ())]
+    specs = select_tools(read_only=ro, tools=tools)
+    server = InvoiceMCPServer(
+        "invoice-mcp",
+        title="Alternative Payments invoices",
+        version=__version__,
+        instructions=INSTRUCTIONS + ("\nRead-only mode: no tool can change anything." if ro else ""),
+        lifespan=_lifespan(settings, client_factory, state_factory),
+        extensions=[build_apps({s.name for s in specs})],
+        tools=[build_tool(spec, deps) for spec in specs],
+        **server_kw,
+    )
+    server.specs = {spec.name: spec for spec in specs}
+    advertise_apps_in_both_eras(server)
+    _add_resources(server)
+    from invoice_mcp.server.completions import register_completions
+    from invoice_mcp.server.prompts import register_prompts
 
+    register_prompts(server)
+    register_completions(server)
+    return server
+
+
+def _lifespan(
+    settings: Settings, client_factory: ClientFactory | None, state_factory: Callable[[Settings], AppState] | None
+) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         app = state_factory(settings) if state_factory is not None else default_state(settings, client_factory)
@@ -162,28 +190,10 @@ def build_server(
         finally:
             await app.aclose()
 
-    specs = select_tools(read_only=ro)
-    server = InvoiceMCPServer(
-        "invoice-mcp",
-        title="Alternative Payments invoices",
-        version=__version__,
-        instructions=INSTRUCTIONS + ("\nRead-only mode: no tool can change anything." if ro else ""),
-        lifespan=lifespan,
-        extensions=[build_apps({s.name for s in specs})],
-        **server_kw,
-    )
-    advertise_apps_in_both_eras(server)
-    server.specs = {}
-    for spec in specs:
-        server.specs[spec.name] = spec
-        server.add_tool(
-            build_tool_fn(spec, deps),
-            name=spec.name,
-            title=spec.title,
-            description=spec.description,
-            annotations=spec.annotations,
-        )
+    return lifespan
 
+
+def _add_resources(server: InvoiceMCPServer) -> None:
     @server.resource(
         "invoice://{ref}",
         name="invoice",
@@ -192,15 +202,7 @@ def build_server(
         mime_type="application/json",
     )
     async def invoice_resource(ref: str, ctx: Context) -> str:
-        try:
-            svc, _ = deps(ctx)
-            with tool_errors():
-                inv = await svc.resolve_invoice(ref)
-                name = await svc.customer_name(inv.customer_id)
-                led = await svc.invoice_ledger(inv)
-        except ToolError as exc:
-            raise ResourceNotFoundError(str(exc)) from None
-        return json.dumps(detail(inv, name, led).model_dump(mode="json"), separators=(",", ":"))
+        return await _invoice_json(ref, ctx)
 
     @server.resource(
         "activity://{day}",
@@ -211,28 +213,36 @@ def build_server(
         mime_type="application/json",
     )
     async def activity_resource(day: str, ctx: Context) -> str:
-        from datetime import UTC, datetime, timedelta
+        return await _activity_json(day, ctx)
 
-        from invoice_mcp.service.journal import Filter
 
+async def _invoice_json(ref: str, ctx: Context) -> str:
+    try:
         svc, _ = deps(ctx)
-        where = Filter()
-        if day != "recent":
-            try:
-                start = datetime.fromisoformat(day[:10]).replace(tzinfo=UTC)
-            except ValueError:
-                raise ResourceNotFoundError("use activity://recent or activity://YYYY-MM-DD") from None
-            where = Filter(since=start, until=start + timedelta(days=1))
-        if svc.journal is None:
-            return "[]"
-        entries = await svc.journal.entries(where, limit=50)
-        keep = ("started_at", "tool", "outcome", "invoice_number", "customer_id", "total", "actor", "confirmed")
-        return json.dumps([{k: v for k, v in e.record().items() if k in keep} for e in entries], separators=(",", ":"))
+        with tool_errors():
+            inv = await svc.resolve_invoice(ref)
+            name = await svc.customer_name(inv.customer_id)
+            led = await svc.invoice_ledger(inv)
+    except ToolError as exc:
+        raise ResourceNotFoundError(str(exc)) from None
+    return json.dumps(detail(inv, name, led).model_dump(mode="json"), separators=(",", ":"))
 
-    from invoice_mcp.server.prompts import register_prompts
 
-    register_prompts(server)
-    from invoice_mcp.server.completions import register_completions
+async def _activity_json(day: str, ctx: Context) -> str:
+    from datetime import UTC, datetime, timedelta
 
-    register_completions(server)
-    return server
+    from invoice_mcp.service.journal import Filter
+
+    svc, _ = deps(ctx)
+    where = Filter()
+    if day != "recent":
+        try:
+            start = datetime.fromisoformat(day[:10]).replace(tzinfo=UTC)
+        except ValueError:
+            raise ResourceNotFoundError("use activity://recent or activity://YYYY-MM-DD") from None
+        where = Filter(since=start, until=start + timedelta(days=1))
+    if svc.journal is None:
+        return "[]"
+    entries = await svc.journal.entries(where, limit=50)
+    keep = ("started_at", "tool", "outcome", "invoice_number", "customer_id", "total", "actor", "confirmed")
+    return json.dumps([{k: v for k, v in e.record().items() if k in keep} for e in entries], separators=(",", ":"))

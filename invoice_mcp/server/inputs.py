@@ -21,9 +21,6 @@ from invoice_mcp.service.query import (
     to_rfc3339,
 )
 
-_check_id = check_id
-"""The id check under the name tool modules import."""
-
 __all__ = [
     "ID_PATTERN",
     "STATUS_EXAMPLES",
@@ -35,7 +32,6 @@ __all__ = [
     "PaymentQuery",
     "Status",
     "Strict",
-    "_check_id",
     "check_id",
     "real_date",
     "to_rfc3339",

@@ -34,5 +34,5 @@ TOOLS: tuple[ToolSpec[Any], ...] = (
 )
 
 
-def select_tools(*, read_only: bool) -> tuple[ToolSpec[Any], ...]:
-    return tuple(t for t in TOOLS if t.read_only or not read_only)
+def select_tools(*, read_only: bool, tools: tuple[ToolSpec[Any], ...] = TOOLS) -> tuple[ToolSpec[Any], ...]:
+    return tuple(t for t in tools if t.read_only or not read_only)

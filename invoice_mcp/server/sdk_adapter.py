@@ -1,46 +1,51 @@
 """Every place this server leans on how the `mcp` SDK (2.3.x) turns a function into
-a tool. The SDK derives a tool's input schema and argument validation from a
-function signature and offers no public way to hand it a model instead, so this
-module builds that signature from the tool's input model. Each touchpoint has a
-test in tests/server/test_sdk_adapter.py, and pyproject bounds `mcp` below 2.4.
+a tool. The SDK derives a tool's input schema and argument validation from a function
+signature; this module hands it the tool's input model instead, so the model is the only
+validator and the schema's only source. Each touchpoint has a test in
+tests/server/test_sdk_adapter.py, and pyproject bounds `mcp` below 2.4.
 
 Touchpoints:
-1. `build_tool_fn`: a keyword-only signature mirroring the input model (fields,
-   defaults, constraints), `ctx: Context`, and for confirmed writes a
-   `confirmation` parameter filled by `Resolve(spec.confirm)`.
-2. `compact_schema`: applied to the SDK's generated schemas in `list_tools` (a
-   public override), to drop what costs tokens and tells a model nothing.
-3. `describe_validation`: the SDK's own argument check raises `ToolError` whose
-   `__cause__` is pydantic's `ValidationError`; it is reworded for a model.
-4. `advertise_apps_in_both_eras`: the SDK advertises extensions only where the wire has an
+1. `build_tool`: the SDK's `Tool` for a spec, made by `Tool.from_function` from a function
+   `(args, ctx, [prepared, confirmation])`, whose argument model is then replaced by the input
+   model (`arguments_model`: it validates the whole arguments object once, unknown names
+   included, and hands the function the model as `args`). Tools reach the server through
+   `MCPServer(tools=…)`.
+2. Confirmed writes: two resolvers (SDK `Resolve`) over the validated `args`: `prepared` looks
+   the subject up once, `confirmation` asks the user about it; both reach the handler.
+3. `compact_schema`: applied to the generated schemas in `list_tools` (a public override), to
+   drop what costs tokens and tells a model nothing.
+4. `describe_validation`: the SDK reports a failed argument check as `ToolError` whose
+   `__cause__` is the model's `ValidationError`; it is reworded for a model.
+5. `advertise_apps_in_both_eras`: the SDK advertises extensions only where the wire has an
    `extensions` field (2026-07-28); 2025-11-25 clients find MCP Apps under `experimental`.
-5. `InvoiceMCPServer._handle_list_tools` (server/app.py) answers tools/list with the request
+6. `InvoiceMCPServer._handle_list_tools` (server/app.py) answers tools/list with the request
    context, to add `_meta.ui` for clients that negotiated Apps only.
-6. `one_initialize`: a server middleware (`MCPServer(middleware=…)`) that refuses a second
+7. `one_initialize`: a server middleware (`MCPServer(middleware=…)`) that refuses a second
    `initialize` on a connection; the SDK would otherwise replace its capabilities.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
 
 from mcp import MCPError
 from mcp.server import MCPServer
 from mcp.server.apps import EXTENSION_ID
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel import NotificationOptions
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import INVALID_REQUEST, CallToolResult, ServerCapabilities
-from pydantic import ValidationError
-from pydantic_core import PydanticUndefined
+from pydantic import BaseModel, ValidationError, create_model
 
 from invoice_mcp.server.apps import client_negotiated_apps
+from invoice_mcp.server.confirm import Confirm, accepted, how_confirmed
 from invoice_mcp.server.errors import tool_errors
-from invoice_mcp.server.spec import Deps, ToolCall, ToolSpec
+from invoice_mcp.server.spec import Confirmed, Deps, ToolCall, ToolSpec
 
 
 def advertise_apps_in_both_eras(server: MCPServer[Any]) -> None:
@@ -65,78 +70,135 @@ def advertise_apps_in_both_eras(server: MCPServer[Any]) -> None:
     low.get_capabilities = get_capabilities  # type: ignore[method-assign]
 
 
-def describe_validation(tool: str, exc: ValidationError) -> str:
-    """Pydantic's errors, reworded for a model: field, problem, fix; no URLs, no echoes of long values."""
-    parts = []
+MAX_REPORTED = 10
+"""Validation problems named in one message: enough to fix a call, never an echo of a huge one."""
+
+
+def describe_validation(tool: str, exc: ValidationError, allowed: Sequence[str] = ()) -> str:
+    """Pydantic's errors, reworded for a model: field, problem, fix; no URLs, no echoes of long
+    values. Unknown arguments are named together with the allowed ones (a misspelt filter must
+    not silently widen a query)."""
+    unknown: list[str] = []
+    parts: list[str] = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}")
-    return f"invalid arguments for {tool}: " + "; ".join(parts) + ". Fix these fields and call again."
+        loc = [str(p)[:40] for p in err["loc"]]
+        if err["type"] == "extra_forbidden" and len(loc) == 1:
+            unknown.append(repr(loc[0]))
+            continue
+        parts.append(f"{'.'.join(loc) or 'arguments'}: {err['msg'].removeprefix('Value error, ')}")
+    if unknown:
+        listed = f"unknown argument(s) {', '.join(unknown[:5])}" + (" …" if len(unknown) > 5 else "")
+        parts.insert(0, listed + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
+    more = f"; and {len(parts) - MAX_REPORTED} more" if len(parts) > MAX_REPORTED else ""
+    return f"invalid arguments for {tool}: {'; '.join(parts[:MAX_REPORTED])}{more}. Fix these fields and call again."
 
 
-def unknown_arguments(spec: ToolSpec[Any], arguments: dict[str, Any]) -> str | None:
-    """The SDK drops unknown arguments; a misspelt filter must not silently widen a query."""
-    unknown = sorted(set(arguments) - set(spec.input.model_fields))
-    if not unknown:
-        return None
-    names = ", ".join(repr(k[:40]) for k in unknown[:5])
-    return (
-        f"invalid arguments for {spec.name}: unknown argument(s) {names}; "
-        f"allowed: {', '.join(spec.input.model_fields)}. Fix these fields and call again."
-    )
+class _WholeArguments(ArgModelBase):
+    """Hands the tool function the validated model itself, as `args`."""
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {"args": self}
 
 
-def _schema_field(field: Any) -> Any:
-    info = copy.copy(field)
-    info.default = PydanticUndefined
-    info.default_factory = None
-    return info
+def arguments_model(model: type[BaseModel]) -> type[ArgModelBase]:
+    """The input model as the SDK's argument model: its fields, bounds, validators and
+    `extra="forbid"`, checked once over the whole arguments object."""
+    if model.model_config.get("extra") != "forbid":
+        raise TypeError(f"{model.__name__} must forbid extra fields: an unknown argument must not be dropped")
+    bases = cast(tuple[type[ArgModelBase], ...], (model, _WholeArguments))
+    return create_model(model.__name__, __base__=bases, __module__=model.__module__)
 
 
-def build_tool_fn(spec: ToolSpec[Any], deps: Deps) -> Callable[..., Awaitable[CallToolResult]]:
-    """A function whose signature mirrors `spec.input`, for the SDK to derive the input
-    schema and validate arguments. The body re-validates into the model (so cross-field
-    rules run), injects the service and settings, and maps failures to tool errors."""
-    params = []
-    for name, f in spec.input.model_fields.items():
-        default = inspect.Parameter.empty if f.is_required() else f.get_default(call_default_factory=True)
-        params.append(
-            inspect.Parameter(
-                name,
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[f.annotation, _schema_field(f)],
-                default=default,
-            )
-        )
-    params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context))
-    if spec.confirm is not None and spec.confirm_model is not None:
-        params.append(
-            inspect.Parameter(
-                "confirmation",
-                inspect.Parameter.KEYWORD_ONLY,
-                annotation=Annotated[ElicitationResult[spec.confirm_model], Resolve(spec.confirm(deps))],  # type: ignore[name-defined]
-            )
-        )
+def input_schema(arguments: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema. Unknown arguments are refused with the allowed names; the top-level
+    `additionalProperties: false` would say it again in every tools/list."""
+    schema = arguments.model_json_schema(by_alias=True)
+    schema.pop("additionalProperties", None)
+    return schema
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The outcome of a confirmed write's first step: how it is approved and what it is about."""
+
+    how: Confirmed
+    subject: Any
+
+
+def _confirmation_steps(spec: ToolSpec[Any], deps: Deps) -> tuple[Any, Any]:
+    """The two resolvers of a confirmed write, over the validated `args`: `prepare` (policy, then
+    the subject, looked up once per call) and `ask` (the user's answer, when the user is asked)."""
+    confirm = spec.confirm
+    assert confirm is not None
+
+    async def prepare(args: Any, ctx: Context[Any, Any]) -> Prepared:
+        svc, settings = deps(ctx)
+        how: Confirmed = "preview" if getattr(args, "dry_run", False) else how_confirmed(settings, ctx, confirm.action)
+        with tool_errors():
+            return Prepared(how, await confirm.prepare(args, svc, how == "user"))
+
+    async def ask(args: Any, prepared: Prepared, ctx: Context[Any, Any]) -> Confirm | Elicit[Confirm]:
+        if prepared.how != "user":
+            return Confirm(ok=True)
+        svc, _ = deps(ctx)
+        with tool_errors():
+            return Elicit(await confirm.question(args, prepared.subject, svc), Confirm)
+
+    prepare.__qualname__ = f"{spec.name}.prepare"  # the wire key of the resolver's round-trip state
+    ask.__qualname__ = f"{spec.name}.confirm"
+    prepare.__annotations__ = {"args": Any, "ctx": Context, "return": Prepared}
+    ask.__annotations__ = {
+        "args": Any,
+        "prepared": Annotated[Prepared, Resolve(prepare)],
+        "ctx": Context,
+        "return": Confirm | Elicit[Confirm],
+    }
+    return prepare, ask
+
+
+def _tool_function(spec: ToolSpec[Any], deps: Deps) -> Callable[..., Awaitable[CallToolResult]]:
+    """`(args, ctx, [prepared, confirmation])`: injects the service and settings, runs the handler
+    and maps its failures to tool errors."""
+    annotations: dict[str, Any] = {"args": spec.input, "ctx": Context}
+    if spec.confirm is not None:
+        prepare, ask = _confirmation_steps(spec, deps)
+        annotations["prepared"] = Annotated[Prepared, Resolve(prepare)]
+        annotations["confirmation"] = Annotated[ElicitationResult[Confirm], Resolve(ask)]
     returns = Annotated[CallToolResult, spec.output]
 
-    async def tool_fn(**kwargs: Any) -> CallToolResult:
-        ctx = kwargs.pop("ctx")
-        confirmation = kwargs.pop("confirmation", None)
-        try:
-            args = spec.input.model_validate(kwargs)
-        except ValidationError as exc:
-            raise ToolError(describe_validation(spec.name, exc)) from None
+    async def tool_fn(args: Any, ctx: Any, prepared: Prepared | None = None, confirmation: Any = None) -> Any:
         svc, settings = deps(ctx)
-        call = ToolCall(ctx=ctx, settings=settings, confirmation=confirmation, apps=client_negotiated_apps(ctx))
+        call = ToolCall(
+            ctx=ctx,
+            settings=settings,
+            apps=client_negotiated_apps(ctx),
+            confirmed=prepared.how if prepared is not None else None,
+            accepted=accepted(confirmation),
+            subject=prepared.subject if prepared is not None else None,
+        )
         with tool_errors():
             return await spec.handler(args, svc, call)
 
+    params = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a) for n, a in annotations.items()]
     tool_fn.__name__ = spec.name
-    tool_fn.__doc__ = spec.description
     tool_fn.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
-    tool_fn.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
+    tool_fn.__annotations__ = annotations | {"return": returns}
     return tool_fn
+
+
+def build_tool(spec: ToolSpec[Any], deps: Deps) -> Tool:
+    """The SDK's tool for `spec`, validating with (and described by) `spec.input` alone."""
+    tool = Tool.from_function(
+        _tool_function(spec, deps),
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        annotations=spec.annotations,
+    )
+    arguments = arguments_model(spec.input)
+    tool.fn_metadata.arg_model = arguments
+    tool.parameters = input_schema(arguments)
+    return tool
 
 
 def compact_schema(schema: Any, *, inputs: bool = True) -> Any:

@@ -43,15 +43,40 @@ class ToolCall:
 
     ctx: Context[Any, Any]
     settings: Settings
-    confirmation: Any = None
-    """The resolver's answer: an ElicitationResult when the user was asked, else the resolver's own value."""
     apps: bool = False
     """The client renders MCP Apps views: a result may carry view-only extras in its `_meta`."""
+    confirmed: Confirmed | None = None
+    """For a confirmed write: how it was approved (or "preview" for a dry run)."""
+    accepted: bool = False
+    """For a confirmed write: whether it may go ahead (the user said yes, or was not asked)."""
+    subject: Any = None
+    """For a confirmed write: what its `Confirmation.prepare` looked up, once per call."""
+
+    @property
+    def how(self) -> Confirmed:
+        """How this confirmed write was approved (set for every tool with a `Confirmation`)."""
+        if self.confirmed is None:
+            raise RuntimeError("how: this tool has no Confirmation")
+        return self.confirmed
 
 
 InT = TypeVar("InT", bound=BaseModel)
 
 Handler = Callable[[InT, "InvoiceService", ToolCall], Awaitable[CallToolResult]]
+
+
+@dataclass(frozen=True)
+class Confirmation(Generic[InT]):
+    """How a write is confirmed, as steps over its validated input. An input with `dry_run`
+    set is a preview: nothing is asked."""
+
+    action: str
+    """The write in a refusal's words ("invoice creation", "archive")."""
+    prepare: Callable[[InT, InvoiceService, bool], Awaitable[Any]]
+    """Looks up and checks what the write is about, before anyone is asked (the flag: whether the
+    user will be); the handler receives it as `call.subject`, so it is looked up once."""
+    question: Callable[[InT, Any, InvoiceService], Awaitable[str]]
+    """What the user is asked, given the input and what `prepare` returned."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +88,7 @@ class ToolSpec(Generic[InT]):
     output: type[BaseModel]
     annotations: ToolAnnotations
     handler: Handler[InT]
-    confirm: Callable[[Deps], Callable[..., Any]] | None = None
-    """Makes the resolver (SDK `Resolve`) that asks the user before the handler runs."""
-    confirm_model: type[BaseModel] | None = None
+    confirm: Confirmation[InT] | None = None
 
     @property
     def read_only(self) -> bool:

@@ -14,7 +14,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, ClassVar, Final, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
 ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -95,12 +95,22 @@ def _end(v: str | None) -> str | None:
 Status = Annotated[
     str, Field(min_length=1, max_length=40, description="e.g. " + ", ".join(STATUS_EXAMPLES) + " (open set)")
 ]
+
+
+def check_id_as_sent(value: object) -> object:
+    """An id as the client sent it, before models trim strings: whitespace around it is refused."""
+    return check_id(value) if isinstance(value, str) else value
+
+
 InvoiceRef = Annotated[
     str,
     Field(min_length=1, max_length=128, description="Invoice id, or its number like INV-1042"),
+    BeforeValidator(check_id_as_sent),
     AfterValidator(check_id),
 ]
-CustomerId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(check_id)]
+CustomerId = Annotated[
+    str, Field(min_length=1, max_length=128), BeforeValidator(check_id_as_sent), AfterValidator(check_id)
+]
 _DATE: JsonDict = {"format": "date"}
 DateFrom = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive, UTC (or RFC3339)")]
 DateTo = Annotated[str, Field(json_schema_extra=_DATE, description="Inclusive, whole UTC day (or RFC3339)")]

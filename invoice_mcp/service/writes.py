@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, TypeVar, Unpack
 
 import anyio
 
@@ -87,6 +87,16 @@ def draft_fingerprint(draft: Draft, *, today: str) -> str:
     )
 
 
+class ChangeOptions(TypedDict, total=False):
+    """What an archive or restore may be told: who asked, which tool (default archive_invoice /
+    restore_invoice), its batch (id, row) and the invoice as read before (for the journal)."""
+
+    who: Attribution | None
+    tool: str
+    batch: tuple[str, int] | None
+    previous: Invoice | None
+
+
 class Writer:
     """Creates go through the duplicate guard (service/guard.py); archive/restore are idempotent."""
 
@@ -115,12 +125,7 @@ class Writer:
         return self._clock().date().isoformat()
 
     async def _journal(self, op: Awaitable[_T]) -> _T:
-        try:
-            return await op
-        except StateError as exc:
-            raise GuardUnavailable(
-                f"not done: the write journal is unavailable ({exc}); nothing was sent. Retry once it is back."
-            ) from None
+        return await _needed(op, StateError, _JOURNAL_DOWN)
 
     async def _remembered(self, draft: Draft) -> Record | None:
         """What the journal (durable, shared by replicas on one store) knows of this fingerprint."""
@@ -142,26 +147,16 @@ class Writer:
         return Record("possibly", draft.customer_id, at)
 
     async def _settle_journal(self, entry_id: int | None, outcome: Any, **kw: Any) -> None:
-        if self.journal is None or entry_id is None:
-            return
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.journal.outcome(entry_id, outcome, **kw)
-            except StateError as exc:
-                log.warning("journal: could not record a write's outcome: %s", exc)
+        if self.journal is not None and entry_id is not None:
+            settled = self.journal.outcome(entry_id, outcome, **kw)
+            await _after_the_fact(settled, StateError, "journal: a write's outcome")
 
     def _key(self, draft: Draft) -> str:
         today = self._clock().date().isoformat()
         return hashlib.sha256(f"{self._scope}|{draft_fingerprint(draft, today=today)}".encode()).hexdigest()
 
     async def _store(self, op: Awaitable[_T]) -> _T:
-        try:
-            return await op
-        except SharedStateError as exc:
-            raise GuardUnavailable(
-                f"not created: the duplicate guard's shared store is unavailable ({exc}); nothing was sent. "
-                "Retry once Redis is back."
-            ) from None
+        return await _needed(op, SharedStateError, _GUARD_DOWN)
 
     async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
         """A quick look (no invoice read) at what this server, or its replicas, know of this fingerprint."""
@@ -235,57 +230,62 @@ class Writer:
         (instead of one look at the API per row)."""
         await self.client.sync_clock()
         now = self._clock()
-        started = rfc3339(now)
         key = self._key(draft)
-        mine = Record("pending", draft.customer_id, started, owner=Record.new_owner())
+        mine = Record("pending", draft.customer_id, rfc3339(now), owner=Record.new_owner())
         if not allow_duplicate:
-            held = await self._store(self.reservations.claim(key, mine.dumps(), PENDING_TTL_S))
-            if held is not None:
-                record = Record.loads(held) or Record("pending", draft.customer_id, started)
-                raise _refusal(await self._landed(key, draft, record))
-            try:
-                remembered = await self._remembered(draft)
-                if remembered is not None:
-                    remembered = await self._landed(key, draft, remembered)
-                    await self._store(self.reservations.put(key, remembered.dumps(), DUPLICATE_WINDOW_S))
-                    raise _refusal(remembered)
-                if recent is not None:
-                    found = recent.get(draft_fingerprint(draft, today=self.today()))
-                else:
-                    found = await self._recent_on_api(draft, now - self._lookback)
-            except DuplicateInvoice:
-                raise
-            except BaseException:
-                await self._release(key, mine)
-                raise
-            if found is not None and found.id:
-                record = _created(draft, found.created_at or started, found, source="api")
-                await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
-                raise _refusal(record)
-        entry_id: int | None = None
-        if self.journal is not None:
-            try:
-                entry_id = await self._journal(
-                    self.journal.intent(
-                        who or Attribution(),
-                        tool,
-                        _arguments(draft, allow_duplicate),
-                        customer_id=draft.customer_id,
-                        fingerprint=draft_fingerprint(draft, today=self.today()),
-                        batch_id=batch[0] if batch else None,
-                        batch_row=batch[1] if batch else None,
-                        total=str(draft.total),
-                    )
-                )
-            except BaseException:
-                await self._release(key, mine)
-                raise
+            await self._claim(key, mine, draft, now, recent)
+        try:
+            entry_id = await self._intent(
+                who,
+                tool,
+                _arguments(draft, allow_duplicate),
+                batch,
+                customer_id=draft.customer_id,
+                fingerprint=draft_fingerprint(draft, today=self.today()),
+                total=str(draft.total),
+            )
+        except BaseException:
+            await self._release(key, mine)
+            raise
+        return await self._send(key, mine, draft, entry_id)
+
+    async def _claim(
+        self, key: str, mine: Record, draft: Draft, now: datetime, recent: Mapping[str, Invoice] | None
+    ) -> None:
+        """Reserve this fingerprint for `mine`, or refuse the create: another call holds it, the
+        journal remembers it, or the API already has an identical invoice in the window."""
+        held = await self._store(self.reservations.claim(key, mine.dumps(), PENDING_TTL_S))
+        if held is not None:
+            record = Record.loads(held) or Record("pending", draft.customer_id, mine.at)
+            raise _refusal(await self._landed(key, draft, record))
+        try:
+            remembered = await self._remembered(draft)
+            if remembered is not None:
+                remembered = await self._landed(key, draft, remembered)
+                await self._store(self.reservations.put(key, remembered.dumps(), DUPLICATE_WINDOW_S))
+                raise _refusal(remembered)
+            if recent is not None:
+                found = recent.get(draft_fingerprint(draft, today=self.today()))
+            else:
+                found = await self._recent_on_api(draft, now - self._lookback)
+        except DuplicateInvoice:
+            raise
+        except BaseException:
+            await self._release(key, mine)
+            raise
+        if found is not None and found.id:
+            record = _created(draft, found.created_at or mine.at, found, source="api")
+            await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
+            raise _refusal(record)
+
+    async def _send(self, key: str, mine: Record, draft: Draft, entry_id: int | None) -> Invoice:
+        """The POST, sent once: its outcome settles the reservation and the journal entry."""
         try:
             inv = await self.client.create_invoice(draft.wire())
         except AmbiguousWriteError as exc:
             await self._settle(key, replace(mine, state="possibly"))
             await self._settle_journal(entry_id, "possibly", detail=exc.message)
-            raise PossiblyCreated(exc.message, draft.customer_id, started) from None
+            raise PossiblyCreated(exc.message, draft.customer_id, mine.at) from None
         except NotFoundError:
             await self._release(key, mine)
             await self._settle_journal(entry_id, "failed", detail="customer not found")
@@ -298,9 +298,26 @@ class Writer:
             await self._settle(key, replace(mine, state="possibly"))
             await self._settle_journal(entry_id, "possibly", detail="interrupted while the request was in flight")
             raise
-        await self._settle(key, _created(draft, started, inv, source="server", owner=mine.owner))
+        await self._settle(key, _created(draft, mine.at, inv, source="server", owner=mine.owner))
         await self._settle_journal(entry_id, "created", invoice_id=inv.id, invoice_number=inv.invoice_number)
         return inv
+
+    async def _intent(
+        self,
+        who: Attribution | None,
+        tool: str,
+        arguments: Mapping[str, Any],
+        batch: tuple[str, int] | None,
+        **fields: Any,
+    ) -> int | None:
+        """The journal entry of a write about to be sent (None without a journal)."""
+        if self.journal is None:
+            return None
+        batch_id, batch_row = batch if batch else (None, None)
+        intent = self.journal.intent(
+            who or Attribution(), tool, arguments, batch_id=batch_id, batch_row=batch_row, **fields
+        )
+        return await self._journal(intent)
 
     async def recent_invoices(self) -> dict[str, Invoice]:
         """Every invoice of the account created within the duplicate window, by fingerprint
@@ -326,65 +343,39 @@ class Writer:
 
     async def _settle(self, key: str, record: Record) -> None:
         """Record the outcome for the window; a store failure here must not hide the outcome."""
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S)
-            except SharedStateError as exc:
-                log.warning("duplicate guard: could not record a create's outcome: %s", exc)
+        put = self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S)
+        await _after_the_fact(put, SharedStateError, "duplicate guard: a create's outcome")
 
     async def _release(self, key: str, mine: Record) -> None:
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.reservations.release(key, mine.dumps())
-            except SharedStateError as exc:
-                log.warning("duplicate guard: could not release a reservation: %s", exc)
+        release = self.reservations.release(key, mine.dumps())
+        await _after_the_fact(release, SharedStateError, "duplicate guard: the release of a reservation")
 
-    async def archive(
-        self,
-        invoice_id: str,
-        *,
-        who: Attribution | None = None,
-        tool: str = "archive_invoice",
-        batch: tuple[str, int] | None = None,
-        previous: Invoice | None = None,
-    ) -> Invoice:
-        return await self._change("archive", invoice_id, who, tool, batch, previous)
+    async def archive(self, invoice_id: str, **options: Unpack[ChangeOptions]) -> Invoice:
+        return await self._change("archive", invoice_id, **options)
 
-    async def restore(
-        self,
-        invoice_id: str,
-        *,
-        who: Attribution | None = None,
-        tool: str = "restore_invoice",
-        batch: tuple[str, int] | None = None,
-        previous: Invoice | None = None,
-    ) -> Invoice:
-        return await self._change("restore", invoice_id, who, tool, batch, previous)
+    async def restore(self, invoice_id: str, **options: Unpack[ChangeOptions]) -> Invoice:
+        return await self._change("restore", invoice_id, **options)
 
     async def _change(
         self,
         action: Literal["archive", "restore"],
         invoice_id: str,
-        who: Attribution | None,
-        tool: str,
-        batch: tuple[str, int] | None,
-        previous: Invoice | None,
+        *,
+        who: Attribution | None = None,
+        tool: str | None = None,
+        batch: tuple[str, int] | None = None,
+        previous: Invoice | None = None,
     ) -> Invoice:
-        entry_id: int | None = None
-        if self.journal is not None:
-            entry_id = await self._journal(
-                self.journal.intent(
-                    who or Attribution(),
-                    tool,
-                    {"invoice": invoice_id},
-                    customer_id=previous.customer_id if previous else None,
-                    batch_id=batch[0] if batch else None,
-                    batch_row=batch[1] if batch else None,
-                    invoice_id=invoice_id,
-                    invoice_number=previous.invoice_number if previous else None,
-                    total=str(previous.total) if previous is not None and previous.total is not None else None,
-                )
-            )
+        entry_id = await self._intent(
+            who,
+            tool or f"{action}_invoice",
+            {"invoice": invoice_id},
+            batch,
+            customer_id=previous.customer_id if previous else None,
+            invoice_id=invoice_id,
+            invoice_number=previous.invoice_number if previous else None,
+            total=str(previous.total) if previous is not None and previous.total is not None else None,
+        )
         call = self.client.archive_invoice if action == "archive" else self.client.restore_invoice
         try:
             inv = await call(invoice_id)
@@ -405,6 +396,30 @@ class Writer:
             entry_id, outcome, invoice_id=inv.id, invoice_number=inv.invoice_number, detail=status
         )
         return inv
+
+
+_JOURNAL_DOWN = "not done: the write journal is unavailable ({}); nothing was sent. Retry once it is back."
+_GUARD_DOWN = (
+    "not created: the duplicate guard's shared store is unavailable ({}); nothing was sent. Retry once Redis is back."
+)
+
+
+async def _needed(op: Awaitable[_T], error: type[Exception], refusal: str) -> _T:
+    """A store a write cannot go without: when it fails, the write is refused before anything is sent."""
+    try:
+        return await op
+    except error as exc:
+        raise GuardUnavailable(refusal.format(exc)) from None
+
+
+async def _after_the_fact(op: Awaitable[object], error: type[Exception], what: str) -> None:
+    """Bookkeeping once a write has its outcome: finished even if the call is cancelled, and a store
+    failure is logged, never allowed to hide the outcome."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await op
+        except error as exc:
+            log.warning("%s could not be recorded: %s", what, exc)
 
 
 def _arguments(draft: Draft, allow_duplicate: bool) -> dict[str, Any]:

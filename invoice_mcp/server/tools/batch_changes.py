@@ -7,17 +7,17 @@ restore_invoices(batch=…) returns every invoice of that batch to its previous 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
-from mcp.server.mcpserver import Context, Elicit
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field, WithJsonSchema, field_validator
 
+from invoice_mcp.server.confirm import attribution
 from invoice_mcp.server.errors import tool_errors
-from invoice_mcp.server.inputs import Strict, _check_id, real_date
-from invoice_mcp.server.spec import Deps, ToolCall, ToolSpec, result, write_annotations
-from invoice_mcp.server.tools.batches import BATCH_ID, BatchOutput, _report
-from invoice_mcp.server.tools.writes import Confirm, _accepted, attribution, how_confirmed
+from invoice_mcp.server.inputs import Strict, check_id
+from invoice_mcp.server.spec import Confirmation, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.tools.batches import BATCH_ID, BatchOutput, _report, calendar_day, not_sent
 from invoice_mcp.text import clean, quoted, usd
 
 if TYPE_CHECKING:
@@ -37,29 +37,29 @@ class ArchiveBatchInput(Strict):
     @field_validator("created_before")
     @classmethod
     def _day(cls, v: str | None) -> str | None:
-        if v is not None and len(v) != 10:
-            raise ValueError("created_before is YYYY-MM-DD")
-        return real_date(v)
+        return calendar_day(v)
 
     @field_validator("invoices")
     @classmethod
     def _refs(cls, v: list[str] | None) -> list[str] | None:
-        return [_check_id(r.strip()) for r in v] if v is not None else None
+        return [check_id(r.strip()) for r in v] if v is not None else None
 
 
-async def _targets(args: ArchiveBatchInput, svc: InvoiceService) -> tuple[str, list[Invoice], dict[str, str]]:
+Targets = tuple[str, list["Invoice"], dict[str, str]]
+"""A clean-up's batch id, the invoices it archives and their customers' names."""
+
+
+async def _targets(args: ArchiveBatchInput, svc: InvoiceService, asking: bool) -> Targets:
+    """Exactly what will be archived, looked up once per call (the preview, the question and the run)."""
     from invoice_mcp.service.batches import ArchiveFilter, archive_targets, batch_id_of
 
-    with tool_errors():
-        where = None
-        if args.status or args.created_before or args.customer:
-            customer_id = (await svc.customers.resolve(args.customer)).id if args.customer else None
-            where = ArchiveFilter(args.status, args.created_before, customer_id)
-        targets = await archive_targets(svc, args.invoices or [], where)
-        names = await svc.customer_names({t.customer_id for t in targets if t.customer_id})
+    where = None
+    if args.status or args.created_before or args.customer:
+        customer_id = (await svc.customers.resolve(args.customer)).id if args.customer else None
+        where = ArchiveFilter(args.status, args.created_before, customer_id)
+    targets = await archive_targets(svc, args.invoices or [], where)
+    names = await svc.customer_names({t.customer_id for t in targets if t.customer_id})
     if not targets:
-        from mcp.server.mcpserver.exceptions import ToolError
-
         raise ToolError("nothing to archive: no invoice matches (archived ones are left out); nothing was sent")
     scope = svc.journal.scope if svc.journal is not None else ""
     return batch_id_of(scope, "archive", sorted(t.id or "" for t in targets)), targets, names
@@ -77,37 +77,20 @@ def _sum(targets: list[Invoice]) -> Decimal:
     return sum((t.total or Decimal("0") for t in targets), Decimal("0"))
 
 
-def confirm_archive_batch(deps: Deps) -> Any:
-    async def resolver(
-        invoices: list[str] | None,
-        status: str | None,
-        created_before: str | None,
-        customer: str | None,
-        dry_run: bool,
-        ctx: Context[Any, Any],
-    ) -> Any:
-        svc, settings = deps(ctx)
-        args = ArchiveBatchInput(
-            invoices=invoices, status=status, created_before=created_before, customer=customer, dry_run=dry_run
-        )
-        bid, targets, names = await _targets(args, svc)
-        if dry_run or how_confirmed(settings, ctx, "archive") != "user":
-            return Confirm(ok=True)
-        shown = _listing(targets, names)
-        more = f"\n… and {len(shown) - 20} more" if len(shown) > 20 else ""
-        return Elicit(
-            f"Archive {len(targets)} invoices (batch {bid}, total {usd(_sum(targets))})? They leave lists and "
-            f"cannot be paid until restored.\n" + "\n".join(shown[:20]) + more,
-            Confirm,
-        )
-
-    return resolver
+async def _question(args: ArchiveBatchInput, prepared: Targets, svc: InvoiceService) -> str:
+    bid, targets, names = prepared
+    shown = _listing(targets, names)
+    more = f"\n… and {len(shown) - 20} more" if len(shown) > 20 else ""
+    return (
+        f"Archive {len(targets)} invoices (batch {bid}, total {usd(_sum(targets))})? They leave lists and "
+        f"cannot be paid until restored.\n" + "\n".join(shown[:20]) + more
+    )
 
 
 async def archive_invoices(args: ArchiveBatchInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     from invoice_mcp.service.batches import run_change_batch
 
-    bid, targets, names = await _targets(args, svc)
+    bid, targets, names = call.subject
     rows = [
         [n, t.invoice_number or t.id, names.get(t.customer_id or ""), float(t.total or 0), t.status]
         for n, t in enumerate(targets)
@@ -127,23 +110,13 @@ async def archive_invoices(args: ArchiveBatchInput, svc: InvoiceService, call: T
             hint="archive_invoices(same arguments) archives them after one confirmation",
         )
         return result(text, out)
-    how = how_confirmed(call.settings, call.ctx, "archive")
-    if not _accepted(call.confirmation):
-        out = BatchOutput(
-            outcome="not_sent",
-            batch_id=bid,
-            counts={"rows": len(targets), "confirmed": how},
-            cols=[],
-            rows=[],
-            hint="the user did not confirm; nothing was archived",
-        )
-        return result(f"Not archived: the user did not confirm batch {bid}. Nothing was sent.", out)
-
-    async def progress(done: int, total: int, msg: str) -> None:
-        await call.ctx.report_progress(done, total, msg)
-
+    how = call.how
+    if not call.accepted:
+        text = f"Not archived: the user did not confirm batch {bid}. Nothing was sent."
+        hint = "the user did not confirm; nothing was archived"
+        return not_sent(bid, {"rows": len(targets), "confirmed": how}, hint, text)
     res = await run_change_batch(
-        svc, bid, targets, attribution(call, how), action="archive", names=names, progress=progress
+        svc, bid, targets, attribution(call, how), action="archive", names=names, progress=call.ctx.report_progress
     )
     undo = f'restore_invoices(batch="{bid}") undoes the whole batch'
     return _report(res, how, done_hint=undo, retry=f"archive_invoices(same arguments) retries; {undo}")
@@ -160,8 +133,7 @@ SPEC_ARCHIVE_BATCH = ToolSpec(
     output=BatchOutput,
     annotations=write_annotations(destructive=True, idempotent=True),
     handler=archive_invoices,
-    confirm=confirm_archive_batch,
-    confirm_model=Confirm,
+    confirm=Confirmation("archive", _targets, _question),
 )
 
 
@@ -184,10 +156,6 @@ async def restore_invoices(args: RestoreBatchInput, svc: InvoiceService, call: T
     with tool_errors():
         targets = await archived_by(svc, args.batch)
         names = await svc.customer_names({t.customer_id for t in targets if t.customer_id})
-
-    async def progress(done: int, total: int, msg: str) -> None:
-        await call.ctx.report_progress(done, total, msg)
-
     res = await run_change_batch(
         svc,
         f"r_{args.batch}"[:64],
@@ -195,7 +163,7 @@ async def restore_invoices(args: RestoreBatchInput, svc: InvoiceService, call: T
         attribution(call, "not_required"),
         action="restore",
         names=names,
-        progress=progress,
+        progress=call.ctx.report_progress,
     )
     return _report(res, "not_required", done_hint=f"batch {args.batch} undone", retry="restore_invoices(same batch)")
 

@@ -12,22 +12,28 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, Elicit
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, WithJsonSchema, field_validator, model_validator
 
-from invoice_mcp.server.errors import tool_errors
+from invoice_mcp.server.confirm import HOW, attribution
 from invoice_mcp.server.inputs import Strict, real_date
-from invoice_mcp.server.spec import Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
-from invoice_mcp.server.tools.writes import _HOW, Confirm, LineItemIn, _accepted, attribution, how_confirmed
+from invoice_mcp.server.spec import Confirmation, Confirmed, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.tools.writes import LineItemIn
 from invoice_mcp.text import quoted, usd
 
 if TYPE_CHECKING:
-    from invoice_mcp.service import InvoiceService
+    from invoice_mcp.service import DraftLine, InvoiceService
     from invoice_mcp.service.batches import BatchOutcome, BatchRow, Flag
 
 BATCH_ID = r"^[A-Za-z0-9_-]{1,64}$"
 MAY_EXIST = " (MAY HAVE BEEN CREATED: check list_invoices before retrying)"
+
+
+def calendar_day(v: str | None) -> str | None:
+    """A day written YYYY-MM-DD that exists on the calendar (None stays None)."""
+    if v is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+        raise ValueError(f"{v[:20]!r} is not a date (YYYY-MM-DD)")
+    return real_date(v)
 
 
 class LineIn(Strict):
@@ -42,6 +48,11 @@ class LineIn(Strict):
     def _same_rules(self) -> LineIn:
         LineItemIn.model_validate(self.model_dump())  # the single create's rules, one place
         return self
+
+    def line(self) -> DraftLine:
+        from invoice_mcp.service import DraftLine
+
+        return DraftLine(description=self.description, amount=Decimal(str(self.amount)), quantity=self.quantity)
 
 
 class RowIn(Strict):
@@ -66,9 +77,7 @@ class RowIn(Strict):
     @field_validator("due_date")
     @classmethod
     def _real_date(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
-            raise ValueError(f"{v[:20]!r} is not a date (YYYY-MM-DD)")
-        return real_date(v)
+        return calendar_day(v)
 
 
 _LINE = {
@@ -121,30 +130,18 @@ class BatchOutput(BaseModel):
 
 
 def _specs(args: BatchInput) -> list[Any]:
-    from invoice_mcp.service import Draft, DraftLine
+    from invoice_mcp.service import Draft
     from invoice_mcp.service.batches import RowSpec
 
-    return [
-        RowSpec(
-            r.customer,
-            Draft(
-                customer_id=r.customer,
-                due_date=r.due_date,
-                lines=tuple(
-                    DraftLine(description=li.description, amount=Decimal(str(li.amount)), quantity=li.quantity)
-                    for li in r.line_items
-                ),
-            ),
-        )
-        for r in args.rows
-    ]
+    drafts = (Draft(r.customer, tuple(li.line() for li in r.line_items), r.due_date) for r in args.rows)
+    return [RowSpec(r.customer, d) for r, d in zip(args.rows, drafts, strict=True)]
 
 
-async def _prepare(args: BatchInput, svc: InvoiceService) -> tuple[str, list[BatchRow]]:
+async def _rows(args: BatchInput, svc: InvoiceService, asking: bool) -> tuple[str, list[BatchRow]]:
+    """Every row validated and its customer resolved (once per call), and the batch id."""
     from invoice_mcp.service.batches import batch_id_of, draft_digest, resolve_rows
 
-    with tool_errors():
-        rows = await resolve_rows(svc, _specs(args))
+    rows = await resolve_rows(svc, _specs(args))
     scope = svc.journal.scope if svc.journal is not None else ""
     return args.batch_id or batch_id_of(scope, "create", draft_digest(rows, today="-")), rows
 
@@ -175,18 +172,14 @@ def _summary(rows: list[BatchRow], batch_id: str) -> str:
     )
 
 
-def confirm_batch(deps: Deps) -> Any:
-    async def resolver(rows: list[Any], dry_run: bool, batch_id: str | None, ctx: Context[Any, Any]) -> Any:
-        svc, settings = deps(ctx)
-        args = BatchInput.model_validate(
-            {"rows": [r.model_dump() if isinstance(r, BaseModel) else r for r in rows], "batch_id": batch_id}
-        )
-        bid, resolved = await _prepare(args, svc)
-        if dry_run or how_confirmed(settings, ctx, "billing run") != "user":
-            return Confirm(ok=True)
-        return Elicit(_summary(resolved, bid), Confirm)
+async def _question(args: BatchInput, prepared: tuple[str, list[BatchRow]], svc: InvoiceService) -> str:
+    bid, rows = prepared
+    return _summary(rows, bid)
 
-    return resolver
+
+def not_sent(bid: str, counts: dict[str, Any], hint: str, text: str) -> CallToolResult:
+    """A batch the user did not confirm: nothing was sent."""
+    return result(text, BatchOutput(outcome="not_sent", batch_id=bid, counts=counts, cols=[], rows=[], hint=hint))
 
 
 def _preview(bid: str, rows: list[BatchRow], flags: list[Flag]) -> CallToolResult:
@@ -231,15 +224,13 @@ def _report(
         f"Batch {res.batch_id}: {len(res.rows)} rows, total {usd(total)} USD; "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         + (f" ({earlier} by an earlier run)" if earlier else "")
-        + f"; {_HOW.get(how, 'no confirmation needed')}."
+        + f"; {HOW.get(how, 'no confirmation needed')}."
     )
     lines = [head]
     for r in res.rows:
         tail = f" {r.invoice_number or r.invoice_id or ''}".rstrip()
         if r.status == "failed":
-            tail = f": {r.reason}" + (
-                " (MAY HAVE BEEN CREATED: check list_invoices before retrying)" if r.may_exist else ""
-            )
+            tail = f": {r.reason}" + (MAY_EXIST if r.may_exist else "")
         lines.append(
             f"{r.n} {r.status}{' (earlier)' if r.earlier else ''}{tail} {quoted(r.customer, 40)} {usd(r.total)}"
         )
@@ -273,25 +264,15 @@ def _report(
 async def create_invoices(args: BatchInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
     from invoice_mcp.service.batches import possible_duplicates, run_create_batch
 
-    bid, rows = await _prepare(args, svc)
+    bid, rows = call.subject
     if args.dry_run:
         return _preview(bid, rows, await possible_duplicates(svc, rows, bid))
-    how = how_confirmed(call.settings, call.ctx, "billing run")
-    if not _accepted(call.confirmation):
-        out = BatchOutput(
-            outcome="not_sent",
-            batch_id=bid,
-            counts={"rows": len(rows), "total": float(_grand(rows)), "confirmed": how},
-            cols=[],
-            rows=[],
-            hint="the user did not confirm; nothing was sent",
-        )
-        return result(f"Not sent: the user did not confirm batch {bid}. Nothing was sent to the API.", out)
-
-    async def progress(done: int, total: int, msg: str) -> None:
-        await call.ctx.report_progress(done, total, msg)
-
-    res = await run_create_batch(svc, bid, rows, attribution(call, how), progress=progress)
+    how = call.how
+    if not call.accepted:
+        counts = {"rows": len(rows), "total": float(_grand(rows)), "confirmed": how}
+        text = f"Not sent: the user did not confirm batch {bid}. Nothing was sent to the API."
+        return not_sent(bid, counts, "the user did not confirm; nothing was sent", text)
+    res = await run_create_batch(svc, bid, rows, attribution(call, how), progress=call.ctx.report_progress)
     return _report(res, how)
 
 
@@ -305,6 +286,5 @@ SPEC_CREATE_BATCH = ToolSpec(
     output=BatchOutput,
     annotations=write_annotations(destructive=False, idempotent=True),
     handler=create_invoices,
-    confirm=confirm_batch,
-    confirm_model=Confirm,
+    confirm=Confirmation("billing run", _rows, _question),
 )

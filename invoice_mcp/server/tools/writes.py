@@ -9,28 +9,22 @@ unless `allow_duplicate` is set: the service's guard (service/guard.py) is the a
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field, field_validator
 
-from invoice_mcp.server.errors import tool_errors
+from invoice_mcp.server.confirm import HOW, attribution
 from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict, real_date
 from invoice_mcp.server.render import ref_of
-from invoice_mcp.server.spec import VIEW_META, Confirmed, Deps, ToolCall, ToolSpec, result, write_annotations
-from invoice_mcp.server.state import actor
+from invoice_mcp.server.spec import VIEW_META, Confirmation, Confirmed, ToolCall, ToolSpec, result, write_annotations
 from invoice_mcp.text import clean, q2, quoted, usd
 
 if TYPE_CHECKING:  # the service (and the wire models with it) loads on first call, not at start-up
-    from invoice_mcp.api.settings import Settings
-    from invoice_mcp.service import Draft, InvoiceService
-    from invoice_mcp.service.journal import Attribution
-
-
-class Confirm(BaseModel):
-    ok: bool = Field(description="Go ahead?")
+    from invoice_mcp.api.models import Invoice
+    from invoice_mcp.service import Draft, DraftLine, InvoiceService
+    from invoice_mcp.service.errors import DuplicateInvoice
 
 
 class LineItemIn(Strict):
@@ -53,6 +47,11 @@ class LineItemIn(Strict):
             raise ValueError("description is empty")
         return cleaned
 
+    def line(self) -> DraftLine:
+        from invoice_mcp.service import DraftLine
+
+        return DraftLine(description=self.description, amount=Decimal(str(self.amount)), quantity=self.quantity)
+
 
 class CreateInput(Strict):
     customer_id: CustomerId = Field(description="From find_customers")
@@ -69,18 +68,10 @@ class CreateInput(Strict):
         return real_date(v)
 
     def draft(self) -> Draft:
-        from invoice_mcp.service import Draft, DraftLine
+        from invoice_mcp.service import Draft
 
-        return Draft(
-            customer_id=self.customer_id,
-            currency=self.currency,
-            due_date=self.due_date,
-            exclude_from_autopay=self.exclude_from_autopay,
-            lines=tuple(
-                DraftLine(description=li.description, amount=Decimal(str(li.amount)), quantity=li.quantity)
-                for li in self.line_items
-            ),
-        )
+        fields = self.model_dump(include={"customer_id", "currency", "due_date", "exclude_from_autopay"})
+        return Draft(lines=tuple(li.line() for li in self.line_items), **fields)
 
     def total(self) -> Decimal:
         return q2(sum((Decimal(str(li.amount)) * li.quantity for li in self.line_items), Decimal("0")))
@@ -102,38 +93,6 @@ class CreateOutput(BaseModel):
     """A preview's possible duplicate: the number of an identical invoice created within the guard's window."""
 
 
-_HOW = {
-    "user": "confirmed by the user",
-    "client_approval": "not asked here (this client cannot show a confirmation; its own tool approval applies)",
-    "policy": "not asked (server policy INVOICE_MCP_CONFIRM=never)",
-    "preview": "preview",
-}
-
-
-def attribution(call: ToolCall, confirmed: str) -> Attribution:
-    """Who the journal names for this write, and how it was approved."""
-    from invoice_mcp.service.journal import Attribution
-
-    return Attribution(actor=actor(call.ctx), confirmed=confirmed)
-
-
-def how_confirmed(settings: Settings, ctx: Context[Any, Any], action: str) -> Confirmed:
-    """Whether the user is asked through the client ("user"), or why not. Raises when the
-    policy demands a confirmation this client cannot show."""
-    if settings.confirm == "never":
-        return "policy"
-    caps = ctx.client_capabilities
-    if caps is not None and caps.elicitation is not None:
-        return "user"
-    if settings.confirm == "always":
-        raise ToolError(
-            f"not done: this server requires the user to confirm every {action}, and this client cannot "
-            "show confirmation prompts. Use a client with MCP elicitation, or have the administrator set "
-            "INVOICE_MCP_CONFIRM=auto."
-        )
-    return "client_approval"
-
-
 def _preview(args: CreateInput, customer: str | None) -> str:
     lines = [f"Create a LIVE, payable invoice for {quoted(customer, 80) if customer else args.customer_id}?"]
     for li in args.line_items:
@@ -142,65 +101,66 @@ def _preview(args: CreateInput, customer: str | None) -> str:
     return "\n".join(lines)
 
 
-def confirm_create(deps: Deps) -> Any:
-    async def resolver(
-        customer_id: str,
-        line_items: list[LineItemIn],
-        due_date: str | None,
-        dry_run: bool,
-        allow_duplicate: bool,
-        ctx: Context[Any, Any],
-    ) -> Confirm | Elicit[Confirm]:
-        svc, settings = deps(ctx)
-        args = CreateInput.model_validate({"customer_id": customer_id, "line_items": line_items, "due_date": due_date})
-        if not dry_run and not allow_duplicate:  # a quick refusal before the user is asked
-            with tool_errors():
-                dup = await svc.recent_duplicate(args.draft())
-                if dup is not None:
-                    raise dup
-        if dry_run or how_confirmed(settings, ctx, "invoice creation") != "user":
-            return Confirm(ok=True)
-        with tool_errors():
-            name = await svc.customer_name(customer_id)
-        return Elicit(_preview(args, name), Confirm)
-
-    return resolver
-
-
-async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
-    total = args.total()
+async def _customer(args: CreateInput, svc: InvoiceService, asking: bool) -> str:
+    """The customer's name (looked up once for the question, the preview and the result), and a
+    quick refusal of a duplicate before the user is asked."""
     name = await svc.customer_name(args.customer_id)
     if name is None:
         raise ToolError(f"no customer with id {args.customer_id}; look it up with find_customers(name=…)")
-    how: Confirmed = "preview" if args.dry_run else how_confirmed(call.settings, call.ctx, "invoice creation")
-    base = {"total": float(total), "customer": clean(name, 80), "due_date": args.due_date, "confirmed": how}
-    if args.dry_run:
-        from invoice_mcp.service.guard import DUPLICATE_WINDOW_S
-
-        dup = await svc.possible_duplicate(args.draft())
-        message = "preview only; nothing was created"
-        text = _preview(args, name) + "\n(dry run: nothing created; call again without dry_run to create)"
-        ref = None
-        warning = None
+    if not args.dry_run and not args.allow_duplicate:
+        dup = await svc.recent_duplicate(args.draft())
         if dup is not None:
-            ref = clean(dup.invoice_number or dup.invoice_id, 64) or None
-            what = f"invoice {ref}" if ref else "an identical create"
-            when = f" at {clean(dup.at, 40)}" if dup.at else ""
-            warning = (
-                f"possible duplicate: {what} (same customer, lines and due date) was "
-                f"{'created' if dup.state == 'created' else 'started'}{when}, within the last "
-                f"{int(DUPLICATE_WINDOW_S // 60)} minutes; a create now is refused unless allow_duplicate=true. "
-                + (f"Check it with get_invoice(invoice={ref!r}) first." if ref else "Check list_invoices first.")
-            )
-            message += "; " + warning
-            text += "\n" + warning
-        out = CreateOutput(outcome="preview", message=message, duplicate_of=ref, **base)  # type: ignore[arg-type]
-        res = result(text, out)
-        if call.apps:  # the preview card warns before its Create button is pressed (hosts keep _meta from the model)
-            res.meta = {VIEW_META: {} if warning is None or args.allow_duplicate else {"duplicate": warning}}
-        return res
-    if not _accepted(call.confirmation):
-        out = CreateOutput(outcome="not_created", message="the user did not confirm; nothing was sent", **base)  # type: ignore[arg-type]
+            raise dup
+    return name
+
+
+async def _create_question(args: CreateInput, name: str, svc: InvoiceService) -> str:
+    return _preview(args, name)
+
+
+def _duplicate_warning(dup: DuplicateInvoice) -> tuple[str | None, str]:
+    """The number of a possible duplicate, and the warning a preview gives about it."""
+    from invoice_mcp.service.guard import DUPLICATE_WINDOW_S
+
+    ref = clean(dup.invoice_number or dup.invoice_id, 64) or None
+    what = f"invoice {ref}" if ref else "an identical create"
+    when = f" at {clean(dup.at, 40)}" if dup.at else ""
+    return ref, (
+        f"possible duplicate: {what} (same customer, lines and due date) was "
+        f"{'created' if dup.state == 'created' else 'started'}{when}, within the last "
+        f"{int(DUPLICATE_WINDOW_S // 60)} minutes; a create now is refused unless allow_duplicate=true. "
+        + (f"Check it with get_invoice(invoice={ref!r}) first." if ref else "Check list_invoices first.")
+    )
+
+
+async def _dry_run(args: CreateInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    name = call.subject
+    dup = await svc.possible_duplicate(args.draft())
+    ref, warning = _duplicate_warning(dup) if dup is not None else (None, None)
+    message = "preview only; nothing was created" + (f"; {warning}" if warning else "")
+    text = _preview(args, name) + "\n(dry run: nothing created; call again without dry_run to create)"
+    text += f"\n{warning}" if warning else ""
+    base = {"total": float(args.total()), "customer": clean(name, 80), "due_date": args.due_date}
+    out = CreateOutput(outcome="preview", confirmed="preview", message=message, duplicate_of=ref, **base)  # type: ignore[arg-type]
+    res = result(text, out)
+    if call.apps:  # the preview card warns before its Create button is pressed (hosts keep _meta from the model)
+        res.meta = {VIEW_META: {} if warning is None or args.allow_duplicate else {"duplicate": warning}}
+    return res
+
+
+async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    if args.dry_run:
+        return await _dry_run(args, svc, call)
+    name, how, total = call.subject, call.how, args.total()
+    if not call.accepted:
+        out = CreateOutput(
+            outcome="not_created",
+            confirmed=how,
+            total=float(total),
+            customer=clean(name, 80),
+            due_date=args.due_date,
+            message="the user did not confirm; nothing was sent",
+        )
         return result("Not created: the user did not confirm. Nothing was sent to the API.", out)
     inv = await svc.create(args.draft(), allow_duplicate=args.allow_duplicate, who=attribution(call, how))
     out = CreateOutput(
@@ -212,22 +172,14 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
         invoice_id=inv.id,
         invoice_number=inv.invoice_number,
         status=clean(inv.status, 32) or None,
-        message=f"created: live and payable; {_HOW[how]}",
+        message=f"created: live and payable; {HOW[how]}",
     )
     text = (
         f"Created {ref_of(inv)} (id {inv.id}) for {quoted(name, 80)}: total {usd(total)}, "
-        f"due {out.due_date}, status {out.status}; {_HOW[how]}. It is live and payable; archive_invoice hides it "
+        f"due {out.due_date}, status {out.status}; {HOW[how]}. It is live and payable; archive_invoice hides it "
         "if it was a mistake."
     )
     return result(text, out)
-
-
-def _accepted(confirmation: Any) -> bool:
-    """The resolver either decided without asking (its own Confirm) or asked the user (an ElicitationResult).
-    Anything else (no answer at all) fails closed: nothing is written."""
-    if isinstance(confirmation, Confirm):
-        return confirmation.ok
-    return isinstance(confirmation, AcceptedElicitation) and bool(getattr(confirmation.data, "ok", False))
 
 
 SPEC_CREATE = ToolSpec(
@@ -242,8 +194,7 @@ SPEC_CREATE = ToolSpec(
     output=CreateOutput,
     annotations=write_annotations(destructive=False, idempotent=False),
     handler=create_invoice,
-    confirm=confirm_create,
-    confirm_model=Confirm,
+    confirm=Confirmation("invoice creation", _customer, _create_question),
 )
 
 
@@ -260,37 +211,36 @@ class ChangeOutput(BaseModel):
     message: str
 
 
-def confirm_archive(deps: Deps) -> Any:
-    async def resolver(invoice: str, ctx: Context[Any, Any]) -> Confirm | Elicit[Confirm]:
-        svc, settings = deps(ctx)
-        if how_confirmed(settings, ctx, "archive") != "user":
-            return Confirm(ok=True)
-        with tool_errors():
-            inv = await svc.resolve_invoice(invoice)
-            name = await svc.customer_name(inv.customer_id)
-        return Elicit(
-            f"Archive invoice {ref_of(inv)} for {quoted(name, 80) if name else clean(inv.customer_id, 64)} "
-            f"({usd(inv.total)}, {clean(inv.status, 32)})? It disappears from lists and can no longer be paid "
-            "until restored.",
-            Confirm,
-        )
+async def _invoice(args: ArchiveInput, svc: InvoiceService, asking: bool) -> tuple[str, Invoice | None]:
+    """The invoice's id, and the invoice when it was read: for a number (resolved by one request)
+    or when the user is asked (the question shows it). Looked up once: the handler archives it."""
+    if not asking:
+        return await svc.invoice_id(args.invoice)
+    inv = await svc.resolve_invoice(args.invoice)
+    if not inv.id:
+        from invoice_mcp.service.errors import NotFound
 
-    return resolver
+        raise NotFound("invoice", args.invoice)
+    return inv.id, inv
+
+
+async def _archive_question(args: ArchiveInput, subject: tuple[str, Invoice | None], svc: InvoiceService) -> str:
+    _, inv = subject
+    assert inv is not None  # read by `_invoice` whenever the user is asked
+    name = await svc.customer_name(inv.customer_id)
+    return (
+        f"Archive invoice {ref_of(inv)} for {quoted(name, 80) if name else clean(inv.customer_id, 64)} "
+        f"({usd(inv.total)}, {clean(inv.status, 32)})? It disappears from lists and can no longer be paid "
+        "until restored."
+    )
 
 
 async def archive_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
-    how = how_confirmed(call.settings, call.ctx, "archive")
-    if not _accepted(call.confirmation):
-        out = ChangeOutput(
-            outcome="not_archived",
-            confirmed=how,
-            invoice_id=None,
-            invoice_number=None,
-            status=None,
-            message="the user did not confirm; nothing was sent",
-        )
+    how = call.how
+    if not call.accepted:
+        out = ChangeOutput(outcome="not_archived", confirmed=how, message="the user did not confirm; nothing was sent")
         return result(f"Not archived: the user did not confirm. {args.invoice} is unchanged.", out)
-    invoice_id, previous = await svc.invoice_id(args.invoice)
+    invoice_id, previous = call.subject
     inv = await svc.archive(invoice_id, who=attribution(call, how), previous=previous)
     out = ChangeOutput(
         outcome="archived",
@@ -298,10 +248,10 @@ async def archive_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCal
         invoice_id=inv.id,
         invoice_number=inv.invoice_number,
         status=clean(inv.status, 32) or None,
-        message=f"{_HOW[how]}; undo with restore_invoice(invoice={invoice_id!r})",
+        message=f"{HOW[how]}; undo with restore_invoice(invoice={invoice_id!r})",
     )
     return result(
-        f"Archived {ref_of(inv)} (status {out.status}); {_HOW[how]}. Undo: restore_invoice(invoice={invoice_id!r}).",
+        f"Archived {ref_of(inv)} (status {out.status}); {HOW[how]}. Undo: restore_invoice(invoice={invoice_id!r}).",
         out,
     )
 
@@ -317,8 +267,7 @@ SPEC_ARCHIVE = ToolSpec(
     output=ChangeOutput,
     annotations=write_annotations(destructive=True, idempotent=True),
     handler=archive_invoice,
-    confirm=confirm_archive,
-    confirm_model=Confirm,
+    confirm=Confirmation("archive", _invoice, _archive_question),
 )
 
 
