@@ -13,6 +13,9 @@ Stdout is the MCP wire on stdio, so nothing may log there. Every handler gets a
   ``extra={"keep_urls": True}`` (our own start-up banner) keeps its URLs.
 
 ``httpx``/``httpcore`` are held at WARNING because their INFO lines print full request URLs.
+
+`redact_url` is how a state-store or Redis URL is shown (start-up lines, error messages): the
+place kept, any password replaced.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MASK = "***"
@@ -117,3 +121,21 @@ def protect_all_handlers(redactor: RedactingFilter) -> None:
         for h in lg.handlers:
             if redactor not in h.filters:
                 h.addFilter(redactor)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password (userinfo or ?password=) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+        query = urlencode(
+            [(k, "***" if "pass" in k.lower() else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+            safe="*",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "<unparseable URL>"

@@ -3,6 +3,10 @@
 face -> server -> service -> api, never back; the API layer and the service know nothing of MCP;
 only the faces import the sandbox, and the sandbox shares no code with the rest; no import cycles.
 Every import counts for the layer rules: module level, inside functions, and under ``TYPE_CHECKING``.
+
+Construction in one place: one module (the account factory) builds what an account owns (API
+client, service, Redis stores, the shared HTTP transport); the service layer is handed them and
+neither imports httpx or redis nor constructs an HTTP client, transport or Redis object.
 """
 
 from __future__ import annotations
@@ -91,7 +95,21 @@ RULES: list[tuple[str, tuple[str, ...]]] = [
         "invoice_mcp.api",
         ("mcp", "mcp_types", "invoice_mcp.service", "invoice_mcp.server", "invoice_mcp.faces", "invoice_mcp.sandbox"),
     ),
-    ("invoice_mcp.service", ("mcp", "mcp_types", "invoice_mcp.server", "invoice_mcp.faces", "invoice_mcp.sandbox")),
+    (
+        "invoice_mcp.service",
+        (
+            "mcp",
+            "mcp_types",
+            "invoice_mcp.server",
+            "invoice_mcp.faces",
+            "invoice_mcp.sandbox",
+            # It is handed its HTTP and Redis objects (by the account factory), it makes none.
+            "httpx",
+            "redis",
+            "invoice_mcp.api.shared_state",
+            "invoice_mcp.api.transport",
+        ),
+    ),
     ("invoice_mcp.server", ("invoice_mcp.faces", "invoice_mcp.sandbox")),
     # The state store is a leaf under the service: it knows no feature that uses it.
     (
@@ -238,3 +256,63 @@ def test_the_cycle_finder_finds_cycles() -> None:
     }
     assert _cycles(module_level_only=False, imports_by_module=fake) == [["a", "b"], ["c"]]
     assert _cycles(module_level_only=True, imports_by_module=fake) == [["c"]]
+
+
+# -- construction in one place -------------------------------------------------------------
+
+ACCOUNT_FACTORY = "invoice_mcp.server.accounts"
+ACCOUNT_PARTS = frozenset(
+    {"APIClient", "InvoiceService", "RedisRateLimiter", "RedisTokenStore", "RedisReservations", "redis_pool"}
+)
+"""Constructors of what an account owns: only the account factory calls them."""
+HTTP_AND_REDIS = frozenset(
+    {"AsyncClient", "Client", "AsyncHTTPTransport", "HTTPTransport", "SharedTransport", "Redis", "RedisPool"}
+    | {"ConnectionPool", "BlockingConnectionPool", "from_url", "from_pool"}
+)
+"""Constructors of HTTP clients and transports and of Redis clients and pools."""
+
+
+def calls_in(source: str) -> list[tuple[str, int]]:
+    """The names called in `source` (``httpx.AsyncClient(...)`` → ``AsyncClient``), with their lines."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+            if name is not None:
+                found.append((name, node.lineno))
+    return found
+
+
+CALLS: dict[str, list[tuple[str, int]]] = {m: calls_in(p.read_text(encoding="utf-8")) for m, p in MODULES.items()}
+
+
+def _constructing(names: frozenset[str], layer: str = "invoice_mcp") -> dict[str, list[str]]:
+    """Modules of `layer` (the sandbox aside) calling any of `names`, with what and where."""
+    return {
+        m: [f"{name}( at line {line}" for name, line in calls if name in names]
+        for m, calls in CALLS.items()
+        if _within(m, layer) and not _within(m, "invoice_mcp.sandbox") and any(n in names for n, _ in calls)
+    }
+
+
+def test_the_call_scan_sees_constructors() -> None:
+    source = "import httpx\nasync def f():\n    c = httpx.AsyncClient(transport=AsyncHTTPTransport())\n"
+    assert {name for name, _ in calls_in(source)} == {"AsyncClient", "AsyncHTTPTransport"}
+    # The factory really is seen building every part, so the rules below cannot pass by seeing nothing.
+    assert {name for name, _ in CALLS[ACCOUNT_FACTORY]} >= ACCOUNT_PARTS | {"SharedTransport", "AsyncHTTPTransport"}
+
+
+def test_exactly_one_module_builds_accounts() -> None:
+    assert list(_constructing(ACCOUNT_PARTS)) == [ACCOUNT_FACTORY]
+
+
+def test_the_service_constructs_no_http_or_redis_objects() -> None:
+    assert _constructing(HTTP_AND_REDIS | ACCOUNT_PARTS - {"InvoiceService"}, "invoice_mcp.service") == {}
+
+
+def test_only_the_account_factory_makes_the_shared_transport_and_the_redis_pool() -> None:
+    """One connection pool to the API and one to Redis per process: made by the factory alone
+    (a Redis store given a URL instead of the pool opens its own: tests and benchmarks only)."""
+    shared = frozenset({"SharedTransport", "AsyncHTTPTransport", "redis_pool"})
+    assert list(_constructing(shared)) == [ACCOUNT_FACTORY]

@@ -6,6 +6,7 @@ tests fail rather than skip without it, so CI cannot pass by running nothing.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import socket
 import subprocess
@@ -21,17 +22,22 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from invoice_mcp.api.auth import TokenProvider
+from invoice_mcp.api.ratelimit import LocalRateLimiter
 from invoice_mcp.api.settings import Settings, SettingsError
 from invoice_mcp.api.shared_state import (
+    LOCK_PREFIX,
     RATE_PREFIX,
     TOKEN_PREFIX,
     Grant,
     RedisRateLimiter,
+    RedisReservations,
     RedisTokenStore,
     SharedStateError,
-    make_shared_state,
     redact_url,
+    redis_pool,
 )
+from invoice_mcp.server.accounts import Accounts
+from invoice_mcp.service.guard import LocalReservations
 
 from .procs import running_redis
 
@@ -215,28 +221,44 @@ def _settings(redis_url: str | None) -> Settings:
     )
 
 
-def test_make_shared_state_without_url_is_none() -> None:
-    assert make_shared_state(_settings(None)) is None
+def test_without_a_url_the_accounts_keep_their_state_in_memory() -> None:
+    s = _settings(None)
+    accounts = Accounts(s)
+    assert redis_pool(s) is None and accounts.redis() is None and accounts.token_store() is None
+    assert isinstance(accounts.rate_limiter(s), LocalRateLimiter)
+    assert isinstance(accounts.reservations(), LocalReservations)
 
 
 @pytest.mark.anyio
-async def test_make_shared_state_with_url(redis_url: str) -> None:
-    pair = make_shared_state(_settings(redis_url))
-    assert pair is not None
-    limiter, store = pair
-    assert isinstance(limiter, RedisRateLimiter) and isinstance(store, RedisTokenStore)
-    await limiter.acquire()
+async def test_one_redis_pool_per_process(redis_url: str) -> None:
+    """Every account's limiter, the token store and the duplicate guard of a process share one
+    pool; a store on it closing (an evicted tenant's limiter) leaves it open for the rest."""
+    s = _settings(redis_url)
+    other = s.model_copy(update={"client_id": "other"})
+    accounts = Accounts(s, many=True)
+    pool = accounts.redis()
+    a, b = accounts.service(s), accounts.service(other)
+    store, reservations = accounts.token_store(), accounts.reservations()
+    parts = [a.client.limiter, b.client.limiter, store, reservations, a.writer.reservations]
+    assert all(isinstance(p, RedisRateLimiter | RedisTokenStore | RedisReservations) for p in parts)
+    assert {id(getattr(p, "pool", None)) for p in parts} == {id(pool)} and pool is not None
+    assert a.client.tokens._store is b.client.tokens._store is store
+    assert isinstance(a.client.limiter, RedisRateLimiter) and isinstance(store, RedisTokenStore)
+    await a.client.limiter.acquire()
+    await a.client.limiter.aclose()  # not its pool to close
     await store.put("k", "t", 1)
-    await limiter.aclose()
-    await store.aclose()
+    assert await store.get("k") == "t"
+    await a.client.aclose()
+    await b.client.aclose()
+    await accounts.aclose()
+    assert accounts.redis() is not pool  # made again on next use
 
 
 @pytest.mark.anyio
 async def test_unreachable_redis_names_the_variable_without_password() -> None:
     url = f"redis://:hunter2@127.0.0.1:{_free_port()}/0"
-    pair = make_shared_state(_settings(url))
-    assert pair is not None
-    limiter, store = pair
+    accounts = Accounts(_settings(url))
+    limiter, store = accounts.rate_limiter(_settings(url)), accounts.token_store()
     assert isinstance(limiter, RedisRateLimiter) and isinstance(store, RedisTokenStore)
     for op in (limiter.acquire(), store.get("k"), limiter.ping()):
         with anyio.fail_after(5), pytest.raises(SharedStateError) as info:
@@ -244,9 +266,8 @@ async def test_unreachable_redis_names_the_variable_without_password() -> None:
         text = "".join(traceback.format_exception(info.value))
         assert "INVOICE_MCP_REDIS_URL" in str(info.value)
         assert "hunter2" not in text
-    assert "hunter2" not in repr(limiter) + repr(store)
-    await limiter.aclose()
-    await store.aclose()
+    assert "hunter2" not in repr(limiter) + repr(store) + repr(accounts.redis())
+    await accounts.aclose()
 
 
 def test_redact_url() -> None:
@@ -299,6 +320,42 @@ async def test_mint_lock_released_when_mint_fails(redis_url: str, probe: aioredi
     with pytest.raises(RuntimeError):
         await TokenProvider("k-fail", broken, store, mint_lock=store.mint_lock).get()
     assert [k async for k in probe.scan_iter("invoice-mcp:mint:*")] == []
+    await store.aclose()
+
+
+def _lock_name(key: str) -> str:
+    return LOCK_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.mark.anyio
+async def test_mint_lock_never_frees_another_holders_lock(redis_url: str, probe: aioredis.Redis) -> None:
+    """Our lease ran out mid-mint and another process took the lock: ending ours leaves theirs."""
+    key = f"k-{uuid.uuid4()}"
+    store = RedisTokenStore(redis_url)
+
+    async def mint() -> tuple[str, float]:
+        await probe.set(_lock_name(key), "another-process", px=60_000)  # our lease gone, theirs now
+        return "tok", 3600.0
+
+    assert await TokenProvider(key, mint, store, mint_lock=store.mint_lock).get() == "tok"
+    assert await probe.get(_lock_name(key)) == "another-process"
+    await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_waiter_mints_without_the_lock_after_a_whole_lease(redis_url: str, probe: aioredis.Redis) -> None:
+    """A holder that died holding the lock (and a lease that outlives the wait): the waiter goes
+    ahead after one lease rather than fail the call."""
+    key = f"k-{uuid.uuid4()}"
+    await probe.set(_lock_name(key), "a-process-that-died", px=60_000)
+    store = RedisTokenStore(redis_url, lock_lease_s=0.2, lock_poll_s=0.02)
+
+    async def mint() -> tuple[str, float]:
+        return "tok", 3600.0
+
+    with anyio.fail_after(5):
+        assert await TokenProvider(key, mint, store, mint_lock=store.mint_lock).get() == "tok"
+    assert await probe.get(_lock_name(key)) == "a-process-that-died"  # not ours to free
     await store.aclose()
 
 
@@ -375,13 +432,13 @@ def test_two_processes_share_the_limit(redis_url: str) -> None:
 def test_missing_redis_package_is_a_clear_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)  # makes `import redis.asyncio` fail
     with pytest.raises(SettingsError, match=r"pip install 'invoice-mcp\[redis\]'") as info:
-        make_shared_state(_settings("redis://127.0.0.1:6379/0"))
+        Accounts(_settings("redis://127.0.0.1:6379/0")).redis()
     assert "INVOICE_MCP_REDIS_URL is set but the redis package is not installed" in str(info.value)
 
 
 def test_bad_scheme_is_a_settings_error() -> None:
     with pytest.raises(SettingsError, match="INVOICE_MCP_REDIS_URL") as info:
-        make_shared_state(_settings("http://:hunter2@127.0.0.1/0"))
+        redis_pool(_settings("http://:hunter2@127.0.0.1/0"))
     assert "hunter2" not in str(info.value)
 
 

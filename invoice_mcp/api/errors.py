@@ -73,6 +73,13 @@ class UpstreamError(APIError):
     """5xx, a dropped connection, a timeout or an unreadable body that retries did not cure."""
 
 
+class SharedStateError(UpstreamError, RuntimeError):
+    """Redis (INVOICE_MCP_REDIS_URL) could not be used; the message shows no password.
+
+    An `UpstreamError`, so Redis going away mid-session reaches the model as the
+    same clear "failing right now, retry" error as an unreachable API."""
+
+
 class AmbiguousWriteError(APIError):
     """A create may have reached the API before failing: it must not be re-sent blindly."""
 

@@ -1,9 +1,14 @@
-"""Rate limit and token cache shared by every replica, kept in Redis.
+"""Rate limit, token cache and duplicate-guard reservations shared by every replica, kept in Redis.
 
 The API allows 5 requests/second per API key, not per process: replicas that
 each paced themselves would together overrun it, and each would mint its own
 token. With INVOICE_MCP_REDIS_URL set, all of them reserve slots from one
 schedule and read one token cache.
+
+A process opens one `RedisPool` and lends it to every limiter, token store and
+reservation store it makes (the account factory does), so a gateway with many
+accounts still holds one set of Redis connections. A store given a URL instead
+opens a pool of its own and closes it with itself.
 
 Redis keys never contain the client id or a token: names carry a sha256 of the
 cache key, and the URL (which may hold a password) is shown redacted.
@@ -14,19 +19,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import anyio
 
-from invoice_mcp.api.auth import TokenStore
-from invoice_mcp.api.errors import UpstreamError
-from invoice_mcp.api.ratelimit import RateLimiter
+from invoice_mcp.api.errors import SharedStateError
 from invoice_mcp.api.settings import Settings, SettingsError
+from invoice_mcp.logs import redact_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -107,31 +110,6 @@ return 0
 """
 
 
-class SharedStateError(UpstreamError, RuntimeError):
-    """Redis (INVOICE_MCP_REDIS_URL) could not be used; the message shows no password.
-
-    An `UpstreamError`, so Redis going away mid-session reaches the model as the
-    same clear "failing right now, retry" error as an unreachable API."""
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password (userinfo or ?password=) replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            user = userinfo.split(":", 1)[0] if ":" in userinfo else ""
-            netloc = f"{user}:***@{host}"
-        query = urlencode(
-            [(k, "***" if "pass" in k.lower() else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-            safe="*",
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    except ValueError:
-        return "<unparseable URL>"
-
-
 def _secrets_in(url: str) -> list[str]:
     """Every password-like piece of `url`, to scrub from error messages."""
     try:
@@ -159,12 +137,15 @@ def _import_redis() -> Any:
     return redis
 
 
-class _RedisClient:
-    """One async Redis connection pool; turns connection failures into SharedStateError."""
+class RedisPool:
+    """One async Redis connection pool; turns connection failures into SharedStateError.
+
+    Nothing connects here; the first use raises SharedStateError if Redis is unreachable
+    (`ping()` checks at start-up)."""
 
     def __init__(self, redis_url: str) -> None:
         redis = _import_redis()
-        self._url = redact_url(redis_url)
+        self.url = redact_url(redis_url)
         self._secrets = _secrets_in(redis_url)
         self._errors: tuple[type[BaseException], ...] = (
             redis.exceptions.ConnectionError,
@@ -189,9 +170,9 @@ class _RedisClient:
                 socket_timeout=5.0,
                 retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=3),
             )
-            self._redis: Redis = redis.asyncio.Redis.from_pool(pool)
+            self.redis: Redis = redis.asyncio.Redis.from_pool(pool)
         except ValueError as exc:
-            raise SettingsError(f"{ENV_VAR} is not a valid Redis URL ({self._url}): {self._scrub(exc)}") from None
+            raise SettingsError(f"{ENV_VAR} is not a valid Redis URL ({self.url}): {self._scrub(exc)}") from None
 
     def _scrub(self, exc: BaseException) -> str:
         text = str(exc) or type(exc).__name__
@@ -199,18 +180,41 @@ class _RedisClient:
             text = text.replace(s, "***")
         return text
 
-    async def _run(self, op: Awaitable[_T]) -> _T:
+    async def run(self, op: Awaitable[_T]) -> _T:
         try:
             return await op
         except self._errors as exc:
-            raise SharedStateError(f"cannot use Redis at {ENV_VAR}={self._url}: {self._scrub(exc)}") from None
+            raise SharedStateError(f"cannot use Redis at {ENV_VAR}={self.url}: {self._scrub(exc)}") from None
 
     async def ping(self) -> None:
         """Fail fast (SharedStateError) if Redis is unreachable or refuses us."""
-        await self._run(self._redis.ping())
+        await self.run(self.redis.ping())
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self.redis.aclose()
+
+    def __repr__(self) -> str:
+        return f"RedisPool({self.url!r})"
+
+
+class _OnPool:
+    """A store on a `RedisPool`: the process's shared one, or (given a URL) one of its own."""
+
+    def __init__(self, redis: RedisPool | str) -> None:
+        self._owns_pool = isinstance(redis, str)
+        self.pool = RedisPool(redis) if isinstance(redis, str) else redis
+        self._redis = self.pool.redis
+        self._url = self.pool.url
+        self._run = self.pool.run
+
+    async def ping(self) -> None:
+        """Fail fast (SharedStateError) if Redis is unreachable or refuses us."""
+        await self.pool.ping()
+
+    async def aclose(self) -> None:
+        """Close the pool if it is this store's own (the shared one is closed by its owner)."""
+        if self._owns_pool:
+            await self.pool.aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._url!r})"
@@ -225,7 +229,7 @@ class Grant:
     slot_us: int = 0
 
 
-class RedisRateLimiter(_RedisClient):
+class RedisRateLimiter(_OnPool):
     """`LocalRateLimiter` semantics (evenly spaced slots, no bursts) for every process at once.
 
     One Lua script reserves the next slot atomically (GCRA: slot = max(now,
@@ -233,10 +237,10 @@ class RedisRateLimiter(_RedisClient):
     process clocks never matter. The key expires once its schedule is idle.
     """
 
-    def __init__(self, redis_url: str, key: str, rate: float) -> None:
+    def __init__(self, redis: RedisPool | str, key: str, rate: float) -> None:
         if not rate > 0:
             raise ValueError("rate must be positive")
-        super().__init__(redis_url)
+        super().__init__(redis)
         self.interval = 1.0 / rate
         self._interval_us = max(1, round(1_000_000 / rate))
         self.redis_key = RATE_PREFIX + _digest(key)
@@ -276,16 +280,16 @@ class RedisRateLimiter(_RedisClient):
         return f"RedisRateLimiter({self._url!r}, key={self.redis_key!r}, rate={1 / self.interval:g})"
 
 
-class RedisTokenStore(_RedisClient):
+class RedisTokenStore(_OnPool):
     """`TokenStore` in Redis: each token lives under a hashed key for its own TTL.
 
     `mint_lock` makes minting single flight across processes; pass it to
     `TokenProvider(..., mint_lock=store.mint_lock)`.
     """
 
-    def __init__(self, redis_url: str, *, lock_lease_s: float = 30.0, lock_poll_s: float = 0.05) -> None:
-        super().__init__(redis_url)
-        self._lease_ms = max(1, round(lock_lease_s * 1000))
+    def __init__(self, redis: RedisPool | str, *, lock_lease_s: float = 30.0, lock_poll_s: float = 0.05) -> None:
+        super().__init__(redis)
+        self._lease_s = max(0.001, lock_lease_s)
         self._poll_s = lock_poll_s
         self._cad = self._redis.register_script(_COMPARE_AND_DELETE)
 
@@ -309,35 +313,39 @@ class RedisTokenStore(_RedisClient):
 
     @asynccontextmanager
     async def mint_lock(self, key: str) -> AsyncIterator[None]:
-        """Hold a Redis lock (SET NX PX) while minting for `key`.
+        """Hold a Redis lock (redis-py's `Lock`: SET NX PX with an owner token) while minting for `key`.
 
-        Waiters poll until the holder is done, then find its token in the
-        store. A holder that died frees the lock after the lease; a waiter
-        that waited a whole lease goes ahead without it rather than fail.
+        Waiters poll until the holder is done, then find its token in the store. A holder
+        that died frees the lock after the lease; a waiter that waited a whole lease goes
+        ahead without it rather than fail.
         """
-        name = LOCK_PREFIX + _digest(key)
-        owner = secrets.token_hex(16)
-        held = False
-        deadline = anyio.current_time() + self._lease_ms / 1000
-        while not (held := bool(await self._run(self._redis.set(name, owner, nx=True, px=self._lease_ms)))):
-            if anyio.current_time() >= deadline:
-                log.warning("token mint lock still busy after %.0f s; minting without it", self._lease_ms / 1000)
-                break
-            await anyio.sleep(self._poll_s)
+        from redis.exceptions import LockNotOwnedError
+
+        lock = self._redis.lock(
+            LOCK_PREFIX + _digest(key),
+            timeout=self._lease_s,
+            sleep=self._poll_s,
+            blocking_timeout=self._lease_s,
+            thread_local=False,
+        )
+        held = await self._run(lock.acquire())
+        if not held:
+            log.warning("token mint lock still busy after %.0f s; minting without it", self._lease_s)
         try:
             yield
         finally:
             if held:
-                with anyio.CancelScope(shield=True):
-                    await self._run(self._cad(keys=[name], args=[owner]))
+                # A lease that ran out mid-mint was freed already (maybe taken by another process).
+                with anyio.CancelScope(shield=True), contextlib.suppress(LockNotOwnedError):
+                    await self._run(lock.release())
 
 
-class RedisReservations(_RedisClient):
+class RedisReservations(_OnPool):
     """The duplicate guard's reservations (service/guard.py `Reservations`) in Redis, so that
     every replica sees every other's creates: a claim is one SET NX PX."""
 
-    def __init__(self, redis_url: str) -> None:
-        super().__init__(redis_url)
+    def __init__(self, redis: RedisPool | str) -> None:
+        super().__init__(redis)
         self._cad = self._redis.register_script(_COMPARE_AND_DELETE)
 
     @staticmethod
@@ -365,20 +373,12 @@ class RedisReservations(_RedisClient):
         await self._run(self._cad(keys=[self.redis_key(key)], args=[value]))
 
 
-def make_reservations(settings: Settings) -> RedisReservations | None:
-    """The shared duplicate-guard store when INVOICE_MCP_REDIS_URL is set, else None (in memory)."""
-    if settings.redis_url is None:
-        return None
-    return RedisReservations(settings.redis_url.get_secret_value())
-
-
-def make_shared_state(settings: Settings) -> tuple[RateLimiter, TokenStore] | None:
-    """Redis-backed limiter and token store when INVOICE_MCP_REDIS_URL is set, else None.
+def redis_pool(settings: Settings) -> RedisPool | None:
+    """The process's one Redis pool when INVOICE_MCP_REDIS_URL is set, else None (state in memory).
 
     Nothing connects here; the first use raises SharedStateError if Redis is
-    unreachable (call `ping()` on either to check at start-up).
+    unreachable (call `ping()` to check at start-up).
     """
     if settings.redis_url is None:
         return None
-    url = settings.redis_url.get_secret_value()
-    return RedisRateLimiter(url, settings.rate_key, settings.rate_limit), RedisTokenStore(url)
+    return RedisPool(settings.redis_url.get_secret_value())

@@ -14,16 +14,20 @@ from typing import TextIO
 
 import anyio
 
-from invoice_mcp.api.client import APIClient
 from invoice_mcp.api.errors import APIError, CredentialsError, UpstreamError
 from invoice_mcp.api.models import PAGE_SIZE
 from invoice_mcp.api.settings import Settings, SettingsError, load_settings
+from invoice_mcp.server.accounts import Accounts
 
 
 async def probe(settings: Settings) -> str:
     """Mint a token and list one page; returns the OK line or raises APIError."""
-    async with APIClient(settings, max_attempts=2) as client:
-        page = await client.list_invoices(limit=PAGE_SIZE)
+    accounts = Accounts(settings)
+    try:
+        async with accounts.client(settings, max_attempts=2) as client:
+            page = await client.list_invoices(limit=PAGE_SIZE)
+    finally:
+        await accounts.aclose()
     n = len(page.data)
     more = " (more pages follow)" if page.has_next_page else ""
     return (

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from invoice_mcp import __version__
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.api.stats import track
+from invoice_mcp.server.accounts import cursor_key
 from invoice_mcp.server.apps import build_apps, client_negotiated_apps, ui_meta
 from invoice_mcp.server.errors import tool_errors
 from invoice_mcp.server.registry import TOOLS, select_tools
@@ -35,7 +36,7 @@ from invoice_mcp.server.sdk_adapter import (
     shallow_output_schema,
 )
 from invoice_mcp.server.spec import ToolSpec
-from invoice_mcp.server.state import AppState, ClientFactory, cursor_key, deps
+from invoice_mcp.server.state import AppState, ClientFactory, deps
 
 __all__ = ["AppState", "InvoiceMCPServer", "build_server", "cursor_key", "deps"]
 

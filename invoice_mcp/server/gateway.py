@@ -31,6 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from invoice_mcp.api.keys import derive_key
 from invoice_mcp.api.settings import Settings
+from invoice_mcp.server.accounts import Accounts
 from invoice_mcp.server.state import AppState
 from invoice_mcp.service.tenants import Credentials, Tenant, Tenants, environments
 
@@ -93,9 +94,8 @@ class GatewayState(AppState):
     """AppState whose service is chosen per request, from the credentials the request carries."""
 
     def __init__(self, settings: Settings, tenants: Tenants | None = None) -> None:
-        super().__init__(settings)
-        self.tenants = tenants if tenants is not None else Tenants(settings)
-        self.tenants.journal_for = self.journal_for
+        super().__init__(settings, accounts=gateway_accounts(settings, tenants))
+        self.tenants = tenants if tenants is not None else Tenants(settings, self.accounts)
         log.info(
             "gateway mode: API credentials per request in the headers %s and %s; "
             "up to %d tenants, idle ones evicted after %.0f s",
@@ -150,6 +150,16 @@ class GatewayState(AppState):
     async def aclose(self) -> None:
         await self.tenants.aclose()
         await super().aclose()
+
+
+def gateway_accounts(settings: Settings, tenants: Tenants | None) -> Accounts:
+    """The account factory of a process serving many accounts: the one `tenants` build with,
+    else a new one (its accounts share one connection pool)."""
+    if tenants is None:
+        return Accounts(settings, many=True)
+    if not isinstance(tenants.accounts, Accounts):
+        raise TypeError("gateway tenants must be built by the server's Accounts")
+    return tenants.accounts
 
 
 def request_state_keys(settings: Settings) -> list[bytes]:

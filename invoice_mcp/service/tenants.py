@@ -1,6 +1,11 @@
 """Many partner accounts in one process: one isolated `InvoiceService` per set of
 credentials actually presented (gateway mode). Imports the API layer, never MCP.
 
+This module decides which accounts to keep (keying, probation, eviction); it builds
+nothing itself. Each tenant's account is made by the `AccountFactory` it is given (the
+server's `Accounts`), which also owns what accounts share: the HTTP connection pool, the
+Redis pool, the token store and the duplicate guard's reservations.
+
 A tenant is keyed by (base URL, client id, digest of the client secret), so
 everything that belongs to an account belongs to exactly the credentials that
 were presented: the access token (a wrong secret gets its own, refused, token
@@ -11,10 +16,6 @@ secret: a cursor of one account is refused by every other).
 The rate limiter is keyed by (base URL, client id), since the API's 5 requests/s
 are per key: tenants presenting the same client id share one schedule, and with
 Redis configured every replica shares it too (the token cache as well).
-
-All tenants send through one connection pool and TLS context (`SharedTransport`): a
-connection carries no account state (each request has its own bearer token), and an httpx
-client of its own would cost each tenant ~0.9 MB and ~30 ms of certificate loading.
 
 Memory is bounded: at most `max_tenants` tenants are held (INVOICE_MCP_GATEWAY_MAX_TENANTS,
 default 100); one idle for `idle_s` seconds (INVOICE_MCP_GATEWAY_IDLE_S, default 900), or
@@ -28,10 +29,10 @@ the shared store). Until then a tenant is on probation: held apart, at most
 only), so refused credentials never take a warm tenant's place. Their token requests pass a
 bounded gate per client id (api/ratelimit.py `StrangerGate`) before the key's schedule.
 
-The duplicate guard's reservations belong to the process, not to the evictable tenant: one
-store (Redis when INVOICE_MCP_REDIS_URL is set, shared by every replica; else in memory) for
-all tenants, keyed by account (base URL, client id, secret digest), so a reservation held
-by a create survives its tenant's eviction and a fresh tenant for the same account sees it.
+The duplicate guard's reservations belong to the process, not to the evictable tenant: the
+factory's one store (Redis when INVOICE_MCP_REDIS_URL is set, shared by every replica; else in
+memory) for all tenants, keyed by account (base URL, client id, secret digest), so a reservation
+held by a create survives its tenant's eviction and a fresh tenant for the same account sees it.
 """
 
 from __future__ import annotations
@@ -42,28 +43,35 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
-import httpx
 from pydantic import SecretStr
 
 from invoice_mcp.api.keys import secret_digest
-from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter, StrangerGate
+from invoice_mcp.api.ratelimit import RateLimiter, StrangerGate
 from invoice_mcp.api.settings import BASE_URLS, Settings
-from invoice_mcp.service.guard import LocalReservations, Reservations
-from invoice_mcp.service.invoices import InvoiceService
 
 if TYPE_CHECKING:
-    from invoice_mcp.api.auth import TokenStore
     from invoice_mcp.api.client import APIClient
-    from invoice_mcp.service.journal import Journal
+    from invoice_mcp.service.invoices import InvoiceService
 
 log = logging.getLogger(__name__)
 
 TenantKey = tuple[str, str, str]
 """(base URL, client id, digest of the client secret)."""
 
-TenantClientFactory = Callable[[Settings, RateLimiter, "TokenStore | None"], "APIClient"]
+
+class AccountFactory(Protocol):
+    """What the registry needs to make a tenant (the server's `Accounts` is one)."""
+
+    def rate_limiter(self, settings: Settings) -> RateLimiter:
+        """A pacing schedule for the API key of these settings."""
+        ...
+
+    def service(self, settings: Settings, *, limiter: RateLimiter | None = None) -> InvoiceService:
+        """Everything the account with these settings owns, paced by `limiter`."""
+        ...
+
 
 PROBATION_MAX = 16
 """Tenants whose credentials the API has not accepted yet, held at most (apart from the cap)."""
@@ -80,20 +88,6 @@ def environments(settings: Settings) -> dict[str, str]:
     operator's AP_BASE_URL (if any) standing for the configured AP_ENVIRONMENT. A request names
     an environment, never a URL."""
     return {**BASE_URLS, settings.environment: settings.base_url}
-
-
-class SharedTransport(httpx.AsyncBaseTransport):
-    """The gateway's one pool, lent to every tenant's client; a client closing it is a no-op
-    (the registry closes the real one at shutdown)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -154,31 +148,25 @@ class Tenants:
     def __init__(
         self,
         settings: Settings,
+        accounts: AccountFactory,
         *,
         max_tenants: int | None = None,
         idle_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        client_factory: TenantClientFactory | None = None,
     ) -> None:
         self.settings = settings
+        self.accounts = accounts
         self.max_tenants = max_tenants if max_tenants is not None else settings.gateway_max_tenants
         self.idle_s = idle_s if idle_s is not None else settings.gateway_idle_s
         if self.max_tenants < 1:
             raise ValueError("max_tenants must be at least 1")
         self._clock = clock
-        self._factory = client_factory
         self._tenants: OrderedDict[TenantKey, Tenant] = OrderedDict()
         self._probation: OrderedDict[TenantKey, Tenant] = OrderedDict()
         self._known_good: OrderedDict[TenantKey, None] = OrderedDict()
         self.probation_max = PROBATION_MAX
         self._limiters: dict[str, _Limiter] = {}
-        self._reservations: Reservations | None = None
-        self._token_store: TokenStore | None = None
-        self._transport: SharedTransport | None = None
-        self.journal_for: Callable[[Settings, APIClient], Journal] | None = None
-        """Gives each tenant its journal (set by the server that owns the state store)."""
         self._closing: set[asyncio.Task[None]] = set()
-        self._shared_closers: list[Callable[[], Any]] = []
         self.stats = TenantStats()
 
     def __len__(self) -> int:
@@ -298,69 +286,16 @@ class Tenants:
             }
         )
         limiter = self._limiter_for(settings)
-        client = self._new_client(settings, limiter.limiter)
+        service = self.accounts.service(settings, limiter=limiter.limiter)
         if key not in self._known_good:
-            client.token_gate = limiter.gate
-        journal = self.journal_for(settings, client) if self.journal_for is not None else None
-        service = InvoiceService(
-            client,
-            cursor_key=settings.derive_key("cursor"),
-            reservations=self._shared_reservations(),
-            journal=journal,
-            state=journal.store if journal is not None else None,
-        )
+            service.client.token_gate = limiter.gate
         self.stats.created += 1
-        return Tenant(key, settings, client, service, last_used=now)
-
-    def _new_client(self, settings: Settings, limiter: RateLimiter) -> APIClient:
-        store = self._shared_token_store()
-        if self._factory is not None:
-            return self._factory(settings, limiter, store)
-        from invoice_mcp.api.client import APIClient
-
-        if self._transport is None:
-            pool = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-            self._transport = SharedTransport(httpx.AsyncHTTPTransport(limits=pool))
-        return APIClient(settings, limiter=limiter, token_store=store, transport=self._transport)
-
-    def _shared_token_store(self) -> TokenStore | None:
-        """With Redis: one token store for all tenants (its keys carry the secret digest)."""
-        if self.settings.redis_url is None:
-            return None  # each tenant's APIClient keeps its own in-process token cache
-        if self._token_store is None:
-            from invoice_mcp.api.shared_state import RedisTokenStore
-
-            store = RedisTokenStore(self.settings.redis_url.get_secret_value())
-            self._token_store = store
-            self._shared_closers.append(store.aclose)
-        return self._token_store
-
-    def _shared_reservations(self) -> Reservations:
-        """The duplicate guard's one store for every tenant of the process (Redis: every replica)."""
-        if self._reservations is None:
-            store: Reservations | None = None
-            if self.settings.redis_url is not None:
-                from invoice_mcp.api.shared_state import make_reservations
-
-                redis_store = make_reservations(self.settings)
-                if redis_store is not None:
-                    self._shared_closers.append(redis_store.aclose)
-                    store = redis_store
-            self._reservations = store if store is not None else LocalReservations()
-        return self._reservations
+        return Tenant(key, settings, service.client, service, last_used=now)
 
     def _limiter_for(self, settings: Settings) -> _Limiter:
         entry = self._limiters.get(settings.rate_key)
         if entry is None:
-            limiter: RateLimiter
-            if self.settings.redis_url is not None:
-                from invoice_mcp.api.shared_state import RedisRateLimiter
-
-                limiter = RedisRateLimiter(
-                    self.settings.redis_url.get_secret_value(), settings.rate_key, settings.rate_limit
-                )
-            else:
-                limiter = LocalRateLimiter(settings.rate_limit, clock=self._clock)
+            limiter = self.accounts.rate_limiter(settings)
             gate = StrangerGate(min(STRANGER_RATE, settings.rate_limit), STRANGER_WAITING, clock=self._clock)
             entry = self._limiters[settings.rate_key] = _Limiter(limiter, gate)
         entry.users += 1
@@ -407,7 +342,7 @@ class Tenants:
             await asyncio.gather(*list(self._closing), return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Close every tenant and the shared state (server shutdown)."""
+        """Close every tenant (server shutdown; what they share is the account factory's to close)."""
         for held in (self._tenants, self._probation):
             while held:
                 _, tenant = held.popitem(last=False)
@@ -415,12 +350,6 @@ class Tenants:
                 if tenant.active == 0:
                     self._schedule_close(tenant)
         await self.drain()
-        for closer in self._shared_closers:
-            await closer()
-        self._shared_closers.clear()
-        if self._transport is not None:
-            await self._transport.inner.aclose()
-            self._transport = None
 
     def held(self) -> Mapping[TenantKey, Tenant]:
         """Every tenant held, trusted or on probation."""

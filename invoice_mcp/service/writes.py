@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict, TypeVar, Unpac
 
 import anyio
 
-from invoice_mcp.api.errors import AmbiguousWriteError, APIError, NotFoundError
+from invoice_mcp.api.errors import AmbiguousWriteError, APIError, NotFoundError, SharedStateError
 from invoice_mcp.api.models import PAGE_SIZE, Invoice, InvoiceStatus, NewInvoice, NewLineItem, Page
-from invoice_mcp.api.shared_state import SharedStateError
 from invoice_mcp.service.errors import DuplicateInvoice, GuardUnavailable, NotFound, PossiblyCreated
 from invoice_mcp.service.guard import (
     CLOCK_SKEW_S,

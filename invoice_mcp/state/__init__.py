@@ -5,6 +5,7 @@ their own tables as a :class:`Schema` and never learn which engine runs them. Im
 MCP, the service or the faces.
 """
 
+from invoice_mcp.logs import redact_url
 from invoice_mcp.state.location import (
     ENV_VAR,
     Dialect,
@@ -12,7 +13,6 @@ from invoice_mcp.state.location import (
     StateLocation,
     default_data_dir,
     parse_state_url,
-    redact_url,
 )
 from invoice_mcp.state.secrets import KEY_ENV, SecretBox, digest, open_secret_box, same_digest
 from invoice_mcp.state.store import (

@@ -12,7 +12,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from invoice_mcp.logs import redact_url
 
 ENV_VAR = "INVOICE_MCP_STATE"
 APP_DIR = "invoice-mcp"
@@ -90,21 +92,3 @@ def parse_state_url(value: str | None, env: Mapping[str, str] | None = None) -> 
         path = Path(raw).expanduser()
     path = path.absolute()
     return StateLocation(Dialect.SQLITE, str(path), path)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password (userinfo or ?password=) replaced by ***."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-        query = urlencode(
-            [(k, "***" if "pass" in k.lower() else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-            safe="*",
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    except ValueError:
-        return "<unparseable URL>"

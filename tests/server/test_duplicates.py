@@ -180,6 +180,33 @@ async def test_two_processes_sharing_redis_see_a_create_in_flight(
     record_property("duplicates", {"cross-process (Redis)": [3, len(posts(sb))]})
 
 
+@pytest.mark.slow
+async def test_twenty_identical_creates_through_two_replicas_sharing_redis_make_one_post(
+    sb: Sandbox, redis_url: str, record_property: Record
+) -> None:
+    """Two single-account processes on one Redis, 10 identical creates through each at once,
+    the first POST held upstream for 1 s: one POST in the sandbox's request log, 19 refusals."""
+    env = base_env(api_env(sb, INVOICE_MCP_REDIS_URL=redis_url))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "invoice_mcp"], env=env)
+    args = args_for(sb, due_date="2027-02-15")
+    results: list[Any] = []
+    async with Client(params) as a, Client(params) as b:
+        sb.faults.delay_next(1, 1.0, method="POST", path="/invoices")
+
+        async def create(c: Client) -> None:
+            results.append(await c.call_tool("create_invoice", args))
+
+        async with anyio.create_task_group() as tg:
+            for k in range(20):
+                tg.start_soon(create, (a, b)[k % 2])
+    assert len(posts(sb)) == 1 and len(created(sb, "Guarded seats")) == 1
+    assert sum(not r.is_error for r in results) == 1
+    for r in results:
+        if r.is_error:
+            refused(r)
+    record_property("duplicates", {"two replicas (Redis), concurrent": [20, len(posts(sb))]})
+
+
 @pytest.mark.parametrize("after_processing", [True, False], ids=["landed", "lost"])
 async def test_create_that_timed_out_after_sending_is_not_repeated(
     sb: Sandbox, after_processing: bool, record_property: Record

@@ -13,9 +13,9 @@ from invoice_mcp.api.auth import TokenStore
 from invoice_mcp.api.client import APIClient
 from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
 from invoice_mcp.api.settings import BASE_URLS, Settings, load_settings
-from invoice_mcp.api.shared_state import RedisRateLimiter, RedisTokenStore, make_shared_state
+from invoice_mcp.api.shared_state import RedisRateLimiter, RedisTokenStore
 from invoice_mcp.sandbox import Sandbox, SandboxConfig, TenantConfig
-from invoice_mcp.server.app import cursor_key
+from invoice_mcp.server.accounts import Accounts, ClientFactory, cursor_key
 from invoice_mcp.server.gateway import (
     CLIENT_ID_HEADER,
     CLIENT_SECRET_HEADER,
@@ -48,6 +48,15 @@ def factory(settings: Settings, limiter: RateLimiter, store: TokenStore | None) 
     return RecordingClient(settings, limiter=limiter, token_store=store)
 
 
+def registry(
+    settings: Settings, clock: FakeClock | None = None, client: ClientFactory | None = None, **kw: Any
+) -> Tenants:
+    """Tenants built by the server's account factory, on the test's clock."""
+    clock = clock or FakeClock()
+    accounts = Accounts(settings, client_factory=client, clock=clock, many=True)
+    return Tenants(settings, accounts, clock=clock, **kw)
+
+
 def gateway_settings(**env: str) -> Settings:
     return load_settings({"INVOICE_MCP_GATEWAY": "1", "AP_ENVIRONMENT": "demo", **env})
 
@@ -60,7 +69,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def tenants(clock: FakeClock) -> Tenants:
     RecordingClient.closed = []
-    return Tenants(gateway_settings(), max_tenants=3, idle_s=60, clock=clock, client_factory=factory)
+    return registry(gateway_settings(), clock, factory, max_tenants=3, idle_s=60)
 
 
 def test_gateway_settings_need_and_keep_no_credentials() -> None:
@@ -74,7 +83,7 @@ def test_gateway_settings_need_and_keep_no_credentials() -> None:
 def test_environments_are_names_mapped_by_the_server() -> None:
     s = gateway_settings(AP_BASE_URL="http://127.0.0.1:9")
     assert environments(s) == {"demo": "http://127.0.0.1:9", "production": BASE_URLS["production"]}
-    t = Tenants(s)
+    t = registry(s)
     assert t.credentials("id", "secret").base_url == "http://127.0.0.1:9"
     assert t.credentials("id", "secret", " PRODUCTION ").base_url == BASE_URLS["production"]
     with pytest.raises(ValueError, match="demo, production"):
@@ -103,7 +112,7 @@ async def test_keyed_by_the_credentials_presented(tenants: Tenants) -> None:
 
 
 def test_pacing_is_per_client_id_on_the_limiters_schedule(clock: FakeClock) -> None:
-    t = Tenants(gateway_settings(AP_RATE_LIMIT="5"), clock=clock)
+    t = registry(gateway_settings(AP_RATE_LIMIT="5"), clock)
     a = t.acquire(t.credentials("acme", "s1"))
     a2 = t.acquire(t.credentials("acme", "other"))
     b = t.acquire(t.credentials("bolt", "s1"))
@@ -168,15 +177,15 @@ def test_redis_keys_token_by_secret_and_pace_by_client_id() -> None:
     s1 = load_settings({"AP_CLIENT_ID": "acme", "AP_CLIENT_SECRET": "s1", "INVOICE_MCP_REDIS_URL": url})
     s2 = s1.model_copy(update={"client_secret": type(s1.client_secret)("s2")})
     assert RedisTokenStore.redis_key(s1.cache_key) != RedisTokenStore.redis_key(s2.cache_key)
-    shared = make_shared_state(s1)
-    assert shared is not None and isinstance(shared[0], RedisRateLimiter)
-    assert shared[0].redis_key == RedisRateLimiter(url, s2.rate_key, 5).redis_key
+    limiter = Accounts(s1).rate_limiter(s1)
+    assert isinstance(limiter, RedisRateLimiter)
+    assert limiter.redis_key == RedisRateLimiter(url, s2.rate_key, 5).redis_key
     assert "s1" not in s1.cache_key and "acme" in s1.rate_key
 
 
 @pytest.mark.anyio
 async def test_gateway_shares_one_redis_token_store(clock: FakeClock) -> None:
-    t = Tenants(gateway_settings(INVOICE_MCP_REDIS_URL="redis://127.0.0.1:1/0"), clock=clock)
+    t = registry(gateway_settings(INVOICE_MCP_REDIS_URL="redis://127.0.0.1:1/0"), clock)
     a = t.acquire(t.credentials("acme", "s1"))
     b = t.acquire(t.credentials("bolt", "s1"))
     assert a.client.tokens._store is b.client.tokens._store
@@ -234,7 +243,7 @@ async def test_tenants_share_one_pool_and_survive_each_others_eviction(clock: Fa
     transport; evicting (closing) a tenant leaves the pool open for the others."""
     other = TenantConfig.numbered(1)
     with Sandbox(SandboxConfig(today=TODAY, rate_limit=None, invoices=20, tenants=(other,))) as sb:
-        t = Tenants(gateway_settings(AP_BASE_URL=sb.base_url, AP_RATE_LIMIT="1000"), max_tenants=1, clock=clock)
+        t = registry(gateway_settings(AP_BASE_URL=sb.base_url, AP_RATE_LIMIT="1000"), clock, max_tenants=1)
         a = t.acquire(t.credentials(sb.config.client_id, sb.config.client_secret))
         first = await a.service.find_customers("")
         t.release(a)
@@ -249,11 +258,13 @@ async def test_tenants_share_one_pool_and_survive_each_others_eviction(clock: Fa
         names = {c.id for c in await b.service.find_customers("")}  # the shared pool is still open
         assert names == {c["id"] for c in sb.customers(tenant=other.client_id)}
         await t.aclose()
+        assert isinstance(t.accounts, Accounts)
+        await t.accounts.aclose()
 
 
 def test_cap_and_idle_from_the_environment() -> None:
     s = gateway_settings(INVOICE_MCP_GATEWAY_MAX_TENANTS="7", INVOICE_MCP_GATEWAY_IDLE_S="30")
-    t = Tenants(s)
+    t = registry(s)
     assert (t.max_tenants, t.idle_s) == (7, 30.0)
     with pytest.raises(Exception, match="INVOICE_MCP_GATEWAY_MAX_TENANTS"):
         gateway_settings(INVOICE_MCP_GATEWAY_MAX_TENANTS="2.5")
@@ -314,7 +325,7 @@ async def test_duplicate_guard_reservation_outlives_its_tenant(tenants: Tenants,
 async def test_gateway_tenants_use_the_redis_duplicate_guard(clock: FakeClock) -> None:
     from invoice_mcp.api.shared_state import RedisReservations
 
-    t = Tenants(gateway_settings(INVOICE_MCP_REDIS_URL="redis://127.0.0.1:1/0"), clock=clock)
+    t = registry(gateway_settings(INVOICE_MCP_REDIS_URL="redis://127.0.0.1:1/0"), clock)
     a = t.acquire(t.credentials("acme", "s1"))
     b = t.acquire(t.credentials("bolt", "s1"))
     assert isinstance(a.service.writer.reservations, RedisReservations)
@@ -341,7 +352,7 @@ async def test_wrong_secrets_for_a_client_id_hold_a_bounded_share_of_its_schedul
     def refusing(settings: Settings, limiter: RateLimiter, store: TokenStore | None) -> APIClient:
         return APIClient(settings, limiter=limiter, token_store=store, transport=httpx.MockTransport(api))
 
-    t = Tenants(gateway_settings(AP_RATE_LIMIT="5"), clock=clock, client_factory=refusing)
+    t = registry(gateway_settings(AP_RATE_LIMIT="5"), clock, refusing)
     owner = t.credentials("acme", "right")
     t.release(verify(t.acquire(owner)))
     schedule = t.limiter(owner)

@@ -1,5 +1,5 @@
 """Each grant acts on its linked account: an isolated service per API key, from the
-gateway's tenant registry (service/tenants.py), so cursors, confirmations, caches, the
+gateway's tenant registry (service/tenants.py, built by the account factory), so cursors, confirmations, caches, the
 duplicate guard and streams never cross accounts, and two grants for one API key share
 one API token and one rate limiter (tenants are keyed by the key, not by the grant).
 
@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.faces.oauth.config import WRITE_SCOPE
 from invoice_mcp.faces.oauth.provider import InvoiceAuthProvider
-from invoice_mcp.server.gateway import GatewayState, _held
+from invoice_mcp.server.gateway import GatewayState, _held, gateway_accounts
 from invoice_mcp.server.registry import TOOLS
 from invoice_mcp.server.state import AppState
 from invoice_mcp.service.tenants import Tenants
@@ -52,8 +52,8 @@ class OAuthState(GatewayState):
     """AppState whose service is the one of the grant the request's access token belongs to."""
 
     def __init__(self, settings: Settings, provider: InvoiceAuthProvider, tenants: Tenants | None = None) -> None:
-        AppState.__init__(self, settings)
-        self.tenants = tenants if tenants is not None else Tenants(settings)
+        AppState.__init__(self, settings, accounts=gateway_accounts(settings, tenants))
+        self.tenants = tenants if tenants is not None else Tenants(settings, self.accounts)
         self.provider = provider
 
     def service_for(self, ctx: Context[Any, Any]) -> InvoiceService:

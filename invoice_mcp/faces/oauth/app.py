@@ -30,6 +30,7 @@ from invoice_mcp.faces.oauth.config import SCOPES, OAuthConfig
 from invoice_mcp.faces.oauth.pages import ConnectPage
 from invoice_mcp.faces.oauth.provider import InvoiceAuthProvider, LinkedKey
 from invoice_mcp.faces.oauth.store import GrantStore
+from invoice_mcp.server.accounts import Accounts
 from invoice_mcp.server.state import AppState
 from invoice_mcp.service.tenants import Tenants, environments
 
@@ -52,7 +53,7 @@ class OAuthSetup:
 
     def __post_init__(self) -> None:
         self.provider = InvoiceAuthProvider(self.config, self.store)
-        self.tenants = Tenants(self.settings)
+        self.tenants = Tenants(self.settings, Accounts(self.settings, many=True))
 
     def close(self) -> None:
         """Close the state store (after the server stopped)."""
