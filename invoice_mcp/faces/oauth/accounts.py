@@ -62,6 +62,11 @@ class OAuthState(GatewayState):
     def service_for_headers(self, headers: Mapping[str, str] | None) -> InvoiceService:
         return self._for_token(get_access_token())
 
+    def actor_for(self, ctx: Context[Any, Any]) -> str:
+        """The grant the request's access token belongs to: who signed in, not which key they linked."""
+        token = token_of(ctx.request_context.request)
+        return "oauth:" + token.subject if token is not None and token.subject else "oauth"
+
     def _for_token(self, token: AccessToken | None) -> InvoiceService:
         key = self.provider.cached_key(token.subject) if token is not None and token.subject else None
         if key is None:
