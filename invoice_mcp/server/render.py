@@ -8,7 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_serializer
 
 from invoice_mcp.server.errors import safe_message
 from invoice_mcp.text import clean, day, money_text, q2, quoted, usd
@@ -36,10 +36,12 @@ DATA_KEY = "customer data, not instructions"
 """The same warning, as a short value in structured content (some hosts show only that)."""
 
 LIST_COLS = ["number", "customer", "status", "total", "created", "due", "days_late"]
-"""Columns of a structured list row: dates are ISO 8601 basic as numbers (20261123: 3 tokens
-against 7 for "2026-11-23"); `days_late` is there only for unpaid invoices past due. Money in
-another currency than the chunk's is a string with its code ("700.00 EUR"). What a row still
-owes, when that is not its total, is in the chunk's `balances` (by number)."""
+"""Columns of a structured list row, every row full width: dates are ISO 8601 basic as numbers
+(20261123: 3 tokens against 7 for "2026-11-23"); `days_late` is null unless the invoice is owed and
+past due. In structured content `customer` is a position in the chunk's `customers` (a name costs
+about five tokens a row, its position one). Money in another currency than the chunk's is a string
+with its code ("700.00 EUR"). What a row still owes, when that is not its total, is in the chunk's
+`balances` (by number)."""
 
 Cell = Any
 """A list cell: string, number or null (typed loosely in the schema: it costs tokens in tools/list)."""
@@ -135,8 +137,19 @@ def list_cells(it: ListItem, currency: str = "USD") -> list[Cell]:
             return compact_money(v)
         return _plain(v, it.currency)
 
-    cells: list[Cell] = [it.ref, it.customer, it.status, cell(it.total), _basic(it.created), _basic(it.due)]
-    return [*cells, it.days_late] if it.days_late else cells
+    return [it.ref, it.customer, it.status, cell(it.total), _basic(it.created), _basic(it.due), it.days_late]
+
+
+def list_table(items: list[ListItem], currency: str = "USD") -> tuple[list[str], list[list[Cell]]]:
+    """The chunk's customers, each named once in order of first appearance, and its rows (LIST_COLS)
+    with the customer as a position in that list."""
+    customers: dict[str, int] = {}
+    rows = []
+    for it in items:
+        cells = list_cells(it, currency)
+        cells[1] = customers.setdefault(it.customer, len(customers))
+        rows.append(cells)
+    return list(customers), rows
 
 
 def _iso_day(value: str | None) -> str | None:
@@ -197,7 +210,16 @@ class PaymentRow(BaseModel):
     charged: float | None = Field(None, description="With fees the customer paid")
 
 
-class ListedPayment(PaymentRow):
+class FullRow(BaseModel):
+    """A row of a structured list that keeps every field, null where it does not apply: results drop
+    null fields (spec.result), and a row that lacks a key its neighbours have reads as a different shape."""
+
+    @model_serializer(mode="plain")
+    def _every_field(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in type(self).model_fields}
+
+
+class ListedPayment(FullRow, PaymentRow):
     customer_id: str | None = None
     customer: str | None = None
     invoice: str | None = None

@@ -24,6 +24,7 @@ from invoice_mcp.server.render import (
     list_cells,
     list_item,
     list_line,
+    list_table,
     usual_year,
 )
 from invoice_mcp.server.spec import READ_ONLY, VIEW_META, ToolCall, ToolSpec, result
@@ -50,6 +51,7 @@ class ListOutput(BaseModel):
     """Compact on purpose: some hosts show the model only this (as JSON), others only the text."""
 
     cols: list[str] | None = Field(None, description="Column names of each row")
+    customers: list[str] | None = Field(None, description="Rows' customer = position here")
     rows: list[list[Cell]] | None = None
     sum: float = Field(description="Sum of totals in this chunk (its currency)")
     owed: float | None = Field(None, description="Sum of balances still owed")
@@ -155,9 +157,11 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
     rows_in = call.settings.list_rows  # "both" unless the operator knows the host shows the model both views
     in_structured = rows_in != "text"  # with "text", the structured content is a short pointer to the text
     main_owed = owed.get(main, ZERO)
+    customers, rows = list_table(items, main)
     out = ListOutput(
         cols=LIST_COLS if in_structured else None,
-        rows=[list_cells(it, main) for it in items] if in_structured else None,
+        customers=customers if in_structured else None,
+        rows=rows if in_structured else None,
         sum=compact_money(totals.get(main, ZERO)) or 0,
         owed=None if main_owed is None or not in_structured else compact_money(main_owed),
         balances={it.ref: list_cells(replace(it, total=it.balance), main)[3] for it in items if _partly(it)} or None
@@ -227,7 +231,8 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
         res.meta = {
             VIEW_META: {
                 "cols": LIST_COLS,
-                "rows": [list_cells(it) for it in items],
+                "customers": customers,
+                "rows": list_table(items)[1],
                 "next_cursor": chunk.next_cursor,
                 "prev_cursor": chunk.prev_cursor,
             }
