@@ -3,11 +3,11 @@ what one kind of host shows: `text` (the text blocks only, most hosts) or `struc
 (JSON.stringify(structuredContent) only, as Claude Code). Every call is appended to a log with the
 characters and o200k tokens shown, so a question's cost in each view can be added up afterwards.
 
-    .venv/bin/python bench/drive.py serve &                  # sandbox (300 invoices, today 2026-11-25) + server over HTTP
+    .venv/bin/python bench/drive.py serve &     # sandbox (300 invoices, today 2026-11-25) + server, HTTP
     .venv/bin/python bench/drive.py call text Q1 summarize_invoices '{"customer": "Acme"}'
-    .venv/bin/python bench/drive.py tools structured         # what tools/list costs, once per session
-    .venv/bin/python bench/drive.py truth                    # the sandbox's own data now (for checking, not for answering)
-    .venv/bin/python bench/drive.py report                   # calls and characters per question and view
+    .venv/bin/python bench/drive.py tools       # what tools/list costs, once per session
+    .venv/bin/python bench/drive.py truth       # the sandbox data now (for checking, never for answering)
+    .venv/bin/python bench/drive.py report      # calls and characters per question and view
 
 `serve` keeps one sandbox and one server (state store in the work folder) for the whole run, so
 writes, the duplicate guard and the payment attribution index carry from call to call, as in a

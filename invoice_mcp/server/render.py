@@ -219,10 +219,45 @@ class FullRow(BaseModel):
         return {name: getattr(self, name) for name in type(self).model_fields}
 
 
-class ListedPayment(FullRow, PaymentRow):
+class ListedPayment(PaymentRow):
     customer_id: str | None = None
     customer: str | None = None
     invoice: str | None = None
+
+
+PAYMENT_COLS = ["id", "created", "method", "status", "amount", "charged", "customer", "invoice"]
+"""Columns of a structured payment row, every row full width: `created` is the day as ISO 8601 basic
+(20261030); `charged` is null when it equals the amount (no fees paid by the customer); `customer` is
+a position in the chunk's `customers`; `invoice` is the number of the invoice the payment belongs to
+(null while not yet attributed, or when it belongs to none)."""
+
+
+def payment_table(rows: list[ListedPayment]) -> tuple[list[str], list[list[Cell]]]:
+    """The chunk's customers, each named once (the id where the directory has no name), and its rows
+    (PAYMENT_COLS): one object per payment repeated every key and the customer's id and name, three
+    times the characters."""
+    customers: dict[str, int] = {}
+    out: list[list[Cell]] = []
+    for r in rows:
+        who = r.customer or r.customer_id
+        spot = None if who is None else customers.setdefault(who, len(customers))
+        out.append(
+            [
+                r.id,
+                _basic(_iso_day(r.created_at)),
+                r.method,
+                r.status,
+                _whole(r.amount),
+                _whole(r.charged),
+                spot,
+                r.invoice,
+            ]
+        )
+    return list(customers), out
+
+
+def _whole(v: float | None) -> int | float | None:
+    return int(v) if v is not None and v == int(v) else v
 
 
 def payment_row(p: Payment) -> PaymentRow:

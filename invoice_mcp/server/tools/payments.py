@@ -10,7 +10,16 @@ from mcp.types import CallToolResult
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from invoice_mcp.server.inputs import CustomerId, DateFrom, DateTo, InvoiceRef, Strict, to_rfc3339
-from invoice_mcp.server.render import DATA_KEY, DATA_NOTE, ListedPayment, listed_payment, money, payment_line
+from invoice_mcp.server.render import (
+    DATA_KEY,
+    DATA_NOTE,
+    PAYMENT_COLS,
+    Cell,
+    listed_payment,
+    money,
+    payment_line,
+    payment_table,
+)
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import money_text, quoted
 
@@ -77,7 +86,9 @@ class PaymentsInput(Strict):
 
 
 class PaymentsOutput(BaseModel):
-    payments: list[ListedPayment]
+    cols: list[str] = Field(description="Column names of each row")
+    customers: list[str] = Field(description="Rows' customer = position here")
+    rows: list[list[Cell]]
     count: int
     collected: float = Field(description="Succeeded, this chunk")
     currency: str | None = Field(None, description="Of collected, when payments name one")
@@ -114,8 +125,11 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
     issues = counted.issues.phrases(main)
     limit = "" if args.limit == PaymentsInput.model_fields["limit"].default else f", limit={args.limit}"
     next_call = f'list_payments(cursor="{chunk.next_cursor}"{limit})' if chunk.has_more else None
+    customers, table = payment_table(rows)
     out = PaymentsOutput(
-        payments=rows,
+        cols=PAYMENT_COLS,
+        customers=customers,
+        rows=table,
         count=len(rows),
         collected=money(got) or 0.0,
         currency=main or None,
