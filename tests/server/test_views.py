@@ -45,7 +45,9 @@ TOOLS_LIST_BUDGET = 3000 + 250 + 225 + 150 + 215
 the money arguments and fields (currency, balances owed, payment issues) within 3,000, plus the batch
 tools and the journal, each measured alone: create_invoices 249, archive_invoices 224,
 restore_invoices 146, recent_activity 215. The failed_payment filter (list_invoices, summarize_invoices)
-and list_payments' invoice and not_attributed fields add 53 (3,724 -> 3,777), inside the same budget."""
+and list_payments' invoice and not_attributed fields add 53 (3,724 -> 3,777); the chunks' `customers`
+(named once, rows refer to them by position) and list_payments' cols/rows add 21 (3,798), inside the
+same budget."""
 
 ROW = re.compile(r"^([A-Za-z0-9_.:/-]+) «")
 CALL = re.compile(r'^(next|prev): list_invoices\(cursor="([A-Za-z0-9_-]+)"(?:, limit=(\d+))?\)$')
