@@ -51,7 +51,7 @@ async def _pages(c: Client) -> int:
         if r.is_error or r.structured_content is None:
             raise RuntimeError(str(r.content))
         sc = r.structured_content
-        attributed += sum(1 for p in sc["payments"] if p.get("invoice"))
+        attributed += sum(1 for row in sc["rows"] if row[sc["cols"].index("invoice")])
         cursor = sc.get("next_cursor")
         if not cursor:
             break

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from _common import BENCH, ROOT, launcher, machine_line
 
-SCRIPTS = ("tokens", "tasks", "overhead", "startup", "ledger", "tokens_endpoint", "views", "oauth")
+SCRIPTS = ("tokens", "tasks", "attribution", "overhead", "startup", "ledger", "tokens_endpoint", "views", "oauth")
 TIMEOUT_S = 900
 
 

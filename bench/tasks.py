@@ -39,6 +39,7 @@ class Run:
     rows_in: str = "both"
     calls: list[str] = field(default_factory=list)
     read: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HOSTS, 0))
+    chars: dict[str, int] = field(default_factory=lambda: dict.fromkeys(HOSTS, 0))
 
     async def call(self, tool: str, args: dict[str, Any]) -> Any:
         res = await self.client.call_tool(tool, args)
@@ -47,6 +48,7 @@ class Run:
         self.calls.append(tool)
         for host in HOSTS:
             self.read[host] += tok(seen(res, host))
+            self.chars[host] += len(seen(res, host))
         return res
 
     def read_list(self, res: Any) -> tuple[list[str], dict[str, Any] | None]:
@@ -316,6 +318,26 @@ async def payments_money(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]
     return f"applied ${applied:,}, charged ${charged:,}", []
 
 
+async def failed_unpaid(r: Run, sb: Sandbox) -> tuple[str, list[dict[str, Any]]]:
+    """Invoices with a failed payment attempt that are still unpaid: one call, exact against the
+    sandbox's own invoice -> payments link (never matched by amounts)."""
+    res = await r.call("list_invoices", {"failed_payment": True, "unpaid": True, "limit": 100, "as_of": AS_OF})
+    live = sb.invoices(include_archived=False)
+    pays = sb.payments_by_invoice()
+    want = [i for i in live if owed(i) and any(p["status"] == "failed" for p in pays.get(i["id"], []))]
+    got, nxt = r.read_list(res)
+    assert nxt is None, "more than one chunk"
+    assert got == [i["invoice_number"] for i in want], (got, [i["invoice_number"] for i in want])
+    bal = balances(sb)
+    owed_total = sum((bal[i["id"]] for i in want), Decimal("0"))
+    if r.rows_in == "structured":
+        assert Decimal(str(res.structured_content["owed"])) == owed_total
+    else:
+        assert f"owed ${owed_total:,.2f}" in text_of(res).splitlines()[0]
+    attempts = [p for i in want for p in pays[i["id"]] if p["status"] == "failed"]
+    return f"{len(want)} invoices, ${owed_total:,} owed", [*want, *attempts]
+
+
 TASKS: list[tuple[str, Task]] = [
     ("what does Granite State Engineering owe, how much past due", owes),
     ("top 3 debtors", top_debtors),
@@ -334,6 +356,7 @@ TASKS: list[tuple[str, Task]] = [
     ("a preview identical to a recent invoice", preview_warns),
     ("text search with nothing found (trust the zero)", empty_search),
     ("payments: applied, charged, fees, refunds", payments_money),
+    ("invoices with a failed payment attempt, still unpaid", failed_unpaid),
 ]
 
 
@@ -364,6 +387,8 @@ async def run_tasks(rows_in: str) -> tuple[list[list[object]], int, int]:
                         raw_tokens(raw),
                         answer,
                         verdict(ok),
+                        r.chars["text"],
+                        r.chars["structured"],
                     ]
                 )
     return rows, tools, failures
@@ -377,7 +402,11 @@ async def run() -> str:
         failures += failed if rows_in != "both" else 0
         raw = sum(int(str(r[6])) for r in got)
         sums = [sum(int(str(r[i])) for r in got) for i in (3, 4, 5)]
-        totals.append([f"INVOICE_MCP_LIST_ROWS={rows_in}", *sums, raw, *(f"{n / raw:.3f}" for n in sums)])
+        calls = sum(int(str(r[1])) for r in got)
+        chars = [sum(int(str(r[i])) for r in got) for i in (9, 10)]
+        totals.append(
+            [f"INVOICE_MCP_LIST_ROWS={rows_in}", calls, *sums, raw, *(f"{n / raw:.3f}" for n in sums), *chars]
+        )
     out = [
         "### Assistant tasks (bench/tasks.py)",
         "",
@@ -387,14 +416,38 @@ async def run() -> str:
         f"server would hand over). tools/list: {tools:,} tokens, once per session. Default settings.",
         "",
         table(
-            ["task", "calls", "tools", "text", "structured", "both", "raw JSON", "answer", "checked"],
+            [
+                "task",
+                "calls",
+                "tools",
+                "text",
+                "structured",
+                "both",
+                "raw JSON",
+                "answer",
+                "checked",
+                "text chars",
+                "structured chars",
+            ],
             rows,
         ),
         "",
         "All tasks, by where list_invoices puts its rows (INVOICE_MCP_LIST_ROWS; default both):",
         "",
         table(
-            ["setting", "text", "structured", "both", "raw JSON", "text ÷ raw", "structured ÷ raw", "both ÷ raw"],
+            [
+                "setting",
+                "calls",
+                "text",
+                "structured",
+                "both",
+                "raw JSON",
+                "text ÷ raw",
+                "structured ÷ raw",
+                "both ÷ raw",
+                "text chars",
+                "structured chars",
+            ],
             totals,
         ),
     ]

@@ -102,7 +102,7 @@ async def test_list_invoices_cleans_bounds_and_quotes(mcp_client: Client, plante
     rows = res.structured_content["rows"]
     assert planted["invoice_number"] in [r[0] for r in rows]
     for r in rows:
-        assert_clean(r[1], 80, "structured row customer")
+        assert_clean(res.structured_content["customers"][r[1]], 80, "structured row customer")
     text = text_of(res)
     calls = [ln for ln in text.splitlines() if ln.startswith(("next: list_invoices(", "prev: list_invoices("))]
     assert all(re.fullmatch(r'(next|prev): list_invoices\(cursor="[A-Za-z0-9_-]+"(, limit=\d+)?\)', c) for c in calls)

@@ -16,10 +16,17 @@ from ..conftest import text_of
 pytestmark = pytest.mark.anyio
 
 
+def payment_objects(sc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The structured rows as objects (cols as keys, the customer named)."""
+    rows = [dict(zip(sc["cols"], row, strict=True)) for row in sc["rows"]]
+    return [r | {"customer": None if r["customer"] is None else sc["customers"][r["customer"]]} for r in rows]
+
+
 async def call(c: Client, **args: Any) -> tuple[dict[str, Any], str]:
     r = await c.call_tool("list_payments", args)
     assert not r.is_error, text_of(r)
     assert r.structured_content is not None
+    r.structured_content["payments"] = payment_objects(r.structured_content)
     return r.structured_content, text_of(r)
 
 
@@ -76,7 +83,8 @@ async def test_filters_status_method_dates_customer_and_invoice(mcp_client: Clie
     cust = sandbox.customers()[3]
     sc, text = await call(mcp_client, customer=cust["name"], limit=100)
     assert sc["customer"] == cust["name"]
-    assert {p["customer_id"] for p in sc["payments"]} == {cust["id"]}
+    owners = {p["id"]: p["customer_id"] for p in sandbox.payments()}
+    assert {owners[p["id"]] for p in sc["payments"]} == {cust["id"]} and sc["customers"] == [cust["name"]]
     assert f"of «{cust['name']}»" in text.splitlines()[0]
 
     inv = next(i for i in sandbox.invoices() if len(sandbox.payments_by_invoice().get(i["id"], [])) >= 2)

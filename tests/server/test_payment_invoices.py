@@ -30,10 +30,18 @@ def walks(sandbox: Sandbox) -> list[str]:
     return [r.query["invoice_id"] for r in sandbox.requests("GET", "/payments") if "invoice_id" in r.query]
 
 
+def payment_objects(sc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The structured rows as objects (cols as keys, the customer named)."""
+    rows = [dict(zip(sc["cols"], row, strict=True)) for row in sc["rows"]]
+    return [r | {"customer": None if r["customer"] is None else sc["customers"][r["customer"]]} for r in rows]
+
+
 async def call(c: Client, tool: str, **args: Any) -> tuple[dict[str, Any], str]:
     r = await c.call_tool(tool, args)
     assert not r.is_error, text_of(r)
     assert r.structured_content is not None
+    if tool == "list_payments":
+        r.structured_content["payments"] = payment_objects(r.structured_content)
     return r.structured_content, text_of(r)
 
 
@@ -60,7 +68,8 @@ async def test_listing_for_one_invoice_attributes_without_any_walk(mcp_client: C
     sc, _ = await call(mcp_client, "list_payments", invoice=number, limit=100)
     assert {p["invoice"] for p in sc["payments"]} == {number}
     assert walks(sandbox)[before:] == [inv_id]  # the listing itself; no attribution walks
-    sc2, _ = await call(mcp_client, "list_payments", customer_id=sc["payments"][0]["customer_id"], limit=100)
+    owner = next(p["customer_id"] for p in sandbox.payments() if p["id"] == sc["payments"][0]["id"])
+    sc2, _ = await call(mcp_client, "list_payments", customer_id=owner, limit=100)
     for p in sc2["payments"]:
         assert p.get("invoice") == (truth[p["id"]][1] if p["id"] in truth else None)
 

@@ -45,7 +45,9 @@ TOOLS_LIST_BUDGET = 3000 + 250 + 225 + 150 + 215
 the money arguments and fields (currency, balances owed, payment issues) within 3,000, plus the batch
 tools and the journal, each measured alone: create_invoices 249, archive_invoices 224,
 restore_invoices 146, recent_activity 215. The failed_payment filter (list_invoices, summarize_invoices)
-and list_payments' invoice and not_attributed fields add 53 (3,724 -> 3,777), inside the same budget."""
+and list_payments' invoice and not_attributed fields add 53 (3,724 -> 3,777); the chunks' `customers`
+(named once, rows refer to them by position) and list_payments' cols/rows add 21 (3,798), inside the
+same budget."""
 
 ROW = re.compile(r"^([A-Za-z0-9_.:/-]+) «")
 CALL = re.compile(r'^(next|prev): list_invoices\(cursor="([A-Za-z0-9_-]+)"(?:, limit=(\d+))?\)$')
@@ -146,6 +148,7 @@ async def test_filtered_walk_back_matches_the_walk_forward(mcp_client: Client, s
 
 async def test_text_gives_the_created_date_and_days_late(mcp_client: Client, sandbox: Sandbox) -> None:
     res = await mcp_client.call_tool("list_invoices", {"limit": 100, "as_of": TODAY.isoformat()})
+    names = {c["id"]: c["name"] for c in sandbox.customers()}
     lines = {ln.split(" ", 1)[0]: ln for ln in text_of(res).splitlines() if ROW.match(ln)}
     data = res.structured_content
     for inv in visible(sandbox)[:100]:
@@ -154,17 +157,18 @@ async def test_text_gives_the_created_date_and_days_late(mcp_client: Client, san
         assert f" {created:%b} {created.day}" in ln
         row = next(r for r in data["rows"] if r[0] == inv["invoice_number"])
         assert row[4] == int(created.strftime("%Y%m%d"))
+        assert data["customers"][row[1]] == names[inv["customer_id"]]  # named once, by position
         if owed(inv) and late > 0:
             assert ln.endswith(f", {late}d late") and row[6] == late
         else:
-            assert "late" not in ln and len(row) == 6
+            assert "late" not in ln and row[6] is None
 
 
 async def test_structured_content_is_compact_and_marks_data(mcp_client: Client) -> None:
     res = await mcp_client.call_tool("list_invoices", {"limit": 5})
     data = res.structured_content
     assert None not in data.values() and "prev_cursor" not in data  # no nulls: absent keys
-    assert set(data) == {"cols", "rows", "sum", "owed", "currency", "as_of", "next_cursor", "hint", "data"}
+    assert set(data) == {"cols", "customers", "rows", "sum", "owed", "currency", "as_of", "next_cursor", "hint", "data"}
     assert "customer data" in data["data"] and "not instructions" in data["data"]
     assert data["hint"] == "more: list_invoices(cursor=next_cursor, limit=5)"
     assert all(re.fullmatch(r"INV-\d+", r[0]) for r in data["rows"])  # numbers usable as references
@@ -411,3 +415,48 @@ async def test_unknown_customer_on_create_points_to_find_customers(mcp_client: C
     res = await mcp_client.call_tool("create_invoice", args)
     assert res.is_error and "find_customers(name=" in text_of(res) and "list_invoices" not in text_of(res)
     assert not sandbox.requests("POST", "/invoices")
+
+
+# -- every structured row full width ----------------------------------------------------------------
+
+LIST_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("list_invoices", {"limit": 100}),
+    ("list_invoices", {"limit": 100, "unpaid": True}),
+    ("list_invoices", {"limit": 100, "status": "partially_paid"}),
+    ("list_invoices", {"limit": 100, "min_days_past_due": 30, "as_of": TODAY.isoformat()}),
+    ("list_invoices", {"limit": 100, "failed_payment": True, "unpaid": True}),
+    ("list_invoices", {"text": "nothing matches this"}),
+    ("archive_invoices", {"status": "overdue", "dry_run": True}),
+    ("list_payments", {"limit": 100}),
+    ("list_payments", {"status": "failed", "limit": 100}),
+    ("recent_activity", {}),
+]
+
+
+async def test_every_structured_row_has_every_column(mcp_client: Client, sandbox: Sandbox) -> None:
+    """Rows of a table are as long as its `cols` (null where a cell does not apply); object rows
+    (find_customers) have every key, null included, so no row reads as another shape."""
+    created = await mcp_client.call_tool("create_invoice", create_args(sandbox))  # one journal entry
+    assert not created.is_error, text_of(created)
+    one = {"customer": sandbox.customers()[0]["id"], "due_date": "2027-01-15"}
+    one["line_items"] = [{"description": "Seat", "amount": 10, "quantity": 1}]
+    batch = await mcp_client.call_tool("create_invoices", {"rows": [one], "dry_run": True})
+    seen_null = 0
+    for res in [batch, *[await mcp_client.call_tool(tool, args) for tool, args in LIST_CALLS]]:
+        assert not res.is_error, text_of(res)
+        data = res.structured_content
+        assert data["rows"] or data.get("scope"), data
+        for row in data["rows"]:
+            assert len(row) == len(data["cols"]), (data["cols"], row)
+            seen_null += row.count(None)
+        if "customers" in data:  # named once per chunk, rows refer to them by position
+            spot = data["cols"].index("customer")
+            assert {row[spot] for row in data["rows"]} == set(range(len(data["customers"])))
+    assert seen_null, "no row with a cell that does not apply: the check proved nothing"
+    store = sandbox._app.store  # test-only: a customer without an email
+    with store.lock:
+        first = next(iter(store.customers_by_id.values()))
+        first.email = None
+    found = (await mcp_client.call_tool("find_customers", {"name": first.name})).structured_content["customers"]
+    assert found and all(set(c) == {"id", "name", "email"} for c in found)
+    assert any(c["email"] is None for c in found)

@@ -8,7 +8,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from invoice_mcp.server.inputs import Strict
-from invoice_mcp.server.render import DATA_NOTE
+from invoice_mcp.server.render import DATA_NOTE, FullRow
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import clean, quoted
 
@@ -26,7 +26,7 @@ class FindInput(Strict):
     name: str = Field(min_length=1, max_length=200, description="Company name or part of it")
 
 
-class CustomerRow(BaseModel):
+class CustomerRow(FullRow):
     id: str
     name: str | None = None
     email: str | None = None

@@ -23,6 +23,7 @@ from invoice_mcp.server.render import (
     list_cells,
     list_item,
     list_line,
+    list_table,
     usual_year,
 )
 from invoice_mcp.server.spec import READ_ONLY, VIEW_META, ToolCall, ToolSpec, result
@@ -50,6 +51,7 @@ class ListOutput(BaseModel):
     """Compact on purpose: some hosts show the model only this (as JSON), others only the text."""
 
     cols: list[str] | None = Field(None, description="Column names of each row")
+    customers: list[str] | None = Field(None, description="Rows' customer = position here")
     rows: list[list[Cell]] | None = None
     sum: float = Field(description="Sum of totals in this chunk (its currency)")
     owed: float | None = Field(None, description="Sum of balances still owed")
@@ -184,9 +186,11 @@ def _list_output(c: _Chunked, in_structured: bool, scope: str | None) -> ListOut
     """The structured content; with rows kept to the text, a short pointer to it."""
     main_owed = c.owed.get(c.main, ZERO)
     items, main, chunk = c.items, c.main, c.chunk
+    customers, rows = list_table(items, main)
     return ListOutput(
         cols=LIST_COLS if in_structured else None,
-        rows=[list_cells(it, main) for it in items] if in_structured else None,
+        customers=customers if in_structured else None,
+        rows=rows if in_structured else None,
         sum=compact_money(c.totals.get(main, ZERO)) or 0,
         owed=None if main_owed is None or not in_structured else compact_money(main_owed),
         balances={it.ref: list_cells(replace(it, total=it.balance), main)[3] for it in items if _partly(it)} or None
@@ -277,10 +281,12 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
     lines = [*_list_head(c, scope, year), *(list_line(it, year) for it in c.items), *_list_tail(c)]
     res = result("\n".join(lines), out)
     if call.apps and not in_structured:  # the table view needs the rows the operator kept out of structured content
+        customers, rows = list_table(c.items)
         res.meta = {
             VIEW_META: {
                 "cols": LIST_COLS,
-                "rows": [list_cells(it) for it in c.items],
+                "customers": customers,
+                "rows": rows,
                 "next_cursor": c.chunk.next_cursor,
                 "prev_cursor": c.chunk.prev_cursor,
             }

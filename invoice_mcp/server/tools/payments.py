@@ -9,7 +9,17 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from invoice_mcp.server.inputs import PaymentQuery
-from invoice_mcp.server.render import DATA_KEY, DATA_NOTE, ListedPayment, listed_payment, money, payment_line
+from invoice_mcp.server.render import (
+    DATA_KEY,
+    DATA_NOTE,
+    PAYMENT_COLS,
+    Cell,
+    ListedPayment,
+    listed_payment,
+    money,
+    payment_line,
+    payment_table,
+)
 from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
 from invoice_mcp.text import money_text, quoted
 
@@ -30,7 +40,9 @@ class PaymentsInput(PaymentQuery):
 
 
 class PaymentsOutput(BaseModel):
-    payments: list[ListedPayment]
+    cols: list[str] = Field(description="Column names of each row")
+    customers: list[str] = Field(description="Rows' customer = position here")
+    rows: list[list[Cell]]
     count: int
     collected: float = Field(description="Succeeded, this chunk")
     currency: str | None = Field(None, description="Of collected, when payments name one")
@@ -129,8 +141,11 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
     issues = counted.issues.phrases(main)
     next_call = _call(chunk.next_cursor, args.limit) if chunk.has_more else None
     prev_call = _call(chunk.prev_cursor, args.limit)
+    customers, table = payment_table(rows)
     out = PaymentsOutput(
-        payments=rows,
+        cols=PAYMENT_COLS,
+        customers=customers,
+        rows=table,
         count=len(rows),
         collected=money(per[main]) or 0.0,
         currency=main or None,

@@ -23,11 +23,13 @@
     return SETTLED.indexOf(status) >= 0 ? 0 : o.total;
   }
 
+  /* Rows name their customer by position in the chunk's `customers` (each name given once). */
   function objects(out) {
-    var cols = out.cols || [];
+    var cols = out.cols || [], names = out.customers || null;
     return (out.rows || []).map(function (cells) {
       var o = {};
       cols.forEach(function (c, i) { o[c] = cells[i] === undefined ? null : cells[i]; });
+      if (names && typeof o.customer === "number") o.customer = names[o.customer] === undefined ? null : names[o.customer];
       o.owed = owed(o, out.balances);
       return o;
     });
@@ -48,7 +50,7 @@
     if (out.rows || !extra || !extra.rows) return out;
     var merged = {};
     for (var k in out) if (Object.prototype.hasOwnProperty.call(out, k)) merged[k] = out[k];
-    merged.cols = extra.cols; merged.rows = extra.rows;
+    merged.cols = extra.cols; merged.rows = extra.rows; merged.customers = extra.customers;
     merged.next_cursor = extra.next_cursor; merged.prev_cursor = extra.prev_cursor;
     merged.hint = null;
     return merged;
