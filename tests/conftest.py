@@ -1,4 +1,5 @@
-"""Shared fixtures: one sandbox per test module over real HTTP, reset per test."""
+"""Shared fixtures: one sandbox per test module over real HTTP, reset per test; `new_sandbox` for a
+test that needs its own; one Redis per module that asks for `redis_url`; one Postgres per run."""
 
 from __future__ import annotations
 
@@ -28,9 +29,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def new_sandbox(**config: Any) -> Sandbox:
+    """A sandbox (not started) as the suite's tests want one unless they say otherwise: its
+    testing hooks on, its data seeded for TODAY, no rate limit. Any SandboxConfig field overrides."""
+    return Sandbox(SandboxConfig(**{"testing": True, "today": TODAY, "rate_limit": None, **config}))
+
+
 @pytest.fixture(scope="module")
 def sandbox_module() -> Iterator[Sandbox]:
-    sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None))
+    sb = new_sandbox()
     sb.start()
     yield sb
     sb.stop()
@@ -130,6 +137,15 @@ def update_snapshots(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-snapshots")) or os.environ.get("INVOICE_MCP_UPDATE_SNAPSHOTS") == "1"
 
 
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real redis-server on loopback, one per test module that asks (its tests share it)."""
+    from .procs import running_redis
+
+    with running_redis() as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """One real Postgres for the whole run (started only if a test asks for it)."""
@@ -155,3 +171,19 @@ def state_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         yield f"sqlite:///{tmp_path_factory.mktemp('state')}/state.db"
     else:
         yield request.getfixturevalue("postgres_url")
+
+
+# Fixtures that start a real server process: a test that asks for one spends real seconds.
+_SLOW_FIXTURES = frozenset({"redis_url", "postgres_server", "postgres_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`slow` on every test that starts Redis or Postgres (directly or through `state_url`'s
+    postgres case), so `-m "not slow"` is a fast loop without each module remembering the mark;
+    modules that start subprocesses or a browser carry the mark themselves."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("state_url") == "postgres"
+        if names & _SLOW_FIXTURES or on_postgres:
+            item.add_marker(pytest.mark.slow)

@@ -18,7 +18,7 @@ from invoice_mcp.server import build_server
 from .conftest import settings_for, text_of
 from .procs import run_cli
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 async def _activity(sb: Sandbox, url: str) -> dict[str, Any]:

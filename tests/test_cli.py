@@ -58,6 +58,7 @@ def test_check_settings_error_names_variables(tmp_path: Path) -> None:
         assert var in res.stdout
 
 
+@pytest.mark.slow
 def test_check_unreachable(tmp_path: Path) -> None:
     env = {"AP_CLIENT_ID": "id", "AP_CLIENT_SECRET": "s3cret-value", "AP_BASE_URL": f"http://127.0.0.1:{free_port()}"}
     res = run_cli(["check"], env, tmp_path)
@@ -77,6 +78,7 @@ def test_missing_client_id_exits_2(sandbox: Sandbox, tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
+@pytest.mark.slow
 async def test_stdio_end_to_end(sandbox: Sandbox, tmp_path: Path, mode: Any) -> None:
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "invoice_mcp"], env=api_env(sandbox), cwd=tmp_path
@@ -92,6 +94,7 @@ async def test_stdio_end_to_end(sandbox: Sandbox, tmp_path: Path, mode: Any) -> 
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_stdio_read_only_flag(sandbox: Sandbox, tmp_path: Path) -> None:
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "invoice_mcp", "--read-only"], env=api_env(sandbox), cwd=tmp_path
@@ -114,6 +117,7 @@ def _first_line(proc: subprocess.Popen[str], timeout: float = 60) -> str:
 
 
 @pytest.mark.parametrize("own_credentials", [False, True])
+@pytest.mark.slow
 def test_standalone_sandbox(tmp_path: Path, own_credentials: bool) -> None:
     cid, secret = ("my-client", "my-secret-5e1d0b") if own_credentials else (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
     env = {"AP_CLIENT_ID": cid, "AP_CLIENT_SECRET": secret} if own_credentials else {}
@@ -146,6 +150,7 @@ def test_standalone_sandbox(tmp_path: Path, own_credentials: bool) -> None:
         stop(proc)
 
 
+@pytest.mark.slow
 def test_inspector_cli_lists_tools(tmp_path: Path) -> None:
     npx = shutil.which("npx")
     if npx is None:

@@ -15,10 +15,10 @@ from invoice_mcp.api.errors import AmbiguousWriteError, CredentialsError, NotFou
 from invoice_mcp.api.models import NewInvoice, NewLineItem
 from invoice_mcp.api.ratelimit import LocalRateLimiter
 from invoice_mcp.api.settings import Settings
-from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.service.paging import walk
 
-from .conftest import TODAY, settings_for
+from .conftest import new_sandbox, settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -152,6 +152,7 @@ async def test_odd_id_is_one_escaped_path_segment(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("status", [429, 503, 502, 504, 500])
+@pytest.mark.slow
 async def test_get_retried_on_transient_status(sandbox: Sandbox, status: int) -> None:
     sandbox.faults.fail_next(2, status, path="/invoices")
     async with fast(sandbox) as c:
@@ -160,6 +161,7 @@ async def test_get_retried_on_transient_status(sandbox: Sandbox, status: int) ->
     assert [r.status for r in sandbox.requests(path_prefix="/invoices")] == [status, status, 200]
 
 
+@pytest.mark.slow
 async def test_retry_after_is_honoured(sandbox: Sandbox) -> None:
     waits: list[float] = []
 
@@ -215,6 +217,7 @@ async def test_create_not_resent_after_503(sandbox: Sandbox) -> None:
     assert len(sandbox.requests(method="POST", path_prefix="/invoices")) == 1
 
 
+@pytest.mark.slow
 async def test_create_retried_on_429_and_created_once(sandbox: Sandbox) -> None:
     sandbox.faults.fail_next(1, 429, method="POST", path="/invoices")
     async with fast(sandbox) as c:
@@ -241,7 +244,7 @@ class RecordingLimiter(LocalRateLimiter):
 async def test_limiter_holds_rate_across_concurrent_callers() -> None:
     """Asserted on the limiter's schedule and the sandbox's request log, never on gaps measured
     between requests (connection set-up and a busy machine only ever delay a request)."""
-    sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=5.0))
+    sb = new_sandbox(rate_limit=5.0)
     sb.start()
     try:
         limiter = RecordingLimiter(5)

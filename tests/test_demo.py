@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .procs import run_cli
+
+pytestmark = pytest.mark.slow
 
 MARKERS = [
     "User: show me my most recent invoices",

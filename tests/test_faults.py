@@ -256,6 +256,7 @@ ACTIONABLE = {
 
 
 @pytest.mark.parametrize("tool", IDEMPOTENT)
+@pytest.mark.slow
 async def test_transient_faults_are_retried_to_success(
     sandbox: Sandbox, tool: str, record_property: Callable[[str, object], None]
 ) -> None:
@@ -289,6 +290,7 @@ async def test_transient_faults_are_retried_to_success(
 
 
 @pytest.mark.parametrize("tool", IDEMPOTENT)
+@pytest.mark.slow
 async def test_persistent_faults_give_actionable_error_then_server_recovers(
     sandbox: Sandbox, tool: str, record_property: Callable[[str, object], None]
 ) -> None:
@@ -410,6 +412,7 @@ async def test_persistent_failure_is_bounded_in_real_time(
 # -- token expiry in the middle of multi-request work -------------------------------------------
 
 
+@pytest.mark.slow
 async def test_token_expiry_between_chunks_of_a_cursor_walk(
     sandbox: Sandbox, record_property: Callable[[str, object], None]
 ) -> None:
@@ -592,6 +595,7 @@ async def test_create_with_malformed_answer_is_ambiguous_not_resent(
     record_property("faults", {"create malformed": 1})
 
 
+@pytest.mark.slow
 async def test_create_slower_than_timeout_is_ambiguous_not_resent(
     sandbox: Sandbox, record_property: Callable[[str, object], None]
 ) -> None:

@@ -44,6 +44,8 @@ from invoice_mcp.service.cursors import CursorCodec, CursorError
 
 from .conftest import settings_for, text_of
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = 150
 """Hypothesis examples per tool (a fixed budget keeps the suite fast and its cost predictable)."""
 

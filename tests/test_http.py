@@ -37,6 +37,7 @@ def servers(sandbox_module: Sandbox, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
+@pytest.mark.slow
 async def test_tools_and_list(servers: dict[str, HTTPServer], sandbox: Sandbox, mode: Any) -> None:
     async with Client(servers["a"].url, mode=mode) as client:
         assert {t.name for t in (await client.list_tools()).tools} == ALL_TOOLS
@@ -119,6 +120,7 @@ def test_health(servers: dict[str, HTTPServer]) -> None:
     assert r.status_code == 200 and r.json() == {"status": "ok"}
 
 
+@pytest.mark.slow
 def test_public_bind_without_token_refused(sandbox: Sandbox, tmp_path: Path) -> None:
     # Refused before binding: the process exits without ever listening on 0.0.0.0.
     port = free_port()
@@ -129,6 +131,7 @@ def test_public_bind_without_token_refused(sandbox: Sandbox, tmp_path: Path) -> 
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_cursor_continues_on_another_replica(servers: dict[str, HTTPServer], sandbox: Sandbox) -> None:
     """Chunks alternate between two server processes; the cursor carries all the state."""
     oracle = [i["invoice_number"] for i in sandbox.invoices(include_archived=False)]
@@ -152,6 +155,7 @@ async def test_cursor_continues_on_another_replica(servers: dict[str, HTTPServer
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_confirmation_round_trip_across_replicas(servers: dict[str, HTTPServer], sandbox: Sandbox) -> None:
     """The elicitation round trip of 2026-07-28 is stateless: replica A asks, replica B gets the answer
     with A's sealed request_state (both derive the sealing key from the same credentials)."""

@@ -20,9 +20,9 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox
 
-from .conftest import TODAY, text_of
+from .conftest import new_sandbox, text_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ RATE = 5.0
 
 @pytest.fixture
 def limited() -> Iterator[Sandbox]:
-    sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=RATE))
+    sb = new_sandbox(rate_limit=RATE)
     sb.start()
     yield sb
     sb.stop()

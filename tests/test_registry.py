@@ -74,6 +74,7 @@ def _writer_calls(sb: Sandbox) -> dict[str, dict[str, Any]]:
     }
 
 
+@pytest.mark.slow
 async def test_read_only_mode_lists_and_serves_no_writer(sandbox: Sandbox) -> None:
     calls = _writer_calls(sandbox)
     async with Client(build_server(settings_for(sandbox, INVOICE_MCP_READ_ONLY="1"))) as c:

@@ -9,23 +9,17 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
-from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox
 
-from .conftest import TODAY
-from .procs import api_env, base_env, running_redis
+from .conftest import new_sandbox
+from .procs import api_env, base_env
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with running_redis() as url:
-        yield url
-
-
 @pytest.fixture
 def limited_sandbox() -> Iterator[Sandbox]:
-    sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=5.0))
+    sb = new_sandbox(rate_limit=5.0)
     sb.start()
     yield sb
     sb.stop()

@@ -32,7 +32,7 @@ from .conftest import settings_for, text_of
 from .procs import coverage_env
 from .test_faults import VirtualTime
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 Call = Callable[[str, dict[str, Any]], Awaitable[Any]]
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -39,7 +39,7 @@ from invoice_mcp.api.shared_state import (
 from invoice_mcp.server.accounts import Accounts
 from invoice_mcp.service.guard import LocalReservations
 
-from .procs import running_redis
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 0.02  # clock/rounding slack and scheduling jitter on a loaded 2-core machine, seconds
@@ -55,12 +55,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with running_redis() as url:
-        yield url
 
 
 @pytest.fixture

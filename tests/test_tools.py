@@ -46,6 +46,7 @@ async def walk(c: Client, limit: int, **filters: Any) -> tuple[list[str], int]:
 
 
 @pytest.mark.parametrize("limit", [1, 7, 25, 100])
+@pytest.mark.slow
 async def test_cursor_walk_returns_every_invoice_once_in_order(
     mcp_client: Client, sandbox: Sandbox, limit: int
 ) -> None:
@@ -58,6 +59,7 @@ async def test_cursor_walk_returns_every_invoice_once_in_order(
 
 
 @pytest.mark.parametrize("limit", [7, 25])
+@pytest.mark.slow
 async def test_cursor_walk_with_filters(mcp_client: Client, sandbox: Sandbox, limit: int) -> None:
     customer = sandbox.customers()[0]
     ids, _ = await walk(mcp_client, limit, status="paid", customer_id=customer["id"])
@@ -65,6 +67,7 @@ async def test_cursor_walk_with_filters(mcp_client: Client, sandbox: Sandbox, li
     assert ids
 
 
+@pytest.mark.slow
 async def test_cursor_survives_a_new_server_instance(sandbox: Sandbox) -> None:
     """Stateless: a cursor from one server (process, replica) works on another."""
     s = settings_for(sandbox)
@@ -184,6 +187,7 @@ async def test_invalid_input_names_field_and_sends_nothing(
     assert sandbox.requests() == []
 
 
+@pytest.mark.slow
 async def test_api_validation_error_reaches_the_model(mcp_client: Client, sandbox: Sandbox) -> None:
     """A real 422 from the sandbox (payment link of an archived invoice): the model reads the API's field error."""
     inv = visible(sandbox, status="open")[0]

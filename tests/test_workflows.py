@@ -60,6 +60,7 @@ def exact(number: float) -> Decimal:
 
 
 @pytest.mark.parametrize("where", [{}, {"status": "overdue"}, {"status": "paid"}, "customer"])
+@pytest.mark.slow
 async def test_summary_equals_sums_from_sandbox_data(mcp_client: Client, sandbox: Sandbox, where: object) -> None:
     filters: dict[str, str] = {}
     if where == "customer":
@@ -151,6 +152,7 @@ async def test_dry_run_previews_and_sends_nothing(mcp_client: Client, sandbox: S
     assert not sandbox.requests(method="POST", path_prefix="/invoices")
 
 
+@pytest.mark.slow
 async def test_duplicate_guard(mcp_client: Client, sandbox: Sandbox) -> None:
     first = await mcp_client.call_tool("create_invoice", create_args(sandbox))
     assert first.structured_content["outcome"] == "created"
@@ -221,6 +223,7 @@ async def test_never_policy_does_not_ask_even_capable_clients(sandbox: Sandbox) 
     assert seen == [] and created.structured_content["outcome"] == "created"
 
 
+@pytest.mark.slow
 async def test_prompts_are_registered(mcp_client: Client) -> None:
     prompts = {p.name for p in (await mcp_client.list_prompts()).prompts}
     assert {"overdue_followup", "month_end_review", "draft_invoice"} <= prompts

@@ -125,6 +125,7 @@ async def test_unsendable_access_token_is_a_clear_error(token: str) -> None:
     assert token[:20] not in str(info.value)
 
 
+@pytest.mark.slow
 async def test_infinite_retry_after_is_bounded() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         return token_ok(req) or httpx.Response(429, headers={"Retry-After": "inf"}, json={"message": "slow"})
@@ -247,6 +248,7 @@ async def test_oversized_body_is_refused_not_parsed(declared: bool) -> None:
     assert all(st.sent <= MAX_BODY_BYTES + 65536 for st in streams)  # reading stopped at the bound
 
 
+@pytest.mark.slow
 async def test_gzip_bomb_counts_at_its_decoded_size() -> None:
     bomb = gzip.compress(b'{"data":[' + b" " * (MAX_BODY_BYTES + 1) + b"]}")
     assert len(bomb) < 100_000

@@ -22,7 +22,7 @@ from invoice_mcp.sandbox import Sandbox
 from ..conftest import text_of
 from ..procs import base_env
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 class Capture:

@@ -18,11 +18,13 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, ElicitRequestParams, ElicitResult, PromptReference
 
 from invoice_mcp.logs import RedactingFilter
-from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig, TenantConfig
+from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, TenantConfig
 from invoice_mcp.server.gateway import CLIENT_ID_HEADER, CLIENT_SECRET_HEADER, ENVIRONMENT_HEADER
 
-from ..conftest import TODAY, text_of
-from ..procs import HTTPServer, api_env, http_servers, run_cli, running_redis
+from ..conftest import new_sandbox, text_of
+from ..procs import HTTPServer, api_env, http_servers, run_cli
+
+pytestmark = pytest.mark.slow
 
 TOKEN = "gateway-token-8c1d0f5e2a7b"
 A = (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
@@ -46,7 +48,7 @@ def gateway_env(sb: Sandbox, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sb() -> Iterator[Sandbox]:
     """Six tenants; never reset, so the gateway's cached tokens stay valid across tests."""
-    with Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, tenants=TENANTS)) as sandbox:
+    with new_sandbox(tenants=TENANTS) as sandbox:
         yield sandbox
 
 
@@ -274,8 +276,7 @@ def test_gateway_needs_http_and_a_token_off_loopback(sb: Sandbox, tmp_path: Path
 @pytest.fixture(scope="module")
 def paced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, HTTPServer]]:
     """A sandbox enforcing 5 requests/s per client id (burst 5) behind a gateway pacing at 5/s."""
-    config = SandboxConfig(testing=True, today=TODAY, rate_limit=5.0, tenants=TENANTS[:1])
-    with Sandbox(config) as sandbox:
+    with new_sandbox(rate_limit=5.0, tenants=TENANTS[:1]) as sandbox:
         env = gateway_env(sandbox, AP_RATE_LIMIT="5")
         with http_servers((env, ()), cwd=tmp_path_factory.mktemp("paced")) as (server,):
             yield sandbox, server
@@ -312,12 +313,9 @@ def test_credential_headers_redacted_in_every_shape() -> None:
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, list[HTTPServer]]]:
+def replicas(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[tuple[Sandbox, list[HTTPServer]]]:
     """Two gateway replicas sharing Redis, in front of a fresh two-tenant sandbox."""
-    with (
-        running_redis() as redis_url,
-        Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, tenants=TENANTS[:1])) as sandbox,
-    ):
+    with new_sandbox(tenants=TENANTS[:1]) as sandbox:
         env = gateway_env(sandbox, INVOICE_MCP_REDIS_URL=redis_url)
         with http_servers((env, ()), (env, ()), cwd=tmp_path_factory.mktemp("replicas")) as servers:
             yield sandbox, servers

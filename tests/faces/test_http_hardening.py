@@ -39,6 +39,8 @@ from invoice_mcp.sandbox import Sandbox
 from ..conftest import settings_for, text_of
 from ..procs import api_env, base_env, free_port, stop
 
+pytestmark = pytest.mark.slow
+
 INIT = (
     b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
     b'"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'

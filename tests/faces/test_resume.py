@@ -24,13 +24,13 @@ from mcp.types import JSONRPCNotification
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from invoice_mcp.faces.events import RETRY_MS, BoundedEventStore
-from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.sandbox.runner import ServerThread
 
-from ..conftest import TODAY
+from ..conftest import new_sandbox
 from ..procs import HTTPServer, api_env, http_servers
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 VERSION = "2025-11-25"
 GATE_LIMIT_S = 30.0  # a safety bound only: the test releases the gate itself
@@ -68,7 +68,7 @@ class Setup:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[Setup]:
-    sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, invoices=300))
+    sb = new_sandbox(invoices=300)
     gate = Gate(sb._app)
     upstream = ServerThread(gate, "127.0.0.1", 0)
     upstream.start()

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.sandbox.config import TenantConfig
-from tests.conftest import TODAY
+from tests.conftest import new_sandbox
 
 
 @pytest.fixture(scope="module")
 def sandbox_module() -> Iterator[Sandbox]:
-    sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, tenants=(TenantConfig.numbered(1),)))
+    sb = new_sandbox(tenants=(TenantConfig.numbered(1),))
     sb.start()
     yield sb
     sb.stop()

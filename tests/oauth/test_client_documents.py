@@ -91,6 +91,7 @@ async def test_private_and_loopback_addresses_refused_before_connecting() -> Non
             await named.get(url)
 
 
+@pytest.mark.slow
 async def test_documents_bounded_cached_and_checked() -> None:
     served: dict[str, int] = {}
     now = [0.0]

@@ -29,7 +29,7 @@ from tests.oauth.harness import (
     tokens_for,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 def key(sb: Sandbox) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from invoice_mcp.state.grants import SCHEMA, SQLGrantStore
 from tests.conftest import text_of
 from tests.oauth.harness import http_client, mcp_post, refresh, serve_oauth, session, tokens_for
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 async def grants(action: str, url: str, out: io.StringIO | None = None, **kw: object) -> int:

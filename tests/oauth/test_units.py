@@ -17,7 +17,7 @@ from invoice_mcp.faces.oauth.clients import RegisteredClient, _cache_seconds, ch
 from invoice_mcp.faces.oauth.config import OAuthConfigError, load_oauth_config, load_state_key
 from tests.procs import run_cli
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 def test_public_url_and_settings(tmp_path: Path) -> None:

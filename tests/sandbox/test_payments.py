@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox
 
-TODAY = dt.date(2026, 11, 25)
+from ..conftest import TODAY, new_sandbox
+
 PAYMENT_KEYS = {"id", "customer_id", "status", "payment_method", "created_at", "due_date", "sub_total", "total", "fees"}
 FEE_KEYS = {"amount", "covered_by_customer", "name", "type"}
 FEE_TYPES = {"FT_LATE_PAYMENT", "FT_PRODUCT", "FT_METHOD", "FT_INTEREST"}
@@ -21,7 +22,7 @@ FEE_TYPES = {"FT_LATE_PAYMENT", "FT_PRODUCT", "FT_METHOD", "FT_INTEREST"}
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(today=TODAY, rate_limit=None)) as sb:
+    with new_sandbox(testing=False) as sb:
         yield sb
 
 
@@ -181,6 +182,7 @@ def test_customer_invoice_and_date_filters(sb: Sandbox, api: httpx.Client) -> No
 # -- consistency with invoices -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_payments_match_invoice_statuses(sb: Sandbox, api: httpx.Client) -> None:
     """Checked over HTTP per invoice (the invoice_id filter) and against the raw link."""
     invoices = sb.invoices()
@@ -251,9 +253,9 @@ def test_create_archive_restore_keep_payments(sb: Sandbox, api: httpx.Client) ->
 
 
 def test_payments_are_reproducible_and_leave_invoices_alone() -> None:
-    one = Sandbox(SandboxConfig(today=TODAY, seed=11))
-    two = Sandbox(SandboxConfig(today=TODAY, seed=11))
-    other = Sandbox(SandboxConfig(today=TODAY, seed=12))
+    one = new_sandbox(testing=False, rate_limit=5.0, seed=11)
+    two = new_sandbox(testing=False, rate_limit=5.0, seed=11)
+    other = new_sandbox(testing=False, rate_limit=5.0, seed=12)
     assert one.payments() == two.payments() and one.payments_by_invoice() == two.payments_by_invoice()
     assert one.payments() != other.payments()
     one.reset()
@@ -261,7 +263,7 @@ def test_payments_are_reproducible_and_leave_invoices_alone() -> None:
 
 
 def test_many_invoices_scale() -> None:
-    sb = Sandbox(SandboxConfig(today=TODAY, invoices=5_000, rate_limit=None))
+    sb = new_sandbox(testing=False, invoices=5_000)
     by_invoice = sb.payments_by_invoice()
     for inv in sb.invoices():
         paid = succeeded_sum(by_invoice.get(inv["id"], []))
@@ -286,6 +288,6 @@ def test_seeded_payments_do_not_depend_on_earlier_mutations(sb: Sandbox, api: ht
     assert api.post("/invoices", json=body).status_code == 201
     assert api.delete(f"/invoices/{open_['id']}").status_code == 200
     assert api.delete(f"/invoices/{paid['id']}").status_code == 200
-    fresh = Sandbox(SandboxConfig(today=TODAY))
+    fresh = new_sandbox(testing=False, rate_limit=5.0)
     assert sb.payments() == fresh.payments()
     assert walk(api, invoice_id=paid["id"]) == fresh.payments_by_invoice()[paid["id"]]

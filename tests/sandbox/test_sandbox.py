@@ -17,16 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
-from invoice_mcp.sandbox import DEMO_CLIENT_ID, RequestRecord, Sandbox, SandboxConfig
+from invoice_mcp.sandbox import DEMO_CLIENT_ID, RequestRecord, Sandbox
 
+from ..conftest import TODAY, new_sandbox
 from .conftest import CREDS, GRANT
-
-TODAY = dt.date(2026, 11, 25)
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None)) as sb:
+    with new_sandbox() as sb:
         yield sb
 
 
@@ -117,7 +116,7 @@ def test_bearer_required_and_expire_tokens(sb: Sandbox, raw: httpx.Client, api: 
 
 def test_token_ttl_expiry() -> None:
     with (
-        Sandbox(SandboxConfig(today=TODAY, rate_limit=None, token_ttl_s=0.0)) as short,
+        new_sandbox(testing=False, token_ttl_s=0.0) as short,
         httpx.Client(base_url=short.base_url) as client,
     ):
         body = client.post("/oauth/token", auth=CREDS, data=GRANT).json()
@@ -553,6 +552,7 @@ def test_delay_next(sb: Sandbox, api: httpx.Client) -> None:
     assert api.get("/customers").status_code == 200
 
 
+@pytest.mark.slow
 def test_concurrent_requests(sb: Sandbox) -> None:
     """Delayed requests do not block others; the log stays complete and in arrival order."""
 
@@ -578,7 +578,7 @@ def test_concurrent_requests(sb: Sandbox) -> None:
 
 
 def test_faults_require_testing_mode() -> None:
-    quiet = Sandbox(SandboxConfig(today=TODAY))
+    quiet = new_sandbox(testing=False, rate_limit=5.0)
     with pytest.raises(RuntimeError):
         _ = quiet.faults
 
@@ -598,10 +598,11 @@ def replay_bucket(records: list[RequestRecord], rate: float) -> list[bool]:
     return out
 
 
+@pytest.mark.slow
 def test_rate_limit_burst_and_even_spacing() -> None:
     rate = 5.0
     with (
-        Sandbox(SandboxConfig(today=TODAY, rate_limit=rate)) as limited,
+        new_sandbox(testing=False, rate_limit=rate) as limited,
         httpx.Client(base_url=limited.base_url) as client,
     ):
         burst = [client.post("/oauth/token", auth=CREDS, data=GRANT) for _ in range(10)]
@@ -659,15 +660,15 @@ def test_seed_data_is_realistic(sb: Sandbox) -> None:
 
 
 def test_determinism() -> None:
-    one = Sandbox(SandboxConfig(today=TODAY, seed=11))
-    two = Sandbox(SandboxConfig(today=TODAY, seed=11))
-    other = Sandbox(SandboxConfig(today=TODAY, seed=12))
+    one = new_sandbox(testing=False, rate_limit=5.0, seed=11)
+    two = new_sandbox(testing=False, rate_limit=5.0, seed=11)
+    other = new_sandbox(testing=False, rate_limit=5.0, seed=12)
     assert one.invoices() == two.invoices() and one.customers() == two.customers()
     assert one.invoices() != other.invoices()
 
 
 def test_restart_many_times() -> None:
-    sb = Sandbox(SandboxConfig(today=TODAY, invoices=10, rate_limit=None))
+    sb = new_sandbox(testing=False, invoices=10)
     urls = set()
     for _ in range(3):
         url = sb.start()
@@ -684,7 +685,7 @@ def test_restart_many_times() -> None:
 def test_100k_invoices() -> None:
     start = time.monotonic()
     with (
-        Sandbox(SandboxConfig(today=TODAY, invoices=100_000, rate_limit=None)) as big,
+        new_sandbox(testing=False, invoices=100_000) as big,
         httpx.Client(base_url=big.base_url) as client,
     ):
         generated = time.monotonic() - start

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, SandboxConfig, TenantConfig
+from invoice_mcp.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, Sandbox, TenantConfig
 
-TODAY = dt.date(2026, 11, 25)
+from ..conftest import new_sandbox
+
 GRANT = {"grant_type": "client_credentials"}
 A = (DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
 B = ("sandbox-client-id-1", "sandbox-client-secret-1")
@@ -22,8 +22,7 @@ FORBIDDEN = {"code": "forbidden", "message": "Invalid credentials", "validation_
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    config = SandboxConfig(testing=True, today=TODAY, rate_limit=None, tenants=(TenantConfig.numbered(1),))
-    with Sandbox(config) as sb:
+    with new_sandbox(tenants=(TenantConfig.numbered(1),)) as sb:
         yield sb
 
 
@@ -53,11 +52,11 @@ def test_numbered_tenant_credentials() -> None:
     with pytest.raises(ValueError):
         TenantConfig.numbered(0)
     with pytest.raises(ValueError, match="duplicate"):
-        Sandbox(SandboxConfig(today=TODAY, tenants=(TenantConfig(DEMO_CLIENT_ID, "other"),)))
+        new_sandbox(testing=False, rate_limit=5.0, tenants=(TenantConfig(DEMO_CLIENT_ID, "other"),))
 
 
 def test_default_tenant_data_is_unchanged_by_extra_tenants(sb: Sandbox) -> None:
-    alone = Sandbox(SandboxConfig(today=TODAY))
+    alone = new_sandbox(testing=False, rate_limit=5.0)
     assert sb.tenants == [DEMO_CLIENT_ID, B[0]]
     assert sb.invoices() == sb.invoices(tenant=DEMO_CLIENT_ID) == alone.invoices()
     assert sb.customers() == alone.customers() and sb.payments() == alone.payments()
@@ -73,8 +72,8 @@ def test_second_tenant_data_is_visibly_different(sb: Sandbox) -> None:
     ids_a = {i["id"] for i in sb.invoices()} | {c["id"] for c in sb.customers()} | {p["id"] for p in sb.payments()}
     ids_b = {i["id"] for i in sb.invoices(tenant=B[0])} | {p["id"] for p in sb.payments(tenant=B[0])}
     assert not ids_a & ids_b
-    third = Sandbox(
-        SandboxConfig(today=TODAY, invoices=5, tenants=(TenantConfig.numbered(1), TenantConfig.numbered(2)))
+    third = new_sandbox(
+        testing=False, rate_limit=5.0, invoices=5, tenants=(TenantConfig.numbered(1), TenantConfig.numbered(2))
     )
     names_3 = {c["name"] for c in third.customers(tenant="sandbox-client-id-2")}
     assert not names_3 & names_b and not names_3 & names_a
@@ -172,8 +171,9 @@ class FrozenTicker:
 
 def test_rate_limit_is_per_client_id() -> None:
     ticker = FrozenTicker()
-    config = SandboxConfig(today=TODAY, rate_limit=5.0, ticker=ticker, tenants=(TenantConfig.numbered(1),))
-    with Sandbox(config) as sb, httpx.Client(base_url=sb.base_url) as raw:
+    tenants = (TenantConfig.numbered(1),)
+    sandbox = new_sandbox(testing=False, rate_limit=5.0, ticker=ticker, tenants=tenants)
+    with sandbox as sb, httpx.Client(base_url=sb.base_url) as raw:
         token_a = raw.post("/oauth/token", auth=A, data=GRANT).json()["access_token"]
         token_b = raw.post("/oauth/token", auth=B, data=GRANT).json()["access_token"]
         a = {"Authorization": f"Bearer {token_a}"}
@@ -196,7 +196,7 @@ def test_rate_limit_is_per_client_id() -> None:
 
 def test_fifty_tenants_reset_and_isolation() -> None:
     tenants = tuple(dataclasses.replace(TenantConfig.numbered(k), invoices=20, customers=3) for k in range(1, 50))
-    with Sandbox(SandboxConfig(today=TODAY, rate_limit=None, invoices=20, customers=3, tenants=tenants)) as sb:
+    with new_sandbox(testing=False, invoices=20, customers=3, tenants=tenants) as sb:
         assert len(sb.tenants) == 50
         seen: set[str] = set()
         for k in (1, 25, 49):

@@ -120,6 +120,7 @@ async def calls(c: Client, sandbox: Sandbox) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 async def test_results_are_the_same_with_and_without_apps(settings: Settings, sandbox: Sandbox) -> None:
     async with Client(build_server(settings)) as plain:
         before = await calls(plain, sandbox)

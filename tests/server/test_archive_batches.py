@@ -20,6 +20,7 @@ from ..conftest import settings_for, text_of
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.slow
 async def test_archive_by_filter_then_restore_by_batch(sandbox: Sandbox, state_url: str) -> None:
     before = {i["id"]: i["status"] for i in sandbox.invoices()}
     overdue = sorted(i["id"] for i in sandbox.invoices() if i["status"] == "overdue")

@@ -49,6 +49,7 @@ def journal_rows(url: str) -> list[tuple[Any, ...]]:
         store.close()
 
 
+@pytest.mark.slow
 async def test_fifty_invoices_one_confirmation(sandbox: Sandbox, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/state.db"
     asked: list[str] = []

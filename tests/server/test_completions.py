@@ -17,12 +17,12 @@ import pytest
 from mcp import Client, MCPError
 from mcp.types import Completion, PromptReference, ResourceTemplateReference
 
-from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
 from invoice_mcp.server.completions import MAX_VALUES, NAME_MAX, Completer, rank, recent_months, register_completions
 from invoice_mcp.server.prompts import prompt_specs
 
-from ..conftest import TODAY, settings_for
+from ..conftest import TODAY, new_sandbox, settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -141,7 +141,7 @@ async def test_invoice_numbers_from_the_newest_page(sandbox: Sandbox, era: str) 
 
 @pytest.fixture(scope="module")
 def big_sandbox() -> Iterator[Sandbox]:
-    sb = Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, customers=150, invoices=120))
+    sb = new_sandbox(customers=150, invoices=120)
     sb.start()
     yield sb
     sb.stop()
@@ -180,6 +180,7 @@ async def test_hostile_customer_names_are_cleaned_and_bounded(sandbox: Sandbox, 
         assert long_prefix.values == [value]
 
 
+@pytest.mark.slow
 async def test_api_failure_is_a_clear_error(sandbox: Sandbox, era: str) -> None:
     async with connect(sandbox, era) as c:
         sandbox.faults.fail_next(10, 500, path="/invoices")
@@ -219,10 +220,11 @@ def test_recent_months_cross_years(today: datetime.date, first: str, last: str) 
 @pytest.fixture(scope="module")
 def crowded() -> Iterator[Sandbox]:
     """More customers than the directory reads (20 pages of 100)."""
-    with Sandbox(SandboxConfig(testing=True, today=TODAY, rate_limit=None, customers=2_050, invoices=20)) as sb:
+    with new_sandbox(customers=2_050, invoices=20) as sb:
         yield sb
 
 
+@pytest.mark.slow
 async def test_a_partial_directory_says_so_in_completions_and_find_customers(crowded: Sandbox) -> None:
     async with Client(build_server(settings_for(crowded))) as c:
         everyone = {cu["name"] for cu in crowded.customers()}

@@ -17,12 +17,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import ElicitResult
 
-from invoice_mcp.sandbox import Sandbox, SandboxConfig
+from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.sandbox.log import RequestRecord
 from invoice_mcp.server import build_server
 
-from ..conftest import settings_for, text_of
-from ..procs import api_env, base_env, running_redis
+from ..conftest import new_sandbox, settings_for, text_of
+from ..procs import api_env, base_env
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +33,7 @@ Record = Callable[[str, object], None]
 def live_module() -> Iterator[Sandbox]:
     # The sandbox runs on the real clock (today=None): the guard's look at "invoices created
     # in the last minutes" compares its own clock with the API's, as in production.
-    sb = Sandbox(SandboxConfig(testing=True, today=None, rate_limit=None))
+    sb = new_sandbox(today=None)
     sb.start()
     yield sb
     sb.stop()
@@ -43,12 +43,6 @@ def live_module() -> Iterator[Sandbox]:
 def sb(live_module: Sandbox) -> Sandbox:
     live_module.reset()
     return live_module
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with running_redis() as url:
-        yield url
 
 
 def posts(sb: Sandbox) -> list[RequestRecord]:
@@ -233,6 +227,7 @@ async def test_create_that_timed_out_after_sending_is_not_repeated(
     record_property("duplicates", {f"after ambiguous failure ({'landed' if after_processing else 'lost'})": 2})
 
 
+@pytest.mark.slow
 async def test_create_slower_than_the_timeout_then_retried(sb: Sandbox, record_property: Record) -> None:
     settings = settings_for(sb, AP_TIMEOUT_S="0.5")
     async with Client(build_server(settings)) as c:
@@ -262,6 +257,7 @@ def near_identical(sb: Sandbox) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize("where", ["same server", "another server"])
+@pytest.mark.slow
 async def test_near_identical_bodies_are_recognised(sb: Sandbox, where: str, record_property: Record) -> None:
     async with Client(build_server(settings_for(sb))) as a:
         assert not (await a.call_tool("create_invoice", args_for(sb))).is_error

@@ -208,6 +208,7 @@ def check(tool: str, res: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("kind", list(HOSTILE))
+@pytest.mark.slow
 async def test_every_tool_over_a_hostile_api(kind: str, record_property: Callable[[str, object], None]) -> None:
     v = HOSTILE[kind]
     problems: list[str] = []

@@ -44,11 +44,13 @@ async def walk(c: Client, limit: int, **args: Any) -> list[dict[str, Any]]:
         sc, text = await call(c, cursor=sc["next_cursor"], limit=limit)
 
 
+@pytest.mark.slow
 async def test_walk_returns_every_payment_once_in_api_order(mcp_client: Client, sandbox: Sandbox) -> None:
     got = await walk(mcp_client, 37)
     assert [p["id"] for p in got] == [p["id"] for p in sandbox.payments()]
 
 
+@pytest.mark.slow
 async def test_chunk_header_counts_and_collects_succeeded_only(mcp_client: Client, sandbox: Sandbox) -> None:
     sc, text = await call(mcp_client, limit=100)
     raw = {p["id"]: p for p in sandbox.payments()}
@@ -63,6 +65,7 @@ async def test_chunk_header_counts_and_collects_succeeded_only(mcp_client: Clien
         assert (p.get("charged") is None) == (r["total"] == r["sub_total"])
 
 
+@pytest.mark.slow
 async def test_filters_status_method_dates_customer_and_invoice(mcp_client: Client, sandbox: Sandbox) -> None:
     raw = sandbox.payments()
     failed = await walk(mcp_client, 100, status="failed")
@@ -174,6 +177,7 @@ async def test_hostile_customer_name_stays_data(mcp_client: Client, sandbox: San
     assert len(sc["payments"][0]["customer"]) <= 80
 
 
+@pytest.mark.slow
 async def test_header_splits_the_money_words_from_the_api_fields_and_defines_them_once(
     mcp_client: Client, sandbox: Sandbox
 ) -> None:

@@ -203,6 +203,7 @@ async def test_archived_and_drafts_are_reported_apart(mcp_client: Client, sandbo
     assert "not owed, apart: archived" in text_of(r)
 
 
+@pytest.mark.slow
 async def test_balance_aware_summary_fetches_only_partially_paid(mcp_client: Client, sandbox: Sandbox) -> None:
     await mcp_client.call_tool("list_invoices", {"limit": 1})
     sandbox.clear_log()
@@ -224,6 +225,7 @@ async def test_balance_aware_summary_fetches_only_partially_paid(mcp_client: Cli
     assert r.structured_content["unpaid"]["balance"] == r.structured_content["unpaid"]["total"]
 
 
+@pytest.mark.slow
 async def test_payment_failure_mid_summary_is_a_clear_tool_error(mcp_client: Client, sandbox: Sandbox) -> None:
     """Passing failures are retried (the summary stands); a refusal stops it with the API's reason."""
     sandbox.faults.fail_next(1, 400, path="/payments", body={"code": "bad", "message": "payments are unavailable"})

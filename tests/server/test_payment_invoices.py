@@ -16,7 +16,7 @@ from invoice_mcp.server import build_server
 
 from ..conftest import settings_for, text_of
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ROW = re.compile(r"^([A-Za-z0-9_.:/-]+) «")
 
 

@@ -110,6 +110,7 @@ async def walk(c: Client, read: Any, first: dict[str, Any], direction: str = "ne
 
 @pytest.mark.parametrize("view", ["text", "structured"])
 @pytest.mark.parametrize("limit", [1, 7, 25, 100])
+@pytest.mark.slow
 async def test_walk_to_the_end_reading_one_view_only(
     mcp_client: Client, sandbox: Sandbox, view: str, limit: int
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -16,8 +16,6 @@ from invoice_mcp.clock import ApiClock
 from invoice_mcp.service.errors import DuplicateInvoice
 from invoice_mcp.service.guard import LocalReservations, Reservations, fingerprint, invoice_fingerprint
 from invoice_mcp.service.writes import Draft, DraftLine, Writer
-
-from ..procs import running_redis
 
 pytestmark = pytest.mark.anyio
 TODAY = "2026-11-25"
@@ -88,12 +86,6 @@ def test_local_store_is_bounded() -> None:
 
     anyio.run(fill)
     assert len(store._items) <= LocalReservations.MAX_KEYS
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    with running_redis() as url:
-        yield url
 
 
 @pytest.mark.parametrize("kind", ["local", "redis"])

@@ -14,7 +14,7 @@ from invoice_mcp.api.client import APIClient
 from invoice_mcp.api.ratelimit import LocalRateLimiter, RateLimiter
 from invoice_mcp.api.settings import BASE_URLS, Settings, load_settings
 from invoice_mcp.api.shared_state import RedisRateLimiter, RedisTokenStore
-from invoice_mcp.sandbox import Sandbox, SandboxConfig, TenantConfig
+from invoice_mcp.sandbox import TenantConfig
 from invoice_mcp.server.accounts import Accounts, ClientFactory, cursor_key
 from invoice_mcp.server.gateway import (
     CLIENT_ID_HEADER,
@@ -25,7 +25,7 @@ from invoice_mcp.server.gateway import (
 )
 from invoice_mcp.service.tenants import Tenants, environments
 
-from ..conftest import TODAY
+from ..conftest import new_sandbox
 
 
 class FakeClock:
@@ -242,7 +242,7 @@ async def test_tenants_share_one_pool_and_survive_each_others_eviction(clock: Fa
     """Against a real two-tenant sandbox: the default client factory lends every tenant the one
     transport; evicting (closing) a tenant leaves the pool open for the others."""
     other = TenantConfig.numbered(1)
-    with Sandbox(SandboxConfig(today=TODAY, rate_limit=None, invoices=20, tenants=(other,))) as sb:
+    with new_sandbox(testing=False, invoices=20, tenants=(other,)) as sb:
         t = registry(gateway_settings(AP_BASE_URL=sb.base_url, AP_RATE_LIMIT="1000"), clock, max_tenants=1)
         a = t.acquire(t.credentials(sb.config.client_id, sb.config.client_secret))
         first = await a.service.find_customers("")
