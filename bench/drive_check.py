@@ -54,8 +54,8 @@ def main() -> None:
         "Q1",
         (sum(map(bal, g), ZERO), len(g), sum((bal(i) for i in g if late(i) > 0), ZERO), sum(late(i) > 0 for i in g)),
     )
-    q2 = [i for i in live if owed(i) and late(i) > 60]
-    show("Q2", (len(q2), sum(map(bal, q2), ZERO), {i["invoice_number"]: str(bal(i)) for i in q2}))
+    to_cents = [i for i in live if owed(i) and late(i) > 60]
+    show("Q2", (len(to_cents), sum(map(bal, to_cents), ZERO), {i["invoice_number"]: str(bal(i)) for i in to_cents}))
     q3 = [i for i in live if owed(i) and any(p["status"] == "failed" for p in pays.get(i["id"], []))]
     show("Q3", (len(q3), [i["invoice_number"] for i in q3], sum(map(bal, q3), ZERO)))
     per: dict[str, Decimal] = {}

@@ -1,4 +1,4 @@
-"""HTTP transport under a slowloris and a session flood (issue 12 §7), hardened vs the old setup.
+"""HTTP transport under a slowloris and a session flood, hardened vs the old setup.
 
 Two servers are started as child processes on 127.0.0.1, the same app built by
 `invoice_mcp.faces.http.build_http_app`:

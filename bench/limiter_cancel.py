@@ -1,4 +1,4 @@
-"""Cancelled calls and the rate limiter (issue 12 §3): N calls queued at 5 req/s, cancelled after
+"""Cancelled calls and the rate limiter: N calls queued at 5 req/s, cancelled after
 1 s, then one more call. How long does it wait, and what does the limiter's schedule say?
 
 Runs the real APIClient against the embedded sandbox on 127.0.0.1 (rate limit 5/s on both sides),

@@ -52,10 +52,6 @@ def to_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-q2 = to_cents
-"""The former name of `to_cents`, still imported by the write tools and the duplicate guard."""
-
-
 def usd(value: Decimal | None) -> str:
     if value is None:
         return "$?"

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from invoice_mcp.service.summaries import AGING_BUCKETS as AGING_BUCKETS
     from invoice_mcp.service.summaries import Summary as Summary
     from invoice_mcp.service.summaries import Tally as Tally
-    from invoice_mcp.service.writes import Draft as Draft
-    from invoice_mcp.service.writes import DraftLine as DraftLine
+    from invoice_mcp.service.writes import InvoiceToCreate as InvoiceToCreate
+    from invoice_mcp.service.writes import LineToCreate as LineToCreate
 
 _HOME = {
     "Chunk": "chunks",
@@ -35,8 +35,8 @@ _HOME = {
     "AGING_BUCKETS": "summaries",
     "Summary": "summaries",
     "Tally": "summaries",
-    "Draft": "writes",
-    "DraftLine": "writes",
+    "InvoiceToCreate": "writes",
+    "LineToCreate": "writes",
 }
 
 

@@ -27,7 +27,7 @@ import anyio
 from invoice_mcp.api.errors import APIError
 from invoice_mcp.service.errors import DuplicateInvoice, NotFound, PossiblyCreated, ServiceError
 from invoice_mcp.service.journal import Attribution, Entry, parse_iso
-from invoice_mcp.service.writes import Draft, draft_fingerprint
+from invoice_mcp.service.writes import InvoiceToCreate, draft_fingerprint
 from invoice_mcp.state import Schema, StateError, Tx, step
 from invoice_mcp.text import clean
 
@@ -71,7 +71,7 @@ class BatchBusy(ServiceError):
 @dataclass(frozen=True)
 class BatchRow:
     n: int
-    draft: Draft
+    draft: InvoiceToCreate
     customer: str
 
 
@@ -339,7 +339,7 @@ class RowSpec:
     """A row as the caller wrote it: the customer by id or exact name."""
 
     customer: str
-    draft: Draft
+    draft: InvoiceToCreate
     """With ``customer_id`` still unresolved (set to ``customer``)."""
 
 
@@ -372,7 +372,7 @@ async def resolve_rows(svc: InvoiceService, specs: Sequence[RowSpec]) -> list[Ba
                 f"rows[{n}].customer: no customer {clean(key, 80)!r} (by id or exact name); look it up with "
                 "find_customers. Nothing was sent."
             )
-        draft = Draft(
+        draft = InvoiceToCreate(
             customer_id=customer.id,
             lines=spec.draft.lines,
             due_date=spec.draft.due_date,

@@ -35,7 +35,7 @@ from typing import Final, Literal, Protocol
 
 from invoice_mcp.api.models import Invoice
 from invoice_mcp.clock import Now
-from invoice_mcp.text import clean, q2
+from invoice_mcp.text import clean, to_cents
 
 DUPLICATE_WINDOW_S: Final = 600.0
 """How long a created (or possibly created) invoice blocks an identical one."""
@@ -156,7 +156,7 @@ def _text(value: str | None) -> str:
 
 def _cents(value: Decimal | float | str | None) -> str:
     try:
-        return str(q2(Decimal(str(value))))
+        return str(to_cents(Decimal(str(value))))
     except (InvalidOperation, ValueError):
         return "?"
 

@@ -34,7 +34,7 @@ from invoice_mcp.service.payments import (
 from invoice_mcp.service.query import InvoiceQuery, PaymentQuery, SealedQuery
 from invoice_mcp.service.statuses import is_owed
 from invoice_mcp.service.summaries import Progress, Summary, summarize
-from invoice_mcp.service.writes import Draft, Writer
+from invoice_mcp.service.writes import InvoiceToCreate, Writer
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
@@ -386,16 +386,16 @@ class InvoiceService:
         self.chunks.forget()
         self.payments.forget()
 
-    async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+    async def recent_duplicate(self, draft: InvoiceToCreate) -> DuplicateInvoice | None:
         """What the guard already knows of an identical create (no API call): a quick refusal."""
         return await self.writer.recent_duplicate(draft)
 
-    async def possible_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+    async def possible_duplicate(self, draft: InvoiceToCreate) -> DuplicateInvoice | None:
         """What a create of `draft` would be refused for now (for previews; claims nothing)."""
         return await self.writer.possible_duplicate(draft)
 
     async def create(
-        self, draft: Draft, *, allow_duplicate: bool = False, who: Attribution | None = None, **kw: Any
+        self, draft: InvoiceToCreate, *, allow_duplicate: bool = False, who: Attribution | None = None, **kw: Any
     ) -> Invoice:
         """Create through the duplicate guard; raises DuplicateInvoice, PossiblyCreated, NotFound."""
         try:

@@ -31,7 +31,7 @@ def is_owed(status: str | None) -> bool:
     return (status or "").strip().lower() not in SETTLED
 
 
-# -- balances (issue 11): the owed set split further, for summaries and payments ----------------
+# -- balances: the owed set split further, for summaries and payments ----------------
 
 APART: Final = frozenset({"draft", "archived"})
 """In SETTLED (nothing owed) but reported apart: not yet issued, or hidden."""

@@ -1,6 +1,6 @@
 """Writes: create (through the duplicate guard of service/guard.py), archive, restore.
 
-The tool layer describes an invoice as a `Draft`; only this module builds the
+The tool layer describes an invoice as a `InvoiceToCreate`; only this module builds the
 wire model."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from invoice_mcp.service.guard import (
 from invoice_mcp.service.journal import Attribution, Journal
 from invoice_mcp.service.paging import walk
 from invoice_mcp.state import StateError
-from invoice_mcp.text import clean, q2
+from invoice_mcp.text import clean, to_cents
 
 if TYPE_CHECKING:
     from invoice_mcp.api.client import APIClient
@@ -43,7 +43,7 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
-class DraftLine:
+class LineToCreate:
     description: str
     amount: Decimal
     """Unit price, dollars."""
@@ -51,18 +51,18 @@ class DraftLine:
 
 
 @dataclass(frozen=True)
-class Draft:
+class InvoiceToCreate:
     """An invoice to create, as the user described it."""
 
     customer_id: str
-    lines: tuple[DraftLine, ...]
+    lines: tuple[LineToCreate, ...]
     due_date: str | None = None
     currency: str = "USD"
     exclude_from_autopay: bool | None = None
 
     @property
     def total(self) -> Decimal:
-        return q2(sum((li.amount * li.quantity for li in self.lines), Decimal("0")))
+        return to_cents(sum((li.amount * li.quantity for li in self.lines), Decimal("0")))
 
     def wire(self) -> NewInvoice:
         return NewInvoice(
@@ -76,7 +76,7 @@ class Draft:
         )
 
 
-def draft_fingerprint(draft: Draft, *, today: str) -> str:
+def draft_fingerprint(draft: InvoiceToCreate, *, today: str) -> str:
     return fingerprint(
         draft.customer_id,
         draft.currency,
@@ -126,7 +126,7 @@ class Writer:
     async def _journal(self, op: Awaitable[_T]) -> _T:
         return await _needed(op, StateError, _JOURNAL_DOWN)
 
-    async def _remembered(self, draft: Draft) -> Record | None:
+    async def _remembered(self, draft: InvoiceToCreate) -> Record | None:
         """What the journal (durable, shared by replicas on one store) knows of this fingerprint."""
         if self.journal is None:
             return None
@@ -150,14 +150,14 @@ class Writer:
             settled = self.journal.outcome(entry_id, outcome, **kw)
             await _after_the_fact(settled, StateError, "journal: a write's outcome")
 
-    def _key(self, draft: Draft) -> str:
+    def _key(self, draft: InvoiceToCreate) -> str:
         today = self._clock().date().isoformat()
         return hashlib.sha256(f"{self._scope}|{draft_fingerprint(draft, today=today)}".encode()).hexdigest()
 
     async def _store(self, op: Awaitable[_T]) -> _T:
         return await _needed(op, SharedStateError, _GUARD_DOWN)
 
-    async def recent_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+    async def recent_duplicate(self, draft: InvoiceToCreate) -> DuplicateInvoice | None:
         """A quick look (no invoice read) at what this server, or its replicas, know of this fingerprint."""
         await self.client.sync_clock()
         key = self._key(draft)
@@ -165,7 +165,7 @@ class Writer:
         record = Record.loads(raw) if raw else await self._remembered(draft)
         return _refusal(await self._landed(key, draft, record)) if record else None
 
-    async def possible_duplicate(self, draft: Draft) -> DuplicateInvoice | None:
+    async def possible_duplicate(self, draft: InvoiceToCreate) -> DuplicateInvoice | None:
         """For a preview: what a create of `draft` would be refused for now, without claiming anything:
         the guard's own record, else an invoice the API already has with the same fingerprint
         within the guard's window (one walk of the customer's recent invoices)."""
@@ -177,7 +177,7 @@ class Writer:
             return None
         return _refusal(_created(draft, found.created_at or "", found, source="api"))
 
-    async def _landed(self, key: str, draft: Draft, record: Record) -> Record:
+    async def _landed(self, key: str, draft: InvoiceToCreate, record: Record) -> Record:
         """A "possibly created" record, turned into "created" if the invoice has since shown up."""
         if record.state != "possibly":
             return record
@@ -188,7 +188,7 @@ class Writer:
         await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
         return record
 
-    async def _recent_on_api(self, draft: Draft, since: datetime) -> Invoice | None:
+    async def _recent_on_api(self, draft: InvoiceToCreate, since: datetime) -> Invoice | None:
         """An invoice the API already has with this fingerprint, created since `since`."""
         today = self._clock().date().isoformat()
         want = draft_fingerprint(draft, today=today)
@@ -216,7 +216,7 @@ class Writer:
 
     async def create(
         self,
-        draft: Draft,
+        draft: InvoiceToCreate,
         *,
         allow_duplicate: bool = False,
         who: Attribution | None = None,
@@ -249,7 +249,7 @@ class Writer:
         return await self._send(key, mine, draft, entry_id)
 
     async def _claim(
-        self, key: str, mine: Record, draft: Draft, now: datetime, recent: Mapping[str, Invoice] | None
+        self, key: str, mine: Record, draft: InvoiceToCreate, now: datetime, recent: Mapping[str, Invoice] | None
     ) -> None:
         """Reserve this fingerprint for `mine`, or refuse the create: another call holds it, the
         journal remembers it, or the API already has an identical invoice in the window."""
@@ -277,7 +277,7 @@ class Writer:
             await self._store(self.reservations.put(key, record.dumps(), DUPLICATE_WINDOW_S))
             raise _refusal(record)
 
-    async def _send(self, key: str, mine: Record, draft: Draft, entry_id: int | None) -> Invoice:
+    async def _send(self, key: str, mine: Record, draft: InvoiceToCreate, entry_id: int | None) -> Invoice:
         """The POST, sent once: its outcome settles the reservation and the journal entry."""
         try:
             inv = await self.client.create_invoice(draft.wire())
@@ -336,7 +336,7 @@ class Writer:
                     found.setdefault(fp, inv)
         return found
 
-    async def look_for(self, draft: Draft, since: datetime) -> Invoice | None:
+    async def look_for(self, draft: InvoiceToCreate, since: datetime) -> Invoice | None:
         """The invoice of this draft on the API, created since ``since`` (resolves an ambiguous row)."""
         return await self._recent_on_api(draft, since)
 
@@ -421,7 +421,7 @@ async def _after_the_fact(op: Awaitable[object], error: type[Exception], what: s
             log.warning("%s could not be recorded: %s", what, exc)
 
 
-def _arguments(draft: Draft, allow_duplicate: bool) -> dict[str, Any]:
+def _arguments(draft: InvoiceToCreate, allow_duplicate: bool) -> dict[str, Any]:
     return {
         "customer_id": draft.customer_id,
         "due_date": draft.due_date,
@@ -433,7 +433,9 @@ def _arguments(draft: Draft, allow_duplicate: bool) -> dict[str, Any]:
     }
 
 
-def _created(draft: Draft, at: str, inv: Invoice, *, source: Literal["server", "api"], owner: str = "") -> Record:
+def _created(
+    draft: InvoiceToCreate, at: str, inv: Invoice, *, source: Literal["server", "api"], owner: str = ""
+) -> Record:
     return Record(
         "created",
         draft.customer_id,

@@ -15,7 +15,7 @@ from invoice_mcp.api.shared_state import RedisReservations
 from invoice_mcp.clock import ApiClock
 from invoice_mcp.service.errors import DuplicateInvoice
 from invoice_mcp.service.guard import LocalReservations, Reservations, fingerprint, invoice_fingerprint
-from invoice_mcp.service.writes import Draft, DraftLine, Writer
+from invoice_mcp.service.writes import InvoiceToCreate, LineToCreate, Writer
 
 pytestmark = pytest.mark.anyio
 TODAY = "2026-11-25"
@@ -132,7 +132,7 @@ class _HangingAPI:
 async def test_a_create_cancelled_in_flight_counts_as_possibly_created() -> None:
     api = _HangingAPI()
     writer = Writer(cast(Any, api), LocalReservations())
-    draft = Draft("cus_1", (DraftLine("Seats", Decimal("10"), 3),))
+    draft = InvoiceToCreate("cus_1", (LineToCreate("Seats", Decimal("10"), 3),))
     async with anyio.create_task_group() as tg:
         tg.start_soon(writer.create, draft)
         await api.sent.wait()
@@ -171,7 +171,7 @@ class _HistoryAPI:
 
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-DRAFT = Draft("cus_1", (DraftLine("Seats", Decimal("10"), 3),), due_date="2026-12-01")
+DRAFT = InvoiceToCreate("cus_1", (LineToCreate("Seats", Decimal("10"), 3),), due_date="2026-12-01")
 
 
 def _on_api(minutes_ago: float, *, same: bool = True, k: int = 0) -> Invoice:

@@ -22,7 +22,7 @@ from invoice_mcp.server.tools.writes import LineItemIn
 from invoice_mcp.text import quoted, usd
 
 if TYPE_CHECKING:
-    from invoice_mcp.service import DraftLine, InvoiceService
+    from invoice_mcp.service import InvoiceService, LineToCreate
     from invoice_mcp.service.batches import BatchOutcome, BatchRow, Flag
 
 BATCH_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -49,10 +49,10 @@ class LineIn(Strict):
         LineItemIn.model_validate(self.model_dump())  # the single create's rules, one place
         return self
 
-    def line(self) -> DraftLine:
-        from invoice_mcp.service import DraftLine
+    def line(self) -> LineToCreate:
+        from invoice_mcp.service import LineToCreate
 
-        return DraftLine(description=self.description, amount=Decimal(str(self.amount)), quantity=self.quantity)
+        return LineToCreate(description=self.description, amount=Decimal(str(self.amount)), quantity=self.quantity)
 
 
 class RowIn(Strict):
@@ -130,10 +130,10 @@ class BatchOutput(BaseModel):
 
 
 def _specs(args: BatchInput) -> list[Any]:
-    from invoice_mcp.service import Draft
+    from invoice_mcp.service import InvoiceToCreate
     from invoice_mcp.service.batches import RowSpec
 
-    drafts = (Draft(r.customer, tuple(li.line() for li in r.line_items), r.due_date) for r in args.rows)
+    drafts = (InvoiceToCreate(r.customer, tuple(li.line() for li in r.line_items), r.due_date) for r in args.rows)
     return [RowSpec(r.customer, d) for r, d in zip(args.rows, drafts, strict=True)]
 
 

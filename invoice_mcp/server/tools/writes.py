@@ -19,11 +19,11 @@ from invoice_mcp.server.confirm import HOW, attribution
 from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict, real_date
 from invoice_mcp.server.render import ref_of
 from invoice_mcp.server.spec import VIEW_META, Confirmation, Confirmed, ToolCall, ToolSpec, result, write_annotations
-from invoice_mcp.text import clean, q2, quoted, usd
+from invoice_mcp.text import clean, quoted, to_cents, usd
 
 if TYPE_CHECKING:  # the service (and the wire models with it) loads on first call, not at start-up
     from invoice_mcp.api.models import Invoice
-    from invoice_mcp.service import Draft, DraftLine, InvoiceService
+    from invoice_mcp.service import InvoiceService, InvoiceToCreate, LineToCreate
     from invoice_mcp.service.errors import DuplicateInvoice
 
 
@@ -47,10 +47,10 @@ class LineItemIn(Strict):
             raise ValueError("description is empty")
         return cleaned
 
-    def line(self) -> DraftLine:
-        from invoice_mcp.service import DraftLine
+    def line(self) -> LineToCreate:
+        from invoice_mcp.service import LineToCreate
 
-        return DraftLine(description=self.description, amount=Decimal(str(self.amount)), quantity=self.quantity)
+        return LineToCreate(description=self.description, amount=Decimal(str(self.amount)), quantity=self.quantity)
 
 
 class CreateInput(Strict):
@@ -67,14 +67,14 @@ class CreateInput(Strict):
     def _real_date(cls, v: str | None) -> str | None:
         return real_date(v)
 
-    def draft(self) -> Draft:
-        from invoice_mcp.service import Draft
+    def draft(self) -> InvoiceToCreate:
+        from invoice_mcp.service import InvoiceToCreate
 
         fields = self.model_dump(include={"customer_id", "currency", "due_date", "exclude_from_autopay"})
-        return Draft(lines=tuple(li.line() for li in self.line_items), **fields)
+        return InvoiceToCreate(lines=tuple(li.line() for li in self.line_items), **fields)
 
     def total(self) -> Decimal:
-        return q2(sum((Decimal(str(li.amount)) * li.quantity for li in self.line_items), Decimal("0")))
+        return to_cents(sum((Decimal(str(li.amount)) * li.quantity for li in self.line_items), Decimal("0")))
 
 
 class CreateOutput(BaseModel):
