@@ -187,3 +187,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         on_postgres = callspec is not None and callspec.params.get("state_url") == "postgres"
         if names & _SLOW_FIXTURES or on_postgres:
             item.add_marker(pytest.mark.slow)
+    # The modules that build something (the container image, its Debian base on a fresh machine,
+    # the bundle) go first: with worker processes each takes a worker from the start while the rest
+    # of the suite shares the others, instead of starting last and running on alone.
+    items.sort(key=lambda item: item.path.name not in _BUILDERS)
+
+
+_BUILDERS = frozenset({"test_container.py", "test_bundle.py"})
