@@ -33,10 +33,41 @@ def coverage_env() -> dict[str, str]:
     return {k: os.environ[k] for k in _COVERAGE if k in os.environ}
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _port_block() -> range:
+    """This test process's own ports: below the kernel's ephemeral range (where every `bind(0)` of
+    a sandbox or a client lands), one block per pytest-xdist worker, so a port picked here for a
+    child process cannot be taken by another worker's pick or by anyone's ephemeral port before the
+    child binds it."""
+    low, top = 10000, min(_ephemeral_low(), 65536)
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), 1)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % workers
+    size = (top - low) // workers
+    return range(low + worker * size, low + (worker + 1) * size)
+
+
+_next_port = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody holds now, from this process's block, never the same twice in a row."""
+    block = _port_block()
+    for _ in range(len(block)):
+        port = block[(os.getpid() + _next_port[0]) % len(block)]
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port in {block}")
 
 
 def api_env(sb: Sandbox, **extra: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import socket
 import subprocess
 import sys
 import traceback
@@ -38,6 +37,7 @@ from invoice_mcp.api.shared_state import (
 )
 from invoice_mcp.server.accounts import Accounts
 from invoice_mcp.service.guard import LocalReservations
+from tests.procs import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +48,6 @@ TOL = 0.02  # clock/rounding slack and scheduling jitter on a loaded 2-core mach
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -250,7 +243,7 @@ async def test_one_redis_pool_per_process(redis_url: str) -> None:
 
 @pytest.mark.anyio
 async def test_unreachable_redis_names_the_variable_without_password() -> None:
-    url = f"redis://:hunter2@127.0.0.1:{_free_port()}/0"
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
     accounts = Accounts(_settings(url))
     limiter, store = accounts.rate_limiter(_settings(url)), accounts.token_store()
     assert isinstance(limiter, RedisRateLimiter) and isinstance(store, RedisTokenStore)
