@@ -235,7 +235,9 @@ class Page:
         self.wait(f"Math.round(document.querySelector('iframe').getBoundingClientRect().height) >= {min(500, height)}")
 
     def frame_center(self, selector: str) -> tuple[float, float]:
-        """Page coordinates of the middle of an element inside the view frame."""
+        """Page coordinates of the middle of an element inside the view frame, taken once the host
+        has sized the frame: a resize after them would move the element under the pointer."""
+        self.wait_settled()
         box = self.eval(
             "(() => { const r = document.querySelector('iframe').getBoundingClientRect(); return [r.x, r.y]; })()"
         )
