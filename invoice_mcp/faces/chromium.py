@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-FLAGS = (
+HEADLESS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -26,6 +26,10 @@ FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+)
+"""A quiet headless browser that reaches out to nobody (every page a person sees is tested in one)."""
+FLAGS = (
+    *HEADLESS,
     "--remote-debugging-pipe",
     "--hide-scrollbars",
     "--force-color-profile=srgb",

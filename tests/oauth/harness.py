@@ -21,23 +21,15 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 from pydantic import AnyUrl
 
 from invoice_mcp.api.settings import Settings, load_settings
+from invoice_mcp.faces.chromium import HEADLESS, find_chromium
 from invoice_mcp.faces.http import HTTPOptions, _bind, build_http_app, uvicorn_config
 from invoice_mcp.faces.oauth.app import OAuthSetup
 from invoice_mcp.faces.oauth.config import OAuthConfig
 from invoice_mcp.faces.oauth.store import GrantStore, MemoryGrantStore
 from invoice_mcp.sandbox import Sandbox
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = find_chromium() or "/usr/bin/chromium"
+CHROMIUM_ARGS = list(HEADLESS)
 STATE_KEY = Fernet.generate_key()
 CALLBACK = "http://127.0.0.1:53682/callback"
 
