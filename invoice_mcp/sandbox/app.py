@@ -350,6 +350,9 @@ class SandboxApp:
         if rule is not None and rule.kind == "delay":
             await asyncio.sleep(rule.seconds)
             rule = None
+        if rule is not None and rule.hold is not None:
+            await rule.hold.wait()
+            rule = None
         if rule is not None and rule.kind == "fail":
             reply = json_reply(rule.status, rule.body) if rule.body is not None else error_reply(rule.status)
             if rule.retry_after is not None:

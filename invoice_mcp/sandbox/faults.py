@@ -1,4 +1,5 @@
-"""Fault injection for tests: scripted failures, dropped connections, delays, broken bodies.
+"""Fault injection for tests: scripted failures, dropped connections, delays, held requests,
+broken bodies.
 
 Each rule applies to the next ``n`` requests that match it (optional method, optional prefix of
 the decoded path); when several rules match, the one added first is consumed first. Rules are
@@ -7,11 +8,39 @@ checked before rate limiting and auth, so ``/oauth/token`` can be faulted too.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-FaultKind = Literal["fail", "drop", "delay", "malformed"]
+FaultKind = Literal["fail", "drop", "delay", "hold", "malformed"]
+
+
+class Hold:
+    """Requests kept upstream until the test lets them go: a request in flight for as long as the
+    test needs it, with no timing margin to miss under load."""
+
+    def __init__(self, limit_s: float) -> None:
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self._limit_s = limit_s
+        self.arrived = 0
+        """How many requests have reached the hold (the test waits for this, not for time to pass)."""
+
+    def release(self) -> None:
+        """Lets every held request (and any later one this hold takes) go on to be answered."""
+        self._released.set()
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    async def wait(self) -> None:
+        """Server side: held in a worker thread, so the server's loop answers other requests meanwhile;
+        a hold never released lets go after its limit, so a failing test cannot hang the server."""
+        with self._lock:
+            self.arrived += 1
+        await asyncio.to_thread(self._released.wait, self._limit_s)
 
 
 class Expirable(Protocol):
@@ -29,6 +58,7 @@ class FaultRule:
     body: dict[str, Any] | None = None
     seconds: float = 0.0
     after_processing: bool = False
+    hold: Hold | None = field(default=None, repr=False)
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (self.path is None or path.startswith(self.path))
@@ -40,6 +70,7 @@ class Faults:
     def __init__(self, tokens: Expirable) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        self._holds: list[Hold] = []
         self._tokens = tokens
 
     def _add(self, rule: FaultRule) -> None:
@@ -79,6 +110,15 @@ class Faults:
             raise ValueError("seconds must be >= 0")
         self._add(FaultRule("delay", n, method, path, seconds=seconds))
 
+    def hold_next(self, n: int, *, method: str | None = None, path: str | None = None, limit_s: float = 60.0) -> Hold:
+        """Keep the next ``n`` matching requests until ``release()`` (or ``limit_s``), then answer them
+        normally; ``arrived`` counts those that reached it."""
+        hold = Hold(limit_s)
+        self._add(FaultRule("hold", n, method, path, hold=hold))
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
     def malformed_next(self, n: int, *, method: str | None = None, path: str | None = None) -> None:
         """Answer 200 ``application/json`` with a truncated, unparsable body."""
         self._add(FaultRule("malformed", n, method, path))
@@ -88,8 +128,17 @@ class Faults:
         self._tokens.expire_all()
 
     def clear(self) -> None:
+        """Drops every rule, and lets any held request go."""
         with self._lock:
             self._rules.clear()
+        self.release_all()
+
+    def release_all(self) -> None:
+        """Lets every held request go (also when the server stops, so none outlives it)."""
+        with self._lock:
+            holds, self._holds = self._holds, []
+        for hold in holds:
+            hold.release()
 
     def take(self, method: str, path: str) -> FaultRule | None:
         """Consume one use of the first matching rule (server side)."""

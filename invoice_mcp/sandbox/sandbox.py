@@ -50,6 +50,7 @@ class Sandbox:
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
+            self._app.faults.release_all()
             thread.stop()
 
     def __enter__(self) -> Sandbox:

@@ -155,17 +155,18 @@ async def test_two_processes_sharing_redis_see_a_create_in_flight(
     args = args_for(sb, due_date="2027-02-01")
     out: dict[str, Any] = {}
     async with Client(params) as a, Client(params) as b:
-        sb.faults.delay_next(1, 3.0, method="POST", path="/invoices")
+        hold = sb.faults.hold_next(1, method="POST", path="/invoices")
 
         async def create_a() -> None:
             out["a"] = await a.call_tool("create_invoice", args)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(create_a)
-            await settled(lambda: not sb.faults._rules)  # A's POST has reached the API and is held there
+            await settled(lambda: hold.arrived == 1)  # A's POST has reached the API and is held there
             assert posts(sb) == [] and created(sb, "Guarded seats") == []
             text = refused(await b.call_tool("create_invoice", args))
             assert "being created right now" in text
+            hold.release()
         assert out["a"].structured_content["outcome"] == "created"
         number = out["a"].structured_content["invoice_number"]
         after = refused(await b.call_tool("create_invoice", args))
