@@ -18,7 +18,7 @@ from invoice_mcp.sandbox import Sandbox
 from invoice_mcp.server import build_server
 from invoice_mcp.server.inputs import Strict
 from invoice_mcp.server.registry import TOOLS, select_tools
-from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.spec import IDEMPOTENT_WRITE, READ_ONLY, ToolCall, result, tool
 
 from .conftest import settings_for, text_of
 
@@ -159,28 +159,42 @@ class PingOut(BaseModel):
     text: str
 
 
-async def _ping(args: PingIn, svc: Any, call: ToolCall) -> CallToolResult:
+@tool(title="Ping", output=PingOut, annotations=READ_ONLY)
+async def ping_throwaway(args: PingIn, svc: Any, call: ToolCall) -> CallToolResult:
+    """Answers pong,
+    in two lines."""
     return result(f"pong {args.word}", PingOut(text=args.word))
 
 
-PING = ToolSpec(
-    name="ping_throwaway",
-    title="Ping",
-    description="Answers pong.",
-    input=PingIn,
-    output=PingOut,
-    annotations=READ_ONLY,
-    handler=_ping,
-)
-POKE = ToolSpec(
-    name="poke_throwaway",
-    title="Poke",
-    description="Answers pong, as a write.",
-    input=PingIn,
-    output=PingOut,
-    annotations=write_annotations(destructive=False, idempotent=True),
-    handler=_ping,
-)
+@tool(title="Poke", output=PingOut, annotations=IDEMPOTENT_WRITE)
+async def poke_throwaway(args: PingIn, svc: Any, call: ToolCall) -> CallToolResult:
+    """Answers pong, as a write."""
+    return result(f"pong {args.word}", PingOut(text=args.word))
+
+
+PING, POKE = ping_throwaway, poke_throwaway
+
+
+def test_the_tool_decorator_reads_name_description_and_input_from_the_handler() -> None:
+    assert (PING.name, PING.title, PING.input, PING.output) == ("ping_throwaway", "Ping", PingIn, PingOut)
+    assert PING.description == "Answers pong, in two lines."
+    assert PING.read_only and not POKE.read_only and POKE.annotations.idempotent_hint
+    for spec in TOOLS:  # every description is one line of single spaces, as the model reads it
+        assert spec.description and spec.description == " ".join(spec.description.split())
+
+
+def test_the_tool_decorator_refuses_a_handler_it_cannot_describe() -> None:
+    async def undocumented(args: PingIn, svc: Any, call: ToolCall) -> CallToolResult:
+        return result("", PingOut(text=""))
+
+    async def untyped(args, svc, call):  # type: ignore[no-untyped-def]
+        """Has no input model."""
+
+    declare = tool(title="X", output=PingOut, annotations=READ_ONLY)
+    with pytest.raises(TypeError, match="docstring is its description"):
+        declare(undocumented)
+    with pytest.raises(TypeError, match="annotated with the input model"):
+        declare(untyped)
 
 
 async def test_a_new_tool_is_its_module_and_a_registry_line() -> None:

@@ -144,7 +144,7 @@ class SessionOwners:
             if session is not None:
                 self.stats.refused_owner += 1
                 log.warning("refused a request for session %s: not the credentials that opened it", short(presented))
-            await _respond(send, 404, _NOT_FOUND)
+            await respond(send, 404, _NOT_FOUND)
             return
         status = await self._forward(scope, receive, send, session.internal, presented)
         if status == 404 or (scope.get("method") == "DELETE" and status is not None and status < 300):
@@ -157,7 +157,7 @@ class SessionOwners:
         if held >= self.per_owner:
             self.stats.refused_cap += 1
             log.warning("refused a new session: these credentials hold %d (the most one caller may)", held)
-            await _respond(send, 503, _TOO_MANY)
+            await respond(send, 503, _TOO_MANY)
             return
         self._opening[owner] = self._opening.get(owner, 0) + 1
         answered = False
@@ -220,12 +220,13 @@ def _swap_header(message: Message, external: str) -> str | None:
     return found
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
+async def respond(send: Send, status: int, body: bytes, content_type: bytes = b"application/json") -> None:
+    """A whole response from ASGI middleware that answers before the app is reached."""
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": body})

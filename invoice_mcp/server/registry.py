@@ -6,31 +6,31 @@ from __future__ import annotations
 from typing import Any
 
 from invoice_mcp.server.spec import ToolSpec
-from invoice_mcp.server.tools.activity import SPEC_ACTIVITY
-from invoice_mcp.server.tools.batch_changes import SPEC_ARCHIVE_BATCH, SPEC_RESTORE_BATCH
-from invoice_mcp.server.tools.batches import SPEC_CREATE_BATCH
-from invoice_mcp.server.tools.customers import SPEC_FIND
-from invoice_mcp.server.tools.detail import SPEC_GET
-from invoice_mcp.server.tools.links import SPEC_PAYMENT_LINK, SPEC_PDF_LINK
-from invoice_mcp.server.tools.listing import SPEC_LIST, SPEC_SUMMARY
-from invoice_mcp.server.tools.payments import SPEC_PAYMENTS
-from invoice_mcp.server.tools.writes import SPEC_ARCHIVE, SPEC_CREATE, SPEC_RESTORE
+from invoice_mcp.server.tools.activity import recent_activity
+from invoice_mcp.server.tools.batch_changes import archive_invoices, restore_invoices
+from invoice_mcp.server.tools.batches import create_invoices
+from invoice_mcp.server.tools.customers import find_customers
+from invoice_mcp.server.tools.detail import get_invoice
+from invoice_mcp.server.tools.links import get_invoice_payment_link, get_invoice_pdf_link
+from invoice_mcp.server.tools.listing import list_invoices, summarize_invoices
+from invoice_mcp.server.tools.payments import list_payments
+from invoice_mcp.server.tools.writes import archive_invoice, create_invoice, restore_invoice
 
 TOOLS: tuple[ToolSpec[Any], ...] = (
-    SPEC_LIST,
-    SPEC_GET,
-    SPEC_SUMMARY,
-    SPEC_FIND,
-    SPEC_PAYMENTS,
-    SPEC_CREATE,
-    SPEC_CREATE_BATCH,
-    SPEC_ARCHIVE,
-    SPEC_RESTORE,
-    SPEC_ARCHIVE_BATCH,
-    SPEC_RESTORE_BATCH,
-    SPEC_PAYMENT_LINK,
-    SPEC_PDF_LINK,
-    SPEC_ACTIVITY,
+    list_invoices,
+    get_invoice,
+    summarize_invoices,
+    find_customers,
+    list_payments,
+    create_invoice,
+    create_invoices,
+    archive_invoice,
+    restore_invoice,
+    archive_invoices,
+    restore_invoices,
+    get_invoice_payment_link,
+    get_invoice_pdf_link,
+    recent_activity,
 )
 
 

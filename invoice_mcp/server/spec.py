@@ -1,9 +1,10 @@
 """What every tool module declares: a `ToolSpec` (input model, output model,
-annotations, description and a typed handler in one place), and the small
-helpers handlers share."""
+annotations, description and a typed handler in one place), made by the `tool` decorator
+over its handler, and the small helpers handlers share."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -23,6 +24,15 @@ def write_annotations(*, destructive: bool, idempotent: bool) -> ToolAnnotations
     return ToolAnnotations(
         read_only_hint=False, destructive_hint=destructive, idempotent_hint=idempotent, open_world_hint=True
     )
+
+
+WRITE = write_annotations(destructive=False, idempotent=False)
+"""A write that adds something on every call: a second call is a second invoice."""
+IDEMPOTENT_WRITE = write_annotations(destructive=False, idempotent=True)
+"""A write that, repeated, changes nothing more (a restore; a batch resumed by its id)."""
+DESTRUCTIVE_WRITE = write_annotations(destructive=True, idempotent=True)
+"""A write that takes something away (an archive: hidden, unpayable until restored); repeated, it
+changes nothing more."""
 
 
 Confirmed = Literal["user", "client_approval", "policy", "preview"]
@@ -93,6 +103,41 @@ class ToolSpec(Generic[InT]):
     @property
     def read_only(self) -> bool:
         return bool(self.annotations.read_only_hint)
+
+
+def tool(
+    *, title: str, output: type[BaseModel], annotations: ToolAnnotations, confirm: Confirmation[Any] | None = None
+) -> Callable[[Handler[InT]], ToolSpec[InT]]:
+    """Declares the handler below as a tool, as the SDK's own decorator does: the tool is named
+    after the function, its description for the model is the docstring (its lines joined by one
+    space) and its input model is the type of the first parameter."""
+
+    def declare(handler: Handler[InT]) -> ToolSpec[InT]:
+        doc = inspect.getdoc(handler)
+        if not doc:
+            raise TypeError(f"{handler.__qualname__}: a tool's docstring is its description; it has none")
+        return ToolSpec(
+            name=handler.__name__,
+            title=title,
+            description=" ".join(doc.split()),
+            input=_first_parameter_type(handler),
+            output=output,
+            annotations=annotations,
+            handler=handler,
+            confirm=confirm,
+        )
+
+    return declare
+
+
+def _first_parameter_type(handler: Handler[InT]) -> type[InT]:
+    """The class named by the handler's first parameter, resolved in its module (annotations are
+    strings there); a tool input is always a plain class name."""
+    hint = next(iter(inspect.signature(handler).parameters.values())).annotation
+    model = getattr(handler, "__globals__", {}).get(hint, hint) if isinstance(hint, str) else hint
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"{handler.__qualname__}: the first parameter must be annotated with the input model")
+    return model  # type: ignore[return-value]
 
 
 def result(text: str, structured: BaseModel) -> CallToolResult:

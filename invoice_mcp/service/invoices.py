@@ -5,6 +5,7 @@ customers, summaries, writes) over one API client and resolves references
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -313,18 +314,17 @@ class InvoiceService:
         return await self.customers.search(name)
 
     async def payment_link(self, invoice_id: str) -> Link:
-        try:
-            link = await self.client.get_payment_link(invoice_id)
-        except NotFoundError:
-            raise NotFound("invoice", invoice_id) from None
-        return usable_link(link, "payment", invoice_id)
+        return await self._link(self.client.get_payment_link, "payment", invoice_id)
 
     async def pdf_link(self, invoice_id: str) -> Link:
+        return await self._link(self.client.get_pdf_link, "PDF", invoice_id)
+
+    async def _link(self, get: Callable[[str], Awaitable[Link]], kind: str, invoice_id: str) -> Link:
         try:
-            link = await self.client.get_pdf_link(invoice_id)
+            link = await get(invoice_id)
         except NotFoundError:
             raise NotFound("invoice", invoice_id) from None
-        return usable_link(link, "PDF", invoice_id)
+        return usable_link(link, kind, invoice_id)
 
     # -- payments ----------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from invoice_mcp.state.store import Schema, StateStore, step
 
@@ -116,6 +116,19 @@ class GrantStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+Used = TypeVar("Used", CodeRecord, TokenRecord)
+
+
+def _first_use(records: dict[str, Used], key: str) -> bool:
+    """Marks the record used; True only when it was found unused (no await between the check and
+    the mark, so one caller wins)."""
+    record = records.get(key)
+    if record is None or record.used:
+        return False
+    records[key] = replace(record, used=True)
+    return True
+
+
 class MemoryGrantStore:
     """The store in this process only: tests, and a single throwaway server."""
 
@@ -154,11 +167,7 @@ class MemoryGrantStore:
         return self.codes.get(code_digest)
 
     async def use_code(self, code_digest: str) -> bool:
-        code = self.codes.get(code_digest)
-        if code is None or code.used:
-            return False
-        self.codes[code_digest] = replace(code, used=True)
-        return True
+        return _first_use(self.codes, code_digest)
 
     async def put_token(self, token: TokenRecord) -> None:
         self.tokens[token.token_digest] = token
@@ -167,11 +176,7 @@ class MemoryGrantStore:
         return self.tokens.get(token_digest)
 
     async def use_token(self, token_digest: str) -> bool:
-        token = self.tokens.get(token_digest)
-        if token is None or token.used:
-            return False
-        self.tokens[token_digest] = replace(token, used=True)
-        return True
+        return _first_use(self.tokens, token_digest)
 
     async def aclose(self) -> None:
         return None

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from invoice_mcp.api.settings import Settings
 from invoice_mcp.faces.oauth.config import WRITE_SCOPE
 from invoice_mcp.faces.oauth.provider import InvoiceAuthProvider
+from invoice_mcp.faces.sessions import respond
 from invoice_mcp.server.gateway import GatewayState, _held, gateway_accounts
 from invoice_mcp.server.registry import TOOLS
 from invoice_mcp.server.state import AppState
@@ -154,7 +155,7 @@ class ScopeGate:
             size += len(chunks[-1])
             more = bool(message.get("more_body", False))
             if size > MAX_GATED_BODY:
-                await _plain(send, 413, b"request body too large")
+                await respond(send, 413, b"request body too large", b"text/plain")
                 return
         body = b"".join(chunks)
         header_name = dict(scope.get("headers") or []).get(b"mcp-name", b"").decode("latin-1")
@@ -195,14 +196,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-async def _plain(send: Send, status: int, text: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": text})

@@ -278,13 +278,10 @@ class InvoiceAuthProvider:
     async def exchange_authorization_code(
         self, client: OAuthClientInformationFull, authorization_code: GrantCode
     ) -> OAuthToken:
-        if not await self.store.use_code(authorization_code.code_digest):
-            await self.revoke_grant(authorization_code.grant_id, "authorization code used twice")
-            raise TokenError("invalid_grant", "authorization code already used; the grant is revoked")
-        grant = await self.store.get_grant(authorization_code.grant_id)
-        if grant is None or not grant.active:
-            raise TokenError("invalid_grant", "the grant was revoked")
-        return await self._issue(grant, grant.scopes.split())
+        first = await self.store.use_code(authorization_code.code_digest)
+        return await self._issue_once(
+            first, authorization_code.grant_id, None, "authorization code", why="authorization code used twice"
+        )
 
     async def _issue(self, grant: GrantRecord, scopes: list[str]) -> OAuthToken:
         now = self._clock()
@@ -326,13 +323,23 @@ class InvoiceAuthProvider:
     async def exchange_refresh_token(
         self, client: OAuthClientInformationFull, refresh_token: GrantRefreshToken, scopes: list[str]
     ) -> OAuthToken:
-        if not await self.store.use_token(refresh_token.token):
-            await self.revoke_grant(refresh_token.grant_id, "refresh token replayed")
-            raise TokenError("invalid_grant", "refresh token already used; the grant is revoked")
-        grant = await self.store.get_grant(refresh_token.grant_id)
+        first = await self.store.use_token(refresh_token.token)
+        return await self._issue_once(
+            first, refresh_token.grant_id, scopes, "refresh token", why="refresh token replayed"
+        )
+
+    async def _issue_once(
+        self, first: bool, grant_id: str, scopes: list[str] | None, what: str, *, why: str
+    ) -> OAuthToken:
+        """Tokens for a code or refresh token consumed for the first time; a second use revokes the
+        whole grant (whoever replays it may hold a stolen copy). No scopes: the grant's own."""
+        if not first:
+            await self.revoke_grant(grant_id, why)
+            raise TokenError("invalid_grant", f"{what} already used; the grant is revoked")
+        grant = await self.store.get_grant(grant_id)
         if grant is None or not grant.active:
             raise TokenError("invalid_grant", "the grant was revoked")
-        return await self._issue(grant, scopes)
+        return await self._issue(grant, grant.scopes.split() if scopes is None else scopes)
 
     async def load_access_token(self, token: str) -> AccessToken | None:
         d = digest(token)

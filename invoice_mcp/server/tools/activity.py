@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
 from invoice_mcp.server.errors import tool_errors
 from invoice_mcp.server.inputs import Strict, real_date
-from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, result, tool
 from invoice_mcp.text import clean, quoted
 
 if TYPE_CHECKING:
@@ -74,7 +74,9 @@ def _line(e: Entry, names: dict[str, str]) -> str:
     ).replace("  ", " ")
 
 
+@tool(title="Recent activity", output=ActivityOutput, annotations=READ_ONLY)
 async def recent_activity(args: ActivityInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """What this server wrote (creates, archives, restores): when, who, how confirmed, invoice numbers."""
     from invoice_mcp.service.journal import Filter
 
     if svc.journal is None:
@@ -126,14 +128,3 @@ async def recent_activity(args: ActivityInput, svc: InvoiceService, call: ToolCa
         hint=hint,
     )
     return result("\n".join(lines), out)
-
-
-SPEC_ACTIVITY = ToolSpec(
-    name="recent_activity",
-    title="Recent activity",
-    description="What this server wrote (creates, archives, restores): when, who, how confirmed, invoice numbers.",
-    input=ActivityInput,
-    output=ActivityOutput,
-    annotations=READ_ONLY,
-    handler=recent_activity,
-)

@@ -16,7 +16,7 @@ from pydantic import Field, WithJsonSchema, field_validator
 from invoice_mcp.server.confirm import attribution
 from invoice_mcp.server.errors import tool_errors
 from invoice_mcp.server.inputs import Strict, check_id
-from invoice_mcp.server.spec import Confirmation, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.spec import DESTRUCTIVE_WRITE, IDEMPOTENT_WRITE, Confirmation, ToolCall, result, tool
 from invoice_mcp.server.tools.batches import BATCH_ID, BatchOutput, _report, calendar_day, not_sent
 from invoice_mcp.text import clean, quoted, usd
 
@@ -87,7 +87,13 @@ async def _question(args: ArchiveBatchInput, prepared: Targets, svc: InvoiceServ
     )
 
 
+ASK_TO_ARCHIVE = Confirmation("archive", _targets, _question)
+
+
+@tool(title="Archive invoices", output=BatchOutput, annotations=DESTRUCTIVE_WRITE, confirm=ASK_TO_ARCHIVE)
 async def archive_invoices(args: ArchiveBatchInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Archive up to 100 invoices, listed (ids/numbers) or by filter, with one confirmation; dry_run lists exactly
+    which. restore_invoices(batch) undoes it."""
     from invoice_mcp.service.batches import run_change_batch
 
     bid, targets, names = call.subject
@@ -122,21 +128,6 @@ async def archive_invoices(args: ArchiveBatchInput, svc: InvoiceService, call: T
     return _report(res, how, done_hint=undo, retry=f"archive_invoices(same arguments) retries; {undo}")
 
 
-SPEC_ARCHIVE_BATCH = ToolSpec(
-    name="archive_invoices",
-    title="Archive invoices",
-    description=(
-        "Archive up to 100 invoices, listed (ids/numbers) or by filter, with one confirmation; dry_run lists "
-        "exactly which. restore_invoices(batch) undoes it."
-    ),
-    input=ArchiveBatchInput,
-    output=BatchOutput,
-    annotations=write_annotations(destructive=True, idempotent=True),
-    handler=archive_invoices,
-    confirm=Confirmation("archive", _targets, _question),
-)
-
-
 class RestoreBatchInput(Strict):
     batch: str = Field(description="batch_id of archive_invoices")
 
@@ -150,7 +141,9 @@ class RestoreBatchInput(Strict):
         return v
 
 
+@tool(title="Restore invoices", output=BatchOutput, annotations=IDEMPOTENT_WRITE)
 async def restore_invoices(args: RestoreBatchInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Undo archive_invoices: every invoice of the batch returns to its previous status."""
     from invoice_mcp.service.batches import archived_by, run_change_batch
 
     with tool_errors():
@@ -166,14 +159,3 @@ async def restore_invoices(args: RestoreBatchInput, svc: InvoiceService, call: T
         progress=call.ctx.report_progress,
     )
     return _report(res, "not_required", done_hint=f"batch {args.batch} undone", retry="restore_invoices(same batch)")
-
-
-SPEC_RESTORE_BATCH = ToolSpec(
-    name="restore_invoices",
-    title="Restore invoices",
-    description="Undo archive_invoices: every invoice of the batch returns to its previous status.",
-    input=RestoreBatchInput,
-    output=BatchOutput,
-    annotations=write_annotations(destructive=False, idempotent=True),
-    handler=restore_invoices,
-)

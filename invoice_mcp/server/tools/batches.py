@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, WithJsonSchema, field_validator, model_va
 
 from invoice_mcp.server.confirm import HOW, attribution
 from invoice_mcp.server.inputs import Strict, real_date
-from invoice_mcp.server.spec import Confirmation, Confirmed, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.spec import IDEMPOTENT_WRITE, Confirmation, Confirmed, ToolCall, result, tool
 from invoice_mcp.server.tools.writes import LineItemIn
 from invoice_mcp.text import quoted, usd
 
@@ -261,7 +261,12 @@ def _report(
     return result("\n".join(lines), out)
 
 
+ASK_TO_BILL = Confirmation("billing run", _rows, _question)
+
+
+@tool(title="Create invoices", output=BatchOutput, annotations=IDEMPOTENT_WRITE, confirm=ASK_TO_BILL)
 async def create_invoices(args: BatchInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """≤100 LIVE invoices (create_invoice rows, customer id or name), one confirmation. dry_run previews; resumable."""
     from invoice_mcp.service.batches import possible_duplicates, run_create_batch
 
     bid, rows = call.subject
@@ -274,17 +279,3 @@ async def create_invoices(args: BatchInput, svc: InvoiceService, call: ToolCall)
         return not_sent(bid, counts, "the user did not confirm; nothing was sent", text)
     res = await run_create_batch(svc, bid, rows, attribution(call, how), progress=call.ctx.report_progress)
     return _report(res, how)
-
-
-SPEC_CREATE_BATCH = ToolSpec(
-    name="create_invoices",
-    title="Create invoices",
-    description=(
-        "≤100 LIVE invoices (create_invoice rows, customer id or name), one confirmation. dry_run previews; resumable."
-    ),
-    input=BatchInput,
-    output=BatchOutput,
-    annotations=write_annotations(destructive=False, idempotent=True),
-    handler=create_invoices,
-    confirm=Confirmation("billing run", _rows, _question),
-)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from invoice_mcp.server.inputs import Strict
 from invoice_mcp.server.render import DATA_NOTE, FullRow
-from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, result, tool
 from invoice_mcp.text import clean, quoted
 
 if TYPE_CHECKING:
@@ -39,7 +39,9 @@ class FindOutput(BaseModel):
     """More customers may match than were searched (the account's directory is larger than read)."""
 
 
+@tool(title="Find customers", output=FindOutput, annotations=READ_ONLY)
 async def find_customers(args: FindInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Find customers by company name (case-insensitive, partial). Returns ids for other tools."""
     found, partial = await svc.search_customers(args.name)
     rows = [
         CustomerRow(id=clean(c.id, 128), name=clean(c.name, 120) or None, email=clean(c.email, 120) or None)
@@ -54,14 +56,3 @@ async def find_customers(args: FindInput, svc: InvoiceService, call: ToolCall) -
     lines.append("Use customer_id in list_invoices, summarize_invoices or create_invoice.")
     lines.append(DATA_NOTE)
     return result("\n".join(lines), out)
-
-
-SPEC_FIND = ToolSpec(
-    name="find_customers",
-    title="Find customers",
-    description="Find customers by company name (case-insensitive, partial). Returns ids for other tools.",
-    input=FindInput,
-    output=FindOutput,
-    annotations=READ_ONLY,
-    handler=find_customers,
-)

@@ -8,7 +8,7 @@ from mcp.types import CallToolResult
 
 from invoice_mcp.server.inputs import InvoiceRef, Strict
 from invoice_mcp.server.render import InvoiceDetail, detail, detail_text
-from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, result, tool
 
 if TYPE_CHECKING:
     from invoice_mcp.service import InvoiceService
@@ -18,22 +18,11 @@ class InvoiceInput(Strict):
     invoice: InvoiceRef
 
 
+@tool(title="Get invoice", output=InvoiceDetail, annotations=READ_ONLY)
 async def get_invoice(args: InvoiceInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """One invoice in full: line items (unit price × quantity, dollars), totals, dates, memo, status, payments, amount
+    paid, balance due, when paid."""
     inv = await svc.resolve_invoice(args.invoice)
     name = await svc.customer_name(inv.customer_id)
     d = detail(inv, name, await svc.invoice_ledger(inv))
     return result(detail_text(d), d)
-
-
-SPEC_GET = ToolSpec(
-    name="get_invoice",
-    title="Get invoice",
-    description=(
-        "One invoice in full: line items (unit price × quantity, dollars), totals, dates, memo, status, "
-        "payments, amount paid, balance due, when paid."
-    ),
-    input=InvoiceInput,
-    output=InvoiceDetail,
-    annotations=READ_ONLY,
-    handler=get_invoice,
-)

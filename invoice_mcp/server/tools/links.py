@@ -8,7 +8,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from invoice_mcp.server.spec import READ_ONLY, Handler, ToolCall, ToolSpec, result
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, result, tool
 from invoice_mcp.server.tools.detail import InvoiceInput
 from invoice_mcp.text import clean
 
@@ -45,53 +45,41 @@ def payment_warning(ref: str, status: str | None) -> str | None:
     return f"{ref} has status {st}: nothing is owed on it. Do not send this link as a request to pay."
 
 
-def _link_tool(kind: Literal["payment", "pdf"]) -> Handler[InvoiceInput]:
-    async def handler(args: InvoiceInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
-        inv: Invoice | None
-        if kind == "payment":  # the status decides whether this link may be sent at all
-            inv = await svc.resolve_invoice(args.invoice)
-            invoice_id = inv.id or args.invoice
-        else:
-            invoice_id, inv = await svc.invoice_id(args.invoice)
-        link = await (svc.payment_link(invoice_id) if kind == "payment" else svc.pdf_link(invoice_id))
-        if not link.url:
-            raise ToolError(f"the API returned no {kind} link for invoice {args.invoice}")
-        number = inv.invoice_number if inv else None
-        ref = clean(number or invoice_id, 64)
-        warning = payment_warning(ref, inv.status) if kind == "payment" and inv is not None else None
-        out: LinkOutput
-        if kind == "payment":
-            out = PaymentLinkOutput(
-                invoice_id=invoice_id, invoice_number=number, url=link.url, expires_at=link.expires_at, warning=warning
-            )
-        else:
-            out = LinkOutput(invoice_id=invoice_id, invoice_number=number, url=link.url, expires_at=link.expires_at)
-        label = "payment link" if kind == "payment" else "PDF link"
-        text = (f"WARNING: {warning}\n" if warning else "") + f"{label} for {ref}: {link.url}"
-        if link.expires_at:
-            text += f" (expires {clean(link.expires_at, 40)})"
-        text += "\nBearer secret: give it only to this invoice's customer; do not post it anywhere else."
-        return result(text, out)
-
-    return handler
+async def _link(args: InvoiceInput, svc: InvoiceService, kind: Literal["payment", "pdf"]) -> CallToolResult:
+    inv: Invoice | None
+    if kind == "payment":  # the status decides whether this link may be sent at all
+        inv = await svc.resolve_invoice(args.invoice)
+        invoice_id = inv.id or args.invoice
+    else:
+        invoice_id, inv = await svc.invoice_id(args.invoice)
+    link = await (svc.payment_link(invoice_id) if kind == "payment" else svc.pdf_link(invoice_id))
+    if not link.url:
+        raise ToolError(f"the API returned no {kind} link for invoice {args.invoice}")
+    number = inv.invoice_number if inv else None
+    ref = clean(number or invoice_id, 64)
+    warning = payment_warning(ref, inv.status) if kind == "payment" and inv is not None else None
+    out: LinkOutput
+    if kind == "payment":
+        out = PaymentLinkOutput(
+            invoice_id=invoice_id, invoice_number=number, url=link.url, expires_at=link.expires_at, warning=warning
+        )
+    else:
+        out = LinkOutput(invoice_id=invoice_id, invoice_number=number, url=link.url, expires_at=link.expires_at)
+    label = "payment link" if kind == "payment" else "PDF link"
+    text = (f"WARNING: {warning}\n" if warning else "") + f"{label} for {ref}: {link.url}"
+    if link.expires_at:
+        text += f" (expires {clean(link.expires_at, 40)})"
+    text += "\nBearer secret: give it only to this invoice's customer; do not post it anywhere else."
+    return result(text, out)
 
 
-SPEC_PAYMENT_LINK = ToolSpec(
-    name="get_invoice_payment_link",
-    title="Get payment link",
-    description="The customer's payment URL for an invoice (bearer secret: only for that customer); warns if not owed.",
-    input=InvoiceInput,
-    output=PaymentLinkOutput,
-    annotations=READ_ONLY,
-    handler=_link_tool("payment"),
-)
+@tool(title="Get payment link", output=PaymentLinkOutput, annotations=READ_ONLY)
+async def get_invoice_payment_link(args: InvoiceInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """The customer's payment URL for an invoice (bearer secret: only for that customer); warns if not owed."""
+    return await _link(args, svc, "payment")
 
-SPEC_PDF_LINK = ToolSpec(
-    name="get_invoice_pdf_link",
-    title="Get PDF link",
-    description="A signed URL of the invoice PDF. Bearer secret: share only with the invoice's customer.",
-    input=InvoiceInput,
-    output=LinkOutput,
-    annotations=READ_ONLY,
-    handler=_link_tool("pdf"),
-)
+
+@tool(title="Get PDF link", output=LinkOutput, annotations=READ_ONLY)
+async def get_invoice_pdf_link(args: InvoiceInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """A signed URL of the invoice PDF. Bearer secret: share only with the invoice's customer."""
+    return await _link(args, svc, "pdf")

@@ -26,7 +26,7 @@ from invoice_mcp.server.render import (
     list_table,
     usual_year,
 )
-from invoice_mcp.server.spec import READ_ONLY, VIEW_META, ToolCall, ToolSpec, result
+from invoice_mcp.server.spec import READ_ONLY, VIEW_META, ToolCall, result, tool
 from invoice_mcp.service.balances import PaymentIssues
 from invoice_mcp.text import clean, money_text, quoted, to_cents
 
@@ -268,7 +268,10 @@ def _list_tail(c: _Chunked) -> list[str]:
     return tail
 
 
+@tool(title="List invoices", output=ListOutput, annotations=READ_ONLY)
 async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Invoices newest first, in chunks (archived hidden unless status=archived). unpaid, min_days_past_due and text
+    are filtered server-side. Dollars. Continue with the exact next call given; totals: summarize_invoices."""
     listed = await svc.list_invoices(args, args.limit, args.cursor)
     c = _chunked(listed, args.limit, bool(args.cursor), svc.today())
     rows_in = call.settings.list_rows  # "both" unless the operator knows the host shows the model both views
@@ -292,21 +295,6 @@ async def list_invoices(args: ListInput, svc: InvoiceService, call: ToolCall) ->
             }
         }
     return res
-
-
-SPEC_LIST = ToolSpec(
-    name="list_invoices",
-    title="List invoices",
-    description=(
-        "Invoices newest first, in chunks (archived hidden unless status=archived). unpaid, min_days_past_due "
-        "and text are filtered server-side. Dollars. Continue with the exact next call given; totals: "
-        "summarize_invoices."
-    ),
-    input=ListInput,
-    output=ListOutput,
-    annotations=READ_ONLY,
-    handler=list_invoices,
-)
 
 
 class SummaryInput(InvoiceQuery):
@@ -566,7 +554,10 @@ def _summary_lines(
     return lines
 
 
+@tool(title="Summarize invoices", output=SummaryOutput, annotations=READ_ONLY)
 async def summarize_invoices(args: SummaryInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Totals of all matching invoices in one call: balance owed (totals less payments) by status, top debtors and days
+    past due. Filters as list_invoices; exact dollars. E.g. 'what does X owe'."""
     as_of = args.as_of_date or await svc.api_today()
 
     async def progress(done: int, msg: str) -> None:
@@ -595,17 +586,3 @@ class SummaryCurrency(BaseModel):
     aging: dict[str, Bucket]
     apart: dict[str, Bucket]
     with_payments: int
-
-
-SPEC_SUMMARY = ToolSpec(
-    name="summarize_invoices",
-    title="Summarize invoices",
-    description=(
-        "Totals of all matching invoices in one call: balance owed (totals less payments) by status, top debtors "
-        "and days past due. Filters as list_invoices; exact dollars. E.g. 'what does X owe'."
-    ),
-    input=SummaryInput,
-    output=SummaryOutput,
-    annotations=READ_ONLY,
-    handler=summarize_invoices,
-)

@@ -20,7 +20,7 @@ from invoice_mcp.server.render import (
     payment_line,
     payment_table,
 )
-from invoice_mcp.server.spec import READ_ONLY, ToolCall, ToolSpec, result
+from invoice_mcp.server.spec import READ_ONLY, ToolCall, result, tool
 from invoice_mcp.text import money_text, quoted
 
 if TYPE_CHECKING:
@@ -129,7 +129,10 @@ def _tail(listed: PaymentsListed, next_call: str | None, prev_call: str | None) 
     return lines
 
 
+@tool(title="List payments", output=PaymentsOutput, annotations=READ_ONLY)
 async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Payments newest first, in chunks, with count and amount collected (succeeded only). E.g. October's collections,
+    failures."""
     from invoice_mcp.service.balances import tally
 
     listed = await svc.list_payments(args, args.limit, args.cursor)
@@ -170,17 +173,3 @@ async def list_payments(args: PaymentsInput, svc: InvoiceService, call: ToolCall
     if any("«" in ln for ln in lines):
         lines.append(DATA_NOTE)
     return result("\n".join(lines), out)
-
-
-SPEC_PAYMENTS = ToolSpec(
-    name="list_payments",
-    title="List payments",
-    description=(
-        "Payments newest first, in chunks, with count and amount collected (succeeded only). "
-        "E.g. October's collections, failures."
-    ),
-    input=PaymentsInput,
-    output=PaymentsOutput,
-    annotations=READ_ONLY,
-    handler=list_payments,
-)

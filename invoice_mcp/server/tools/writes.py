@@ -18,7 +18,17 @@ from pydantic import BaseModel, Field, field_validator
 from invoice_mcp.server.confirm import HOW, attribution
 from invoice_mcp.server.inputs import CustomerId, InvoiceRef, Strict, real_date
 from invoice_mcp.server.render import ref_of
-from invoice_mcp.server.spec import VIEW_META, Confirmation, Confirmed, ToolCall, ToolSpec, result, write_annotations
+from invoice_mcp.server.spec import (
+    DESTRUCTIVE_WRITE,
+    IDEMPOTENT_WRITE,
+    VIEW_META,
+    WRITE,
+    Confirmation,
+    Confirmed,
+    ToolCall,
+    result,
+    tool,
+)
 from invoice_mcp.text import clean, quoted, to_cents, usd
 
 if TYPE_CHECKING:  # the service (and the wire models with it) loads on first call, not at start-up
@@ -148,7 +158,14 @@ async def _dry_run(args: CreateInput, svc: InvoiceService, call: ToolCall) -> Ca
     return res
 
 
+ASK_TO_CREATE = Confirmation("invoice creation", _customer, _create_question)
+
+
+@tool(title="Create invoice", output=CreateOutput, annotations=WRITE, confirm=ASK_TO_CREATE)
 async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Issue a LIVE, payable invoice (not a draft). Amounts are dollars: amount is the unit price, total = Σ amount ×
+    quantity. USD only. Preview with dry_run=true first (it warns of a duplicate). The user confirms when the client
+    can ask; the result's confirmed field says how."""
     if args.dry_run:
         return await _dry_run(args, svc, call)
     name, how, total = call.subject, call.how, args.total()
@@ -180,22 +197,6 @@ async def create_invoice(args: CreateInput, svc: InvoiceService, call: ToolCall)
         "if it was a mistake."
     )
     return result(text, out)
-
-
-SPEC_CREATE = ToolSpec(
-    name="create_invoice",
-    title="Create invoice",
-    description=(
-        "Issue a LIVE, payable invoice (not a draft). Amounts are dollars: amount is the unit price, total = Σ amount "
-        "× quantity. USD only. Preview with dry_run=true first (it warns of a duplicate). The user confirms when "
-        "the client can ask; the result's confirmed field says how."
-    ),
-    input=CreateInput,
-    output=CreateOutput,
-    annotations=write_annotations(destructive=False, idempotent=False),
-    handler=create_invoice,
-    confirm=Confirmation("invoice creation", _customer, _create_question),
-)
 
 
 class ArchiveInput(Strict):
@@ -235,7 +236,13 @@ async def _archive_question(args: ArchiveInput, subject: tuple[str, Invoice | No
     )
 
 
+ASK_TO_ARCHIVE = Confirmation("archive", _invoice, _archive_question)
+
+
+@tool(title="Archive invoice", output=ChangeOutput, annotations=DESTRUCTIVE_WRITE, confirm=ASK_TO_ARCHIVE)
 async def archive_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Archive (hide) an invoice: it leaves lists and cannot be paid; not a refund. restore_invoice undoes it. The user
+    confirms when the client can ask; the result's confirmed field says how."""
     how = call.how
     if not call.accepted:
         out = ChangeOutput(outcome="not_archived", confirmed=how, message="the user did not confirm; nothing was sent")
@@ -256,22 +263,9 @@ async def archive_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCal
     )
 
 
-SPEC_ARCHIVE = ToolSpec(
-    name="archive_invoice",
-    title="Archive invoice",
-    description=(
-        "Archive (hide) an invoice: it leaves lists and cannot be paid; not a refund. restore_invoice undoes it. "
-        "The user confirms when the client can ask; the result's confirmed field says how."
-    ),
-    input=ArchiveInput,
-    output=ChangeOutput,
-    annotations=write_annotations(destructive=True, idempotent=True),
-    handler=archive_invoice,
-    confirm=Confirmation("archive", _invoice, _archive_question),
-)
-
-
+@tool(title="Restore invoice", output=ChangeOutput, annotations=IDEMPOTENT_WRITE)
 async def restore_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCall) -> CallToolResult:
+    """Undo archive_invoice: the invoice returns to lists with its previous status."""
     from invoice_mcp.api.models import InvoiceStatus
 
     invoice_id, previous = await svc.invoice_id(args.invoice)
@@ -287,14 +281,3 @@ async def restore_invoice(args: ArchiveInput, svc: InvoiceService, call: ToolCal
         message=f"status now {status}",
     )
     return result(f"Restored {ref_of(inv)}: status {status}.", out)
-
-
-SPEC_RESTORE = ToolSpec(
-    name="restore_invoice",
-    title="Restore invoice",
-    description="Undo archive_invoice: the invoice returns to lists with its previous status.",
-    input=ArchiveInput,
-    output=ChangeOutput,
-    annotations=write_annotations(destructive=False, idempotent=True),
-    handler=restore_invoice,
-)
