@@ -316,3 +316,29 @@ def test_only_the_account_factory_makes_the_shared_transport_and_the_redis_pool(
     (a Redis store given a URL instead of the pool opens its own: tests and benchmarks only)."""
     shared = frozenset({"SharedTransport", "AsyncHTTPTransport", "redis_pool"})
     assert list(_constructing(shared)) == [ACCOUNT_FACTORY]
+
+
+LONGEST_FUNCTION = 60
+"""Lines a function may take; the sandbox's data generator is a table of scenarios, read top to bottom."""
+LONG_BY_DESIGN = {("invoice_mcp.sandbox.data", "generate_invoices")}
+
+
+def long_functions(modules: dict[str, Path]) -> list[tuple[str, str, int]]:
+    found = []
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > LONGEST_FUNCTION and (name, node.name) not in LONG_BY_DESIGN:
+                    found.append((name, node.name, lines))
+    return found
+
+
+def test_no_function_is_longer_than_a_screen() -> None:
+    assert long_functions(MODULES) == []
+
+
+def test_the_length_scan_sees_long_functions(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(LONGEST_FUNCTION))
+    (tmp_path / "long.py").write_text(f"def long():\n{body}\n", encoding="utf-8")
+    assert long_functions({"long": tmp_path / "long.py"}) == [("long", "long", LONGEST_FUNCTION + 1)]
